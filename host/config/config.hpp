@@ -1,0 +1,91 @@
+// The host's configuration: one typed struct per TOML table, defaults in class, a doc per field.
+// etc/chihaya.toml mirrors this file key for key; load.cpp maps TOML onto it and rejects the rest.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace chihaya {
+
+// [tracker]: swarm policy, independent of the wire protocol.
+struct TrackerConfig {
+    uint32_t announce_interval = 1800;   // seconds a client should wait between announces
+    uint32_t min_interval = 900;         // seconds a client must wait between announces
+    uint32_t peer_lifetime = 2700;       // seconds without an announce after which a peer expires
+    uint32_t default_numwant = 50;       // peers returned when the client does not say
+    uint32_t max_numwant = 200;          // most peers returned to one announce
+    uint32_t max_scrape_torrents = 64;   // most info_hashes in one HTTP scrape
+    bool allow_full_scrape = false;      // a scrape with no info_hash lists every torrent
+};
+
+// [udp]: BEP 15 frontend.
+struct UdpConfig {
+    bool enabled = true;
+    std::vector<std::string> listen = {"0.0.0.0:6969", "[::]:6969"};  // host:port, [v6]:port
+    uint32_t receive_buffer = 8 << 20;   // SO_RCVBUF bytes per socket
+};
+
+// [http]: BEP 3 / BEP 23 / BEP 48 frontend.
+struct HttpConfig {
+    bool enabled = true;
+    std::vector<std::string> listen = {"0.0.0.0:6969", "[::]:6969"};
+    uint32_t max_request_head = 8192;    // bytes of request line + headers before 431
+    uint32_t idle_timeout = 30;          // seconds a keep-alive connection may stay idle
+    uint32_t request_timeout = 10;       // seconds to receive one whole request head
+    uint32_t max_connections = 10000;    // open connections per worker; more are closed at once
+    std::vector<std::string> trusted_proxies;  // peer addresses whose real_ip_header is believed
+    std::string real_ip_header = "X-Forwarded-For";  // last address in it is the client
+    bool allow_ip_param = false;         // believe the announce's ip= parameter
+};
+
+// [workers]
+struct WorkersConfig {
+    uint32_t threads = 0;                // event loops (one socket set each); 0 = one per core
+};
+
+// [log]
+struct LogConfig {
+    std::string level = "info";          // debug, info, warning, error
+};
+
+// A driver's table ([cache.<name>] / [storage.<name>]) as written, checked later against the
+// keys the driver declares. Values keep their TOML text position for error messages.
+struct DriverTableValue {
+    enum class Type { String, Integer, Boolean, Other } type = Type::Other;
+    std::string string;
+    int64_t integer = 0;
+    uint32_t line = 0;
+};
+
+struct DriverSelection {
+    std::string driver;                  // registered driver name
+    // Tables of every driver named in the file, by driver name (only the selected one is used).
+    std::map<std::string, std::map<std::string, DriverTableValue>> tables;
+};
+
+struct Config {
+    std::string source;                  // path of the file read, for messages
+    std::string plugins_dir;             // "" = the plugins/ folder beside the chihaya binary
+    TrackerConfig tracker;
+    UdpConfig udp;
+    HttpConfig http;
+    WorkersConfig workers;
+    LogConfig log;
+    DriverSelection cache{"memory", {}};
+    DriverSelection storage{"none", {}};
+};
+
+// Thrown at start-up only: "file:line: key: what is wrong".
+struct ConfigError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// Reads and validates a TOML file. Throws ConfigError.
+Config load_config(const std::string& path);
+// Parses TOML text; `source` names it in messages. Throws ConfigError.
+Config parse_config(std::string_view text, const std::string& source);
+
+}  // namespace chihaya

@@ -1,0 +1,234 @@
+// TOML++ → Config: every key typed and range-checked; errors name file:line: key.
+#include "config/config.hpp"
+
+#include "frontend/address.hpp"
+#include "log/log.hpp"
+
+#include <toml++/toml.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace chihaya {
+namespace {
+
+[[noreturn]] void fail(const std::string& file, const toml::source_region& where,
+                       const std::string& key, const std::string& what) {
+    std::ostringstream out;
+    out << file << ':' << where.begin.line << ": " << key << ": " << what;
+    throw ConfigError(out.str());
+}
+
+// Reads one table into typed fields; finish() rejects every key no field claimed.
+class TableReader {
+public:
+    TableReader(const toml::table& table, std::string prefix, const std::string& file)
+        : table_(table), prefix_(std::move(prefix)), file_(file) {}
+
+    void u32(const char* key, uint32_t& out, int64_t min, int64_t max) {
+        const toml::node* node = take(key);
+        if (!node) return;
+        auto value = node->value_exact<int64_t>();
+        if (!value) fail(file_, node->source(), name(key), "expected an integer");
+        if (*value < min || *value > max)
+            fail(file_, node->source(), name(key),
+                 std::to_string(*value) + " is out of range [" + std::to_string(min) + ", " +
+                     std::to_string(max) + "]");
+        out = static_cast<uint32_t>(*value);
+    }
+
+    void boolean(const char* key, bool& out) {
+        const toml::node* node = take(key);
+        if (!node) return;
+        auto value = node->value_exact<bool>();
+        if (!value) fail(file_, node->source(), name(key), "expected true or false");
+        out = *value;
+    }
+
+    const toml::node* string(const char* key, std::string& out) {
+        const toml::node* node = take(key);
+        if (!node) return nullptr;
+        auto value = node->value_exact<std::string>();
+        if (!value) fail(file_, node->source(), name(key), "expected a string");
+        out = *value;
+        return node;
+    }
+
+    // Each element is checked by `valid`, which returns an empty string or what is wrong.
+    template <class Check>
+    void strings(const char* key, std::vector<std::string>& out, Check valid) {
+        const toml::node* node = take(key);
+        if (!node) return;
+        const toml::array* array = node->as_array();
+        if (!array) fail(file_, node->source(), name(key), "expected an array of strings");
+        out.clear();
+        for (const toml::node& element : *array) {
+            auto value = element.value_exact<std::string>();
+            if (!value) fail(file_, element.source(), name(key), "expected an array of strings");
+            if (auto why = valid(*value); !why.empty())
+                fail(file_, element.source(), name(key), "\"" + *value + "\": " + why);
+            out.push_back(*value);
+        }
+    }
+
+    const toml::table* table(const char* key) {
+        const toml::node* node = take(key);
+        if (!node) return nullptr;
+        const toml::table* t = node->as_table();
+        if (!t) fail(file_, node->source(), name(key), "expected a table");
+        return t;
+    }
+
+    void finish() const {
+        for (const auto& [key, node] : table_)
+            if (!claimed_.count(std::string(key.str())))
+                fail(file_, node.source(), name(std::string(key.str())), "unknown key");
+    }
+
+    std::string name(const std::string& key) const {
+        return prefix_.empty() ? key : prefix_ + "." + key;
+    }
+    const std::string& file() const { return file_; }
+
+private:
+    const toml::node* take(const char* key) {
+        claimed_.insert(key);
+        return table_.get(key);
+    }
+
+    const toml::table& table_;
+    std::string prefix_;
+    const std::string& file_;
+    std::set<std::string> claimed_;
+};
+
+std::string check_listen(const std::string& text) {
+    return parse_listen_address(text) ? "" : "expected host:port or [ipv6]:port with a numeric address";
+}
+
+std::string check_ip(const std::string& text) {
+    boost::system::error_code error;
+    boost::asio::ip::make_address(text, error);
+    return error ? "not an IP address" : "";
+}
+
+// [cache] / [storage]: `driver` plus one sub-table per driver, validated once the driver's
+// declared keys are known (plugin/registry.cpp).
+void read_selection(TableReader& parent, const char* key, DriverSelection& out) {
+    const toml::table* table = parent.table(key);
+    if (!table) return;
+    for (const auto& [k, node] : *table) {
+        std::string sub(k.str());
+        if (sub == "driver") {
+            auto value = node.value_exact<std::string>();
+            if (!value) fail(parent.file(), node.source(), std::string(key) + ".driver", "expected a string");
+            out.driver = *value;
+            continue;
+        }
+        const toml::table* driver_table = node.as_table();
+        if (!driver_table)
+            fail(parent.file(), node.source(), std::string(key) + "." + sub,
+                 "unknown key (driver settings go in a table [" + std::string(key) + ".<driver>])");
+        auto& values = out.tables[sub];
+        for (const auto& [dk, dnode] : *driver_table) {
+            DriverTableValue v;
+            v.line = dnode.source().begin.line;
+            if (auto s = dnode.value_exact<std::string>()) {
+                v.type = DriverTableValue::Type::String;
+                v.string = *s;
+            } else if (auto i = dnode.value_exact<int64_t>()) {
+                v.type = DriverTableValue::Type::Integer;
+                v.integer = *i;
+            } else if (auto b = dnode.value_exact<bool>()) {
+                v.type = DriverTableValue::Type::Boolean;
+                v.integer = *b;
+            }
+            values[std::string(dk.str())] = v;
+        }
+    }
+}
+
+Config read(const toml::table& root, const std::string& file) {
+    Config config;
+    config.source = file;
+    TableReader top(root, "", file);
+    top.string("plugins_dir", config.plugins_dir);
+
+    if (const toml::table* t = top.table("tracker")) {
+        TableReader r(*t, "tracker", file);
+        TrackerConfig& c = config.tracker;
+        r.u32("announce_interval", c.announce_interval, 1, 86400);
+        r.u32("min_interval", c.min_interval, 1, 86400);
+        r.u32("peer_lifetime", c.peer_lifetime, 1, 7 * 86400);
+        r.u32("default_numwant", c.default_numwant, 0, 1000);
+        r.u32("max_numwant", c.max_numwant, 0, 1000);
+        r.u32("max_scrape_torrents", c.max_scrape_torrents, 1, 1000);
+        r.boolean("allow_full_scrape", c.allow_full_scrape);
+        r.finish();
+        if (c.min_interval > c.announce_interval)
+            fail(file, t->source(), "tracker.min_interval", "must not exceed announce_interval");
+    }
+    if (const toml::table* t = top.table("udp")) {
+        TableReader r(*t, "udp", file);
+        r.boolean("enabled", config.udp.enabled);
+        r.strings("listen", config.udp.listen, check_listen);
+        r.u32("receive_buffer", config.udp.receive_buffer, 0, 1 << 30);
+        r.finish();
+    }
+    if (const toml::table* t = top.table("http")) {
+        TableReader r(*t, "http", file);
+        HttpConfig& c = config.http;
+        r.boolean("enabled", c.enabled);
+        r.strings("listen", c.listen, check_listen);
+        r.u32("max_request_head", c.max_request_head, 512, 1 << 16);
+        r.u32("idle_timeout", c.idle_timeout, 1, 3600);
+        r.u32("request_timeout", c.request_timeout, 1, 600);
+        r.u32("max_connections", c.max_connections, 1, 1000000);
+        r.strings("trusted_proxies", c.trusted_proxies, check_ip);
+        r.string("real_ip_header", c.real_ip_header);
+        r.boolean("allow_ip_param", c.allow_ip_param);
+        r.finish();
+    }
+    if (const toml::table* t = top.table("workers")) {
+        TableReader r(*t, "workers", file);
+        r.u32("threads", config.workers.threads, 0, 256);
+        r.finish();
+    }
+    if (const toml::table* t = top.table("log")) {
+        TableReader r(*t, "log", file);
+        if (const toml::node* node = r.string("level", config.log.level)) {
+            bool ok = false;
+            log::parse_level(config.log.level, &ok);
+            if (!ok) fail(file, node->source(), "log.level", "expected debug, info, warning or error");
+        }
+        r.finish();
+    }
+    read_selection(top, "cache", config.cache);
+    read_selection(top, "storage", config.storage);
+    top.finish();
+    return config;
+}
+
+}  // namespace
+
+Config parse_config(std::string_view text, const std::string& source) {
+    try {
+        toml::table root = toml::parse(text, source);
+        return read(root, source);
+    } catch (const toml::parse_error& e) {
+        std::ostringstream out;
+        out << source << ':' << e.source().begin.line << ": " << e.description();
+        throw ConfigError(out.str());
+    }
+}
+
+Config load_config(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw ConfigError(path + ": cannot be read");
+    std::ostringstream text;
+    text << in.rdbuf();
+    return parse_config(text.str(), path);
+}
+
+}  // namespace chihaya

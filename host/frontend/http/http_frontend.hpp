@@ -1,0 +1,35 @@
+// HTTP frontend of one worker: acceptors and keep-alive sessions on that worker's event loop.
+#pragma once
+
+#include "config/config.hpp"
+
+#include <memory>
+
+namespace boost::asio { class io_context; }
+
+namespace chihaya {
+
+class Tracker;
+
+class HttpFrontend {
+public:
+    // Opens one SO_REUSEPORT acceptor per configured listen address on `io` (IPv6 ones are
+    // IPV6_V6ONLY). Throws std::runtime_error naming the address when one cannot be bound.
+    // `tracker` must outlive this object.
+    HttpFrontend(boost::asio::io_context& io, const HttpConfig& config, const Tracker& tracker);
+    ~HttpFrontend();
+    HttpFrontend(const HttpFrontend&) = delete;
+    HttpFrontend& operator=(const HttpFrontend&) = delete;
+
+    void start();  // begins accepting; call before io.run()
+    // Stops accepting and closes idle connections; a request being answered is answered and then
+    // its connection closed. Must run on the worker's thread (post it there).
+    void stop();
+
+    struct Impl;
+
+private:
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace chihaya

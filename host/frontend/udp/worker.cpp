@@ -1,0 +1,449 @@
+// One worker's BEP 15 frontend: its sockets, batched recvmmsg/sendmmsg, and calls in flight.
+//
+// Threading: everything here runs on the one thread that runs the worker's io_context, except
+// the driver-thread half of a completion, which only posts back. Hence no locks.
+//
+// Lifetime of calls in flight (the contract with main.cpp):
+//   A call that did not complete inline keeps the io_context's work count up (work_ below) until
+//   its posted completion has run here. So io_context::run() cannot return while a driver still
+//   holds a pointer into one of our slots, and main's order — stop() every frontend, let run()
+//   return by itself (never io_context::stop()), join, destroy the frontends, then the drivers —
+//   is enough for memory safety. After stop() the late completions just free their slot and
+//   send nothing. Should a frontend be destroyed with calls in flight anyway, the destructor
+//   logs and leaks its state rather than free memory a driver will still write.
+#include "frontend/udp/udp_frontend.hpp"
+
+#include "frontend/address.hpp"
+#include "frontend/udp/codec.hpp"
+#include "log/log.hpp"
+#include "tracker/tracker.hpp"
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/udp.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/post.hpp>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace chihaya {
+namespace {
+
+namespace asio = boost::asio;
+using Udp = asio::ip::udp;
+
+constexpr unsigned kBatch = 32;            // datagrams per recvmmsg / sendmmsg
+constexpr unsigned kBatchesPerWakeup = 8;  // then re-arm, so other handlers get their turn
+constexpr size_t kReceiveCap = 2048;       // above the largest request read (scrape: 1496)
+// One Ethernet frame for either family: 1500 - 40 (IPv6 header) - 8 (UDP header). Holds 238
+// IPv4 or 79 IPv6 peers, and the largest scrape reply (8 + 74 * 12 = 896).
+constexpr size_t kReplyCap = 1452;
+constexpr size_t kImmediateCap = 64;  // connect replies and our own short error messages
+// Calls that may be in flight at once per worker. The memory driver completes inline, so it uses
+// at most one batch's worth; a networked driver holds a slot for one round trip (100k req/s at
+// 1 ms is 100). When all are taken the datagram is dropped: the store is already behind, and
+// a BEP 15 client retries on its own, whereas queueing would only add latency and memory.
+constexpr uint32_t kSlots = 512;
+
+uint64_t monotonic_s() {
+    using namespace std::chrono;
+    return uint64_t(duration_cast<seconds>(steady_clock::now().time_since_epoch()).count());
+}
+
+// The sender as the tracker sees it; nullopt for a family we do not serve.
+std::optional<Endpoint> endpoint_of(const sockaddr_storage& from) {
+    if (from.ss_family == AF_INET) {
+        const auto& a = reinterpret_cast<const sockaddr_in&>(from);
+        asio::ip::address_v4::bytes_type bytes;
+        std::memcpy(bytes.data(), &a.sin_addr, 4);
+        return make_endpoint(asio::ip::address_v4(bytes), ntohs(a.sin_port));
+    }
+    if (from.ss_family == AF_INET6) {
+        const auto& a = reinterpret_cast<const sockaddr_in6&>(from);
+        asio::ip::address_v6::bytes_type bytes;
+        std::memcpy(bytes.data(), &a.sin6_addr, 16);
+        return make_endpoint(asio::ip::address_v6(bytes, a.sin6_scope_id), ntohs(a.sin6_port));
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
+// State of one announce or scrape from receipt until its reply is sent.
+struct Slot {
+    enum class Kind : uint8_t { Announce, Scrape } kind = Kind::Announce;
+    UdpFrontend::Impl* impl = nullptr;  // written once; read by driver threads to post back
+    uint32_t index = 0;
+    uint32_t socket = 0;  // which of the worker's sockets answers
+    uint32_t transaction_id = 0;
+    uint32_t request_size = 0;  // error replies never exceed it
+    bool inline_done = false;   // completed inside the tracker call, on this thread
+    sockaddr_storage peer{};
+    socklen_t peer_len = 0;
+    size_t reply_size = 0;
+    AnnounceCall announce;
+    ScrapeCall scrape;
+    chihaya_scrape_entry entries[udp::max_scrape_hashes]{};
+    alignas(8) uint8_t reply[kReplyCap]{};
+};
+
+struct UdpFrontend::Impl {
+    struct Socket {
+        Udp::socket socket;
+        std::string name;  // as configured, for messages
+    };
+
+    Impl(asio::io_context& io, const Tracker& tracker, const ConnectionIdKey& key)
+        : io(io), tracker(tracker), key(key),
+          scrape_cap(std::min(tracker.config().max_scrape_torrents, udp::max_scrape_hashes)),
+          slots(new Slot[kSlots]) {
+        free_slots.reserve(kSlots);
+        for (uint32_t i = kSlots; i-- > 0;) {
+            slots[i].impl = this;
+            slots[i].index = i;
+            free_slots.push_back(i);
+        }
+        for (unsigned i = 0; i < kBatch; ++i) {
+            rx_iov[i] = {rx_buffers[i].data(), kReceiveCap};
+            tx_msgs[i].msg_hdr.msg_iov = &tx_iov[i];
+            tx_msgs[i].msg_hdr.msg_iovlen = 1;
+        }
+    }
+
+    void open(const std::string& text, uint32_t receive_buffer);
+    void wait(uint32_t s);
+    void drain(uint32_t s);
+    void handle(uint32_t s, unsigned i, size_t size);
+    void start_announce(uint32_t s, unsigned i, const udp::RequestHeader& header,
+                        udp::Bytes packet, const Endpoint& source);
+    void start_scrape(uint32_t s, unsigned i, const udp::RequestHeader& header,
+                      udp::Bytes packet, const Endpoint& source);
+    Slot* acquire(uint32_t s, unsigned i, uint32_t transaction_id, size_t size);
+    void after_call(Slot& slot);
+    void encode_reply(Slot& slot);
+    void finish_async(Slot& slot);
+    void reply_immediate(unsigned i, size_t size);
+    void reply_error(unsigned i, uint32_t transaction_id, udp::Fault fault, size_t request_size);
+    void queue_reply(const uint8_t* data, size_t size, void* name, socklen_t name_len);
+    void flush(uint32_t s);
+    void release(Slot& slot) { free_slots.push_back(slot.index); }
+
+    static void announce_done(AnnounceCall* call, bool on_caller_thread);
+    static void scrape_done(ScrapeCall* call, bool on_caller_thread);
+
+    asio::io_context& io;
+    const Tracker& tracker;
+    const ConnectionIdKey& key;
+    const uint32_t scrape_cap;
+    std::vector<Socket> sockets;  // filled in the constructor, never resized afterwards
+    bool stopped = false;
+    uint64_t now_s = 0;  // read once per batch: ids only need two-minute resolution
+
+    // Receive batch: datagram i lands in rx_buffers[i], its sender in rx_addr[i].
+    std::array<std::array<uint8_t, kReceiveCap>, kBatch> rx_buffers{};
+    std::array<sockaddr_storage, kBatch> rx_addr{};
+    std::array<iovec, kBatch> rx_iov{};
+    std::array<mmsghdr, kBatch> rx_msgs{};
+
+    // Send batch: at most one reply per received datagram.
+    std::array<std::array<uint8_t, kImmediateCap>, kBatch> immediate{};
+    std::array<iovec, kBatch> tx_iov{};
+    std::array<mmsghdr, kBatch> tx_msgs{};
+    unsigned tx_count = 0;
+    std::array<uint32_t, kBatch> batch_slots{};  // completed inline; freed once sent
+    unsigned batch_slot_count = 0;
+
+    std::unique_ptr<Slot[]> slots;
+    std::vector<uint32_t> free_slots;  // a stack: the most recently used slot is warm in cache
+    uint32_t in_flight = 0;            // calls that went asynchronous and have not come back
+    std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+    bool warned_receive = false;
+};
+
+void UdpFrontend::Impl::open(const std::string& text, uint32_t receive_buffer) {
+    auto listen = parse_listen_address(text);
+    if (!listen) throw std::runtime_error("udp: invalid listen address \"" + text + "\"");
+    Udp::endpoint endpoint(listen->address, listen->port);
+    Udp::socket socket(io);
+    boost::system::error_code ec;
+    auto fail = [&](const char* what) {
+        throw std::runtime_error("udp: " + std::string(what) + " " + text + ": " + ec.message());
+    };
+    if (socket.open(endpoint.protocol(), ec)) fail("cannot open a socket for");
+    // V6ONLY keeps IPv4 on its own socket, so a socket's family decides the reply format.
+    if (endpoint.address().is_v6() && socket.set_option(asio::ip::v6_only(true), ec))
+        fail("cannot set IPV6_V6ONLY on");
+    // SO_REUSEPORT lets every worker bind the same address; the kernel spreads senders over them.
+    int one = 1;
+    if (::setsockopt(socket.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+        ec.assign(errno, boost::system::system_category());
+        fail("cannot set SO_REUSEPORT on");
+    }
+    // The kernel silently caps this at net.core.rmem_max; only a refusal is worth a word.
+    if (socket.set_option(Udp::socket::receive_buffer_size(int(receive_buffer)), ec))
+        log::warning("udp", "cannot set SO_RCVBUF on " + text + ": " + ec.message());
+    if (socket.bind(endpoint, ec)) fail("cannot bind");
+    if (socket.non_blocking(true, ec)) fail("cannot make non-blocking");
+    log::debug("udp", "listening on " + text);
+    sockets.push_back(Socket{std::move(socket), text});
+}
+
+void UdpFrontend::Impl::wait(uint32_t s) {
+    // ec is tested first: after stop() or destruction the handler may run (operation_aborted)
+    // when `this` must no longer be touched. Re-arming after a partial drain is safe: Asio's
+    // epoll reactor re-registers the descriptor (EPOLL_CTL_MOD), which reports data still queued.
+    sockets[s].socket.async_wait(Udp::socket::wait_read,
+                                 [this, s](const boost::system::error_code& ec) {
+                                     if (ec || stopped) return;
+                                     drain(s);
+                                 });
+}
+
+void UdpFrontend::Impl::drain(uint32_t s) {
+    const int fd = sockets[s].socket.native_handle();
+    for (unsigned round = 0; round < kBatchesPerWakeup; ++round) {
+        for (unsigned i = 0; i < kBatch; ++i) {
+            msghdr& h = rx_msgs[i].msg_hdr;
+            h = msghdr{};
+            h.msg_name = &rx_addr[i];
+            h.msg_namelen = sizeof rx_addr[i];
+            h.msg_iov = &rx_iov[i];
+            h.msg_iovlen = 1;
+        }
+        int n = ::recvmmsg(fd, rx_msgs.data(), kBatch, MSG_DONTWAIT, nullptr);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK && !warned_receive) {
+                warned_receive = true;  // once per worker: never a line per packet
+                log::warning("udp", "recvmmsg on " + sockets[s].name + ": " + std::strerror(errno));
+            }
+            break;
+        }
+        now_s = monotonic_s();
+        for (int i = 0; i < n; ++i) handle(s, unsigned(i), rx_msgs[i].msg_len);
+        flush(s);
+        if (unsigned(n) < kBatch) break;
+    }
+    if (!stopped) wait(s);
+}
+
+void UdpFrontend::Impl::handle(uint32_t s, unsigned i, size_t size) {
+    udp::Bytes packet(rx_buffers[i].data(), size);
+    auto header = udp::parse_header(packet);
+    if (!header) return;  // no transaction id: nothing we could answer
+    auto source = endpoint_of(rx_addr[i]);
+    if (!source) return;
+    switch (udp::Action(header->action)) {
+    case udp::Action::Connect:
+        if (auto fault = udp::check_connect(*header); fault != udp::Fault::None)
+            return reply_error(i, header->transaction_id, fault, size);
+        return reply_immediate(i, udp::encode_connect(immediate[tx_count], header->transaction_id,
+                                                      key.issue(*source, now_s)));
+    case udp::Action::Announce: return start_announce(s, i, *header, packet, *source);
+    case udp::Action::Scrape: return start_scrape(s, i, *header, packet, *source);
+    default: return reply_error(i, header->transaction_id, udp::Fault::UnknownAction, size);
+    }
+}
+
+void UdpFrontend::Impl::start_announce(uint32_t s, unsigned i, const udp::RequestHeader& header,
+                                       udp::Bytes packet, const Endpoint& source) {
+    if (!key.valid(header.connection_id, source, now_s))
+        return reply_error(i, header.transaction_id, udp::Fault::BadConnectionId, packet.size());
+    if (packet.size() < udp::announce_request_size)
+        return reply_error(i, header.transaction_id, udp::Fault::ShortAnnounce, packet.size());
+    Slot* slot = acquire(s, i, header.transaction_id, packet.size());
+    if (!slot) return;
+    slot->kind = Slot::Kind::Announce;
+    AnnounceCall& call = slot->announce;
+    call.request = AnnounceRequest{};
+    udp::parse_announce(packet, source, call.request);
+    call.response = AnnounceResponse{};
+    // The driver writes peers straight behind the reply header: no copy before sending.
+    call.peers = slot->reply + udp::announce_reply_header_size;
+    call.peers_capacity = udp::announce_peer_capacity(kReplyCap, source.family);
+    call.complete = &Impl::announce_done;
+    call.owner = slot;
+    tracker.announce(call);
+    after_call(*slot);
+}
+
+void UdpFrontend::Impl::start_scrape(uint32_t s, unsigned i, const udp::RequestHeader& header,
+                                     udp::Bytes packet, const Endpoint& source) {
+    if (!key.valid(header.connection_id, source, now_s))
+        return reply_error(i, header.transaction_id, udp::Fault::BadConnectionId, packet.size());
+    udp::ScrapeHashes hashes;
+    if (auto fault = udp::parse_scrape(packet, scrape_cap, hashes); fault != udp::Fault::None)
+        return reply_error(i, header.transaction_id, fault, packet.size());
+    Slot* slot = acquire(s, i, header.transaction_id, packet.size());
+    if (!slot) return;
+    slot->kind = Slot::Kind::Scrape;
+    for (uint32_t h = 0; h < hashes.count; ++h) {
+        slot->entries[h] = chihaya_scrape_entry{};
+        hashes.copy_to(h, slot->entries[h].info_hash);
+    }
+    ScrapeCall& call = slot->scrape;
+    call.entries = slot->entries;
+    call.count = hashes.count;
+    call.failure = nullptr;
+    call.complete = &Impl::scrape_done;
+    call.owner = slot;
+    tracker.scrape(call);
+    after_call(*slot);
+}
+
+Slot* UdpFrontend::Impl::acquire(uint32_t s, unsigned i, uint32_t transaction_id, size_t size) {
+    if (free_slots.empty()) return nullptr;  // see kSlots for why dropping is right
+    Slot& slot = slots[free_slots.back()];
+    free_slots.pop_back();
+    slot.socket = s;
+    slot.transaction_id = transaction_id;
+    slot.request_size = uint32_t(size);
+    slot.inline_done = false;
+    slot.peer = rx_addr[i];
+    slot.peer_len = rx_msgs[i].msg_hdr.msg_namelen;
+    return &slot;
+}
+
+// After the tracker call returned: an inline completion joins this batch's sendmmsg; anything
+// else holds the io_context's work until finish_async runs (see the top of the file).
+void UdpFrontend::Impl::after_call(Slot& slot) {
+    if (slot.inline_done) {
+        encode_reply(slot);
+        queue_reply(slot.reply, slot.reply_size, &slot.peer, slot.peer_len);
+        batch_slots[batch_slot_count++] = slot.index;
+        return;
+    }
+    if (in_flight++ == 0) work.emplace(io.get_executor());
+}
+
+void UdpFrontend::Impl::announce_done(AnnounceCall* call, bool on_caller_thread) {
+    auto* slot = static_cast<Slot*>(call->owner);
+    if (on_caller_thread) {
+        slot->inline_done = true;
+        return;
+    }
+    // A driver thread: only hop back. Asio's post may allocate here; a networked driver has
+    // just spent a round trip, so that is noise, and the inline path allocates nothing.
+    asio::post(slot->impl->io, [slot] { slot->impl->finish_async(*slot); });
+}
+
+void UdpFrontend::Impl::scrape_done(ScrapeCall* call, bool on_caller_thread) {
+    auto* slot = static_cast<Slot*>(call->owner);
+    if (on_caller_thread) {
+        slot->inline_done = true;
+        return;
+    }
+    asio::post(slot->impl->io, [slot] { slot->impl->finish_async(*slot); });
+}
+
+void UdpFrontend::Impl::encode_reply(Slot& slot) {
+    udp::MutableBytes out(slot.reply, kReplyCap);
+    const char* failure =
+        slot.kind == Slot::Kind::Announce ? slot.announce.response.failure : slot.scrape.failure;
+    if (failure) {
+        // Also for verified senders: no error reply is larger than its request, one rule to audit.
+        slot.reply_size = udp::encode_error(out, slot.transaction_id, failure, slot.request_size);
+        return;
+    }
+    if (slot.kind == Slot::Kind::Announce) {
+        const AnnounceCall& call = slot.announce;
+        uint32_t count = std::min(call.response.peer_count, call.peers_capacity);
+        udp::encode_announce_header(out, slot.transaction_id, call.response);
+        slot.reply_size = udp::announce_reply_size(call.request.peer.family, count);
+    } else {
+        slot.reply_size =
+            udp::encode_scrape_reply(out, slot.transaction_id, slot.entries, slot.scrape.count);
+    }
+}
+
+void UdpFrontend::Impl::finish_async(Slot& slot) {
+    if (!stopped) {
+        encode_reply(slot);
+        // A full socket buffer or an unreachable peer loses this reply, as UDP may anyway.
+        if (slot.reply_size > 0)
+            ::sendto(sockets[slot.socket].socket.native_handle(), slot.reply, slot.reply_size,
+                     MSG_DONTWAIT, reinterpret_cast<const sockaddr*>(&slot.peer), slot.peer_len);
+    }
+    release(slot);
+    if (--in_flight == 0) work.reset();
+}
+
+void UdpFrontend::Impl::reply_immediate(unsigned i, size_t size) {
+    queue_reply(immediate[tx_count].data(), size, &rx_addr[i], rx_msgs[i].msg_hdr.msg_namelen);
+}
+
+void UdpFrontend::Impl::reply_error(unsigned i, uint32_t transaction_id, udp::Fault fault,
+                                    size_t request_size) {
+    reply_immediate(i, udp::encode_error(immediate[tx_count], transaction_id,
+                                         udp::fault_message(fault), request_size));
+}
+
+// Takes the next send entry (the one `immediate[tx_count]` belongs to), even for a reply that
+// lives in a slot: the batch has at most one reply per datagram, so entries never run out.
+void UdpFrontend::Impl::queue_reply(const uint8_t* data, size_t size, void* name,
+                                    socklen_t name_len) {
+    if (size == 0) return;
+    tx_iov[tx_count] = {const_cast<uint8_t*>(data), size};
+    msghdr& h = tx_msgs[tx_count].msg_hdr;
+    h.msg_name = name;
+    h.msg_namelen = name_len;
+    ++tx_count;
+}
+
+void UdpFrontend::Impl::flush(uint32_t s) {
+    const int fd = sockets[s].socket.native_handle();
+    unsigned sent = 0;
+    while (sent < tx_count) {
+        int n = ::sendmmsg(fd, tx_msgs.data() + sent, tx_count - sent, MSG_DONTWAIT);
+        if (n > 0) {
+            sent += unsigned(n);
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            break;  // send buffer full: the rest is lost, as on a congested link
+        } else {
+            ++sent;  // this one datagram was refused (e.g. by a firewall rule); go on with the rest
+        }
+    }
+    tx_count = 0;
+    for (unsigned k = 0; k < batch_slot_count; ++k) release(slots[batch_slots[k]]);
+    batch_slot_count = 0;
+}
+
+UdpFrontend::UdpFrontend(boost::asio::io_context& io, const UdpConfig& config,
+                         const Tracker& tracker, const ConnectionIdKey& key)
+    : impl_(std::make_unique<Impl>(io, tracker, key)) {
+    impl_->sockets.reserve(config.listen.size());
+    for (const auto& text : config.listen) impl_->open(text, config.receive_buffer);
+}
+
+UdpFrontend::~UdpFrontend() {
+    if (impl_ && impl_->in_flight > 0) {
+        log::error("udp", std::to_string(impl_->in_flight) +
+                              " calls still in flight at shutdown; leaking their buffers");
+        (void)impl_.release();
+    }
+}
+
+// Before io.run(), so nothing else touches the sockets yet.
+void UdpFrontend::start() {
+    for (uint32_t s = 0; s < impl_->sockets.size(); ++s) impl_->wait(s);
+}
+
+void UdpFrontend::stop() {
+    impl_->stopped = true;
+    boost::system::error_code ignored;
+    for (auto& socket : impl_->sockets) socket.socket.close(ignored);
+}
+
+}  // namespace chihaya

@@ -1,0 +1,251 @@
+// chihaya: start order config → plugins → drivers → frontends; the reverse on SIGINT/SIGTERM.
+#include "config/config.hpp"
+#include "frontend/http/http_frontend.hpp"
+#include "frontend/udp/udp_frontend.hpp"
+#include "log/log.hpp"
+#include "plugin/handshake.hpp"
+#include "plugin/loader.hpp"
+#include "plugin/registry.hpp"
+#include "tracker/tracker.hpp"
+
+#include <Poco/Util/HelpFormatter.h>
+#include <Poco/Util/OptionException.h>
+#include <Poco/Util/OptionProcessor.h>
+#include <Poco/Util/OptionSet.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <condition_variable>
+#include <csignal>
+#include <filesystem>
+#include <iostream>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+namespace fs = std::filesystem;
+using namespace chihaya;
+
+namespace {
+
+// How long in-flight requests get to finish after SIGINT/SIGTERM before the loops are stopped.
+constexpr auto kShutdownGrace = std::chrono::seconds(5);
+
+struct Options {
+    std::string config;
+    bool check_only = false;
+    bool list_drivers = false;
+};
+
+fs::path exe_dir() {
+    std::error_code error;
+    fs::path self = fs::read_symlink("/proc/self/exe", error);
+    return error ? fs::current_path() : self.parent_path();
+}
+
+void print_help(const Poco::Util::OptionSet& set) {
+    Poco::Util::HelpFormatter help(set);
+    help.setUnixStyle(true);
+    help.setCommand("chihaya");
+    help.setUsage("[--config PATH] | --check-config PATH | --list-drivers | --help | --version");
+    help.setHeader("A BitTorrent tracker (HTTP and UDP, IPv4 and IPv6) with pluggable cache and storage drivers.");
+    help.setFooter("Without --config, reads etc/chihaya.toml beside the build, then /etc/chihaya/chihaya.toml.");
+    help.format(std::cout);
+}
+
+// Returns -1 to go on, otherwise the exit code.
+int parse_options(int argc, char** argv, Options& out) {
+    using Poco::Util::Option;
+    Poco::Util::OptionSet set;
+    set.addOption(Option("config", "c", "read the configuration from PATH").argument("PATH"));
+    set.addOption(Option("check-config", "", "validate PATH (and the drivers' tables) and exit 0 or 1").argument("PATH"));
+    set.addOption(Option("list-drivers", "", "list the drivers in plugins_dir with their config keys"));
+    set.addOption(Option("help", "h", "show this help"));
+    set.addOption(Option("version", "v", "print the version"));
+    Poco::Util::OptionProcessor processor(set);
+    processor.setUnixStyle(true);
+    try {
+        for (int i = 1; i < argc; ++i) {
+            std::string name, value;
+            if (!processor.process(argv[i], name, value))
+                throw Poco::Util::UnknownOptionException(argv[i]);
+            if (name == "help") { print_help(set); return 0; }
+            if (name == "version") {
+                std::cout << "chihaya " << CHIHAYA_VERSION << " (plugin ABI " << host_abi_version() << ")\n";
+                return 0;
+            }
+            if (name == "config") out.config = value;
+            if (name == "check-config") { out.config = value; out.check_only = true; }
+            if (name == "list-drivers") out.list_drivers = true;
+        }
+        processor.checkRequired();
+    } catch (const Poco::Exception& e) {
+        std::cerr << "chihaya: " << e.displayText() << " (see --help)\n";
+        return 2;
+    }
+    return -1;
+}
+
+std::string find_config() {
+    for (const fs::path& candidate : {exe_dir() / ".." / "etc" / "chihaya.toml",
+                                      exe_dir() / "etc" / "chihaya.toml",
+                                      fs::path("/etc/chihaya/chihaya.toml")}) {
+        std::error_code error;
+        if (fs::is_regular_file(candidate, error)) return fs::weakly_canonical(candidate).string();
+    }
+    return "";
+}
+
+std::string plugins_dir(const Config& config) {
+    if (config.plugins_dir.empty()) return (exe_dir() / "plugins").string();
+    fs::path dir(config.plugins_dir);
+    if (dir.is_relative() && !config.source.empty()) dir = fs::path(config.source).parent_path() / dir;
+    return dir.lexically_normal().string();
+}
+
+// One event loop per thread, each with its own sockets (SO_REUSEPORT spreads the load).
+struct Worker {
+    boost::asio::io_context io{1};
+    // Keeps the loop running while a frontend is idle; released on the loop's thread at shutdown.
+    std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> guard{
+        boost::asio::make_work_guard(io)};
+    std::unique_ptr<UdpFrontend> udp;
+    std::unique_ptr<HttpFrontend> http;
+    std::thread thread;
+};
+
+int run(const Options& options) {
+    Config config;
+    if (!options.config.empty()) {
+        config = load_config(options.config);
+    } else if (std::string found = find_config(); !found.empty()) {
+        config = load_config(found);
+    }
+    bool level_ok = false;
+    log::init(log::parse_level(config.log.level, &level_ok));
+    if (!options.check_only)
+        log::info("main", config.source.empty() ? "no config file found, using built-in defaults"
+                                                : "config: " + config.source);
+
+    Registry registry;
+    const std::string dir = plugins_dir(config);
+    std::vector<LoadedPlugin> plugins = load_plugins(dir, host_api());
+    for (const auto& plugin : plugins) registry.add(plugin);
+    if (options.list_drivers) {
+        std::cout << registry.describe();
+        return 0;
+    }
+    registry.check_selection(CHIHAYA_KIND_CACHE, config.cache, config.source);
+    registry.check_selection(CHIHAYA_KIND_STORAGE, config.storage, config.source);
+    if (options.check_only) {
+        std::cout << (config.source.empty() ? "defaults" : config.source) << ": OK\n";
+        return 0;
+    }
+
+    DriverInstance storage = registry.create(CHIHAYA_KIND_STORAGE, config.storage, config.source, host_api());
+    DriverInstance cache = registry.create(CHIHAYA_KIND_CACHE, config.cache, config.source, host_api());
+    Tracker tracker(config.tracker, {static_cast<const chihaya_cache_vtable*>(cache.vtable()), cache.get()});
+    const ConnectionIdKey key = ConnectionIdKey::random();
+
+    unsigned threads = config.workers.threads ? config.workers.threads
+                                              : std::max(1u, std::thread::hardware_concurrency());
+    std::vector<std::unique_ptr<Worker>> workers;
+    for (unsigned i = 0; i < threads; ++i) {
+        auto w = std::make_unique<Worker>();
+        if (config.udp.enabled) w->udp = std::make_unique<UdpFrontend>(w->io, config.udp, tracker, key);
+        if (config.http.enabled) w->http = std::make_unique<HttpFrontend>(w->io, config.http, tracker);
+        workers.push_back(std::move(w));
+    }
+
+    std::mutex mutex;
+    std::condition_variable exited;
+    unsigned running = 0;
+    for (auto& w : workers) {
+        if (w->udp) w->udp->start();
+        if (w->http) w->http->start();
+        ++running;
+        w->thread = std::thread([&, io = &w->io] {
+            for (;;) {
+                try {
+                    io->run();
+                    break;
+                } catch (const std::exception& e) {
+                    log::error("worker", std::string("handler failed: ") + e.what());
+                }
+            }
+            std::lock_guard lock(mutex);
+            --running;
+            exited.notify_all();
+        });
+    }
+    {
+        std::string listening;
+        if (config.udp.enabled) for (auto& a : config.udp.listen) listening += " udp://" + a;
+        if (config.http.enabled) for (auto& a : config.http.listen) listening += " http://" + a;
+        log::info("main", "serving on" + listening + " with " + std::to_string(threads) +
+                              " worker(s), cache \"" + cache.name() + "\", storage \"" + storage.name() + "\"");
+    }
+
+    boost::asio::io_context main_io;
+    boost::asio::signal_set signals(main_io, SIGINT, SIGTERM);
+    boost::asio::steady_timer ticker(main_io);
+    std::function<void()> schedule_tick = [&] {
+        ticker.expires_after(std::chrono::seconds(1));
+        ticker.async_wait([&](boost::system::error_code error) {
+            if (error) return;
+            tracker.tick();
+            schedule_tick();
+        });
+    };
+    schedule_tick();
+    signals.async_wait([&](boost::system::error_code, int signal) {
+        log::info("main", std::string("received ") + (signal == SIGINT ? "SIGINT" : "SIGTERM") + ", stopping");
+        ticker.cancel();
+    });
+    main_io.run();
+
+    // Each frontend stops on its own thread, then the loop lets go of its guard: run() returns
+    // once the requests in flight are answered, bounded by the grace period.
+    for (auto& w : workers) {
+        boost::asio::post(w->io, [w = w.get()] {
+            if (w->udp) w->udp->stop();
+            if (w->http) w->http->stop();
+            w->guard.reset();
+        });
+    }
+    {
+        std::unique_lock lock(mutex);
+        if (!exited.wait_for(lock, kShutdownGrace, [&] { return running == 0; }))
+            log::warning("main", "requests still in flight after the grace period; stopping anyway");
+    }
+    for (auto& w : workers) {
+        w->io.stop();
+        w->thread.join();
+    }
+    workers.clear();   // frontends closed before the drivers they call
+    cache.reset();     // then drivers, each before its library is unloaded
+    storage.reset();
+    log::info("main", "stopped");
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::signal(SIGPIPE, SIG_IGN);
+    Options options;
+    if (int code = parse_options(argc, argv, options); code >= 0) return code;
+    try {
+        return run(options);
+    } catch (const ConfigError& e) {
+        std::cerr << "chihaya: config error: " << e.what() << "\n";
+        return 1;
+    } catch (const std::exception& e) {
+        std::cerr << "chihaya: " << e.what() << "\n";
+        return 1;
+    }
+}

@@ -1,0 +1,86 @@
+// Boost.DLL side of plugin loading; the only file that knows how a plugin is opened.
+#include "plugin/loader.hpp"
+
+#include "log/log.hpp"
+#include "plugin/handshake.hpp"
+#include "tracker/tracker.hpp"
+
+#include <boost/dll/shared_library.hpp>
+
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <filesystem>
+
+namespace chihaya {
+namespace {
+
+void host_log(chihaya_log_level level, chihaya_str source, chihaya_str message) {
+    log::Level l = level == CHIHAYA_LOG_DEBUG     ? log::Level::Debug
+                   : level == CHIHAYA_LOG_INFO    ? log::Level::Info
+                   : level == CHIHAYA_LOG_WARNING ? log::Level::Warning
+                                                  : log::Level::Error;
+    log::write(l, {source.ptr, source.len}, {message.ptr, message.len});
+}
+
+uint64_t host_now_ms() { return now_ms(); }
+
+const chihaya_host_api kHostApi = {
+    sizeof(chihaya_host_api), CHIHAYA_ABI_MAJOR, CHIHAYA_ABI_MINOR, &host_log, &host_now_ms,
+};
+
+}  // namespace
+
+const chihaya_host_api* host_api() { return &kHostApi; }
+
+std::unique_ptr<LoadedPlugin> load_plugin(const std::string& path, const chihaya_host_api* host,
+                                          std::string& why) {
+    auto library = std::make_shared<boost::dll::shared_library>();
+    std::error_code error;  // BOOST_DLL_USE_STD_FS: Boost.DLL reports std::error_code
+    // RTLD_LOCAL: one plugin's symbols never satisfy or clash with another's.
+    // RTLD_NOW: a missing symbol fails here, with the dynamic loader's message, not mid-request.
+    library->load(path, error, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
+    if (error) {
+        const char* dl = ::dlerror();
+        why = dl ? dl : error.message();
+        return nullptr;
+    }
+    if (!library->has(CHIHAYA_PLUGIN_ENTRY_SYMBOL)) {
+        why = std::string("no entry symbol ") + CHIHAYA_PLUGIN_ENTRY_SYMBOL;
+        return nullptr;
+    }
+    auto entry = library->get<const chihaya_plugin_descriptor*(const chihaya_host_api*)>(
+        CHIHAYA_PLUGIN_ENTRY_SYMBOL);
+    const chihaya_plugin_descriptor* descriptor = entry(host);
+    why = check_plugin(descriptor);
+    if (!why.empty()) return nullptr;
+    if (descriptor->abi_minor > CHIHAYA_ABI_MINOR)
+        log::info("plugin", path + ": built for ABI minor " + std::to_string(descriptor->abi_minor) +
+                                ", host has " + host_abi_version() + "; newer calls stay unused");
+    return std::make_unique<LoadedPlugin>(LoadedPlugin{path, std::move(library), descriptor});
+}
+
+std::vector<LoadedPlugin> load_plugins(const std::string& dir, const chihaya_host_api* host) {
+    std::error_code error;
+    std::vector<std::string> paths;
+    for (const auto& entry : std::filesystem::directory_iterator(dir, error))
+        if (entry.path().extension() == ".so") paths.push_back(entry.path().string());
+    if (error) throw std::runtime_error("plugins_dir " + dir + ": " + error.message());
+    std::sort(paths.begin(), paths.end());
+
+    std::vector<LoadedPlugin> plugins;
+    for (const auto& path : paths) {
+        std::string why;
+        auto plugin = load_plugin(path, host, why);
+        if (!plugin) {
+            log::error("plugin", path + ": refused: " + why);
+            continue;
+        }
+        log::info("plugin", path + ": loaded " + plugin->descriptor->name + " " +
+                                plugin->descriptor->version);
+        plugins.push_back(std::move(*plugin));
+    }
+    return plugins;
+}
+
+}  // namespace chihaya

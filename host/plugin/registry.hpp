@@ -1,0 +1,70 @@
+// Driver registry: (kind, name) → driver, and creating the configured instance from it.
+#pragma once
+
+#include "config/config.hpp"
+#include "plugin/loader.hpp"
+
+#include <chihaya/abi.h>
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace chihaya {
+
+struct RegisteredDriver {
+    const chihaya_driver_descriptor* descriptor = nullptr;
+    std::string plugin_path;
+    std::shared_ptr<boost::dll::shared_library> library;
+};
+
+// A created driver. Destroying it calls the driver's destroy and only then lets go of the
+// library, so code is never unloaded under a live instance.
+class DriverInstance {
+public:
+    DriverInstance() = default;
+    DriverInstance(const RegisteredDriver& driver, chihaya_instance* instance)
+        : driver_(driver), instance_(instance) {}
+    DriverInstance(DriverInstance&& other) noexcept { *this = std::move(other); }
+    DriverInstance& operator=(DriverInstance&& other) noexcept;
+    ~DriverInstance() { reset(); }
+
+    void reset();
+    chihaya_instance* get() const { return instance_; }
+    const void* vtable() const { return driver_.descriptor->vtable; }
+    const char* name() const { return driver_.descriptor->name; }
+
+private:
+    RegisteredDriver driver_;
+    chihaya_instance* instance_ = nullptr;
+};
+
+class Registry {
+public:
+    // Registers every driver of a plugin. A (kind, name) already registered throws
+    // std::runtime_error naming both files and the registered names: start-up stops.
+    void add(const LoadedPlugin& plugin);
+
+    const RegisteredDriver* find(chihaya_driver_kind kind, const std::string& name) const;
+    std::vector<std::string> names(chihaya_driver_kind kind) const;
+
+    // Checks the selected driver exists and that its table in the config file has only declared
+    // keys of the declared types and ranges (errors: file:line: key). Throws ConfigError.
+    const RegisteredDriver& check_selection(chihaya_driver_kind kind, const DriverSelection& selection,
+                                            const std::string& config_file) const;
+
+    // check_selection, then create with defaults filled in. Throws std::runtime_error.
+    DriverInstance create(chihaya_driver_kind kind, const DriverSelection& selection,
+                          const std::string& config_file, const chihaya_host_api* host) const;
+
+    // Every driver with its config keys, defaults and docs, for --list-drivers.
+    std::string describe() const;
+
+private:
+    std::map<std::pair<int, std::string>, RegisteredDriver> drivers_;
+};
+
+const char* kind_name(chihaya_driver_kind kind);
+
+}  // namespace chihaya

@@ -1,0 +1,159 @@
+// The protocol-free announce and scrape path: normalise, one driver call, map the completion.
+#include "tracker/tracker.hpp"
+
+#include <algorithm>
+#include <chrono>
+
+namespace chihaya {
+namespace {
+
+// The call being made on this thread, so that a completion can tell whether it arrived inline
+// (before the driver returned) or from the driver's own thread later.
+thread_local const void* t_calling = nullptr;
+
+struct CallScope {
+    explicit CallScope(const void* call) : previous(t_calling) { t_calling = call; }
+    ~CallScope() { t_calling = previous; }
+    const void* previous;
+};
+
+void announce_done(void* ctx, chihaya_status status) {
+    auto* call = static_cast<AnnounceCall*>(ctx);
+    const chihaya_announce_result& r = call->abi_result;
+    AnnounceResponse& out = call->response;
+    if (status == CHIHAYA_OK) {
+        out.complete = r.complete;
+        out.incomplete = r.incomplete;
+        out.downloaded = r.downloaded;
+        out.peer_count = std::min(r.peer_count, call->peers_capacity);
+    } else {
+        out.failure = failure_reason(status);
+    }
+    call->complete(call, t_calling == call);
+}
+
+void scrape_done(void* ctx, chihaya_status status) {
+    auto* call = static_cast<ScrapeCall*>(ctx);
+    if (status != CHIHAYA_OK) call->failure = failure_reason(status);
+    call->complete(call, t_calling == call);
+}
+
+struct ScrapeAllContext {
+    void (*done)(void*, const char*, bool);
+    void* ctx;
+};
+
+void scrape_all_done(void* ctx, chihaya_status status) {
+    auto* c = static_cast<ScrapeAllContext*>(ctx);
+    auto done = c->done;
+    void* done_ctx = c->ctx;
+    bool inline_ = t_calling == c;
+    delete c;  // full scrape is rare and opt-in; one allocation per call is fine
+    done(done_ctx, status == CHIHAYA_OK ? nullptr : failure_reason(status), inline_);
+}
+
+}  // namespace
+
+uint64_t now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+const char* failure_reason(chihaya_status status) {
+    switch (status) {
+        case CHIHAYA_OK: return nullptr;
+        case CHIHAYA_INVALID: return "invalid request";
+        case CHIHAYA_NOT_FOUND: return "unregistered torrent";
+        case CHIHAYA_UNAVAILABLE: return "tracker storage unavailable";
+        case CHIHAYA_INTERNAL: break;
+    }
+    return "internal tracker error";
+}
+
+Tracker::Tracker(const TrackerConfig& config, CacheHandle cache) : config_(config), cache_(cache) {
+    // Optional members are used only when the driver's table is new enough to have them.
+    const chihaya_cache_vtable* v = cache.vtable;
+    scrape_all_ = CHIHAYA_HAS_MEMBER(v, chihaya_cache_vtable, scrape_all) ? v->scrape_all : nullptr;
+    tick_ = CHIHAYA_HAS_MEMBER(v, chihaya_cache_vtable, tick) ? v->tick : nullptr;
+}
+
+void Tracker::announce(AnnounceCall& call) const {
+    const AnnounceRequest& in = call.request;
+    AnnounceResponse& out = call.response;
+    out = AnnounceResponse{};
+    out.interval = config_.announce_interval;
+    out.min_interval = config_.min_interval;
+    if (in.peer.port == 0) {
+        out.failure = "invalid port";
+        call.complete(&call, true);
+        return;
+    }
+    uint32_t numwant = in.numwant < 0 ? config_.default_numwant : uint32_t(in.numwant);
+    numwant = std::min({numwant, config_.max_numwant, call.peers_capacity});
+
+    chihaya_announce_request& r = call.abi_request;
+    r.struct_size = sizeof r;
+    r.flags = 0;
+    std::memcpy(r.info_hash, in.info_hash.bytes.data(), 20);
+    std::memcpy(r.peer_id, in.peer_id.bytes.data(), 20);
+    r.family = uint8_t(in.peer.family);
+    r.event = uint8_t(in.event);
+    r.port = in.peer.port;
+    std::memcpy(r.addr, in.peer.addr.data(), 16);
+    r.uploaded = in.uploaded;
+    r.downloaded = in.downloaded;
+    r.left = in.left;
+    r.numwant = numwant;
+    r.peer_ttl_s = config_.peer_lifetime;
+    r.now_ms = now_ms();
+
+    chihaya_announce_result& res = call.abi_result;
+    res.struct_size = sizeof res;
+    res.peers = call.peers;
+    res.peers_capacity = numwant;
+    res.peer_count = res.complete = res.incomplete = res.downloaded = 0;
+    res.had_previous = 0;
+    res.message[0] = '\0';
+
+    CallScope scope(&call);
+    cache_.vtable->announce(cache_.instance, &r, &res, {&announce_done, &call});
+}
+
+void Tracker::scrape(ScrapeCall& call) const {
+    call.failure = nullptr;
+    if (call.count == 0 || call.count > config_.max_scrape_torrents) {
+        call.failure = call.count == 0 ? "no info_hash" : "too many info_hashes";
+        call.complete(&call, true);
+        return;
+    }
+    chihaya_scrape_request& r = call.abi_request;
+    r.struct_size = sizeof r;
+    r.count = call.count;
+    r.entries = call.entries;
+    r.now_ms = now_ms();
+    r.message[0] = '\0';
+    CallScope scope(&call);
+    cache_.vtable->scrape(cache_.instance, &r, {&scrape_done, &call});
+}
+
+void Tracker::scrape_all(chihaya_scrape_visit visit, void* visit_ctx,
+                         void (*done)(void*, const char*, bool), void* done_ctx) const {
+    if (!config_.allow_full_scrape) {
+        done(done_ctx, "full scrape disabled", true);
+        return;
+    }
+    if (!scrape_all_) {
+        done(done_ctx, "full scrape not supported by the cache driver", true);
+        return;
+    }
+    auto* ctx = new ScrapeAllContext{done, done_ctx};
+    CallScope scope(ctx);
+    scrape_all_(cache_.instance, visit, visit_ctx, {&scrape_all_done, ctx});
+}
+
+void Tracker::tick() const {
+    if (tick_) tick_(cache_.instance, now_ms());
+}
+
+}  // namespace chihaya

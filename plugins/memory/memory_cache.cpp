@@ -1,0 +1,144 @@
+// memory_cache.cpp: shard selection, locking and housekeeping around Swarm.
+#include "memory_cache.hpp"
+
+#include <chihaya/driver.hpp>
+
+#include <new>
+#include <stdexcept>
+#include <vector>
+
+namespace chihaya::memory {
+
+MemoryCache::MemoryCache(MemoryCacheOptions options, uint64_t epoch_ms)
+    : count_(options.shards),
+      mask_(options.shards - 1),
+      per_tick_(options.shards_per_tick),
+      epoch_ms_(epoch_ms) {
+    if (options.shards == 0 || (options.shards & (options.shards - 1)) != 0)
+        throw std::invalid_argument("shards must be a power of two");
+    if (per_tick_ == 0 || per_tick_ > count_) per_tick_ = count_;
+    shards_ = std::make_unique<Shard[]>(count_);
+}
+
+chihaya_status MemoryCache::announce(const chihaya_announce_request& request,
+                                     chihaya_announce_result& result) noexcept {
+    InfoHash key;
+    std::memcpy(key.bytes, request.info_hash, 20);
+    Shard& shard = shard_for(request.info_hash);
+    std::lock_guard lock(shard.mutex);
+    auto it = shard.swarms.find(key);
+    if (it == shard.swarms.end()) {
+        if (request.event == CHIHAYA_EVENT_STOPPED) {
+            // Nothing to remove; do not create a swarm only to drop it.
+            result.peer_count = 0;
+            result.had_previous = 0;
+            result.complete = result.incomplete = result.downloaded = 0;
+            return CHIHAYA_OK;
+        }
+        try {
+            it = shard.swarms.try_emplace(key).first;
+        } catch (const std::bad_alloc&) {
+            write_message(result.message, CHIHAYA_MESSAGE_CAP, "memory: out of memory for a swarm");
+            return CHIHAYA_INTERNAL;
+        }
+    }
+    chihaya_status status =
+        it->second.announce(request, seconds(request.now_ms), result, Rng::for_this_thread());
+    if (it->second.empty()) shard.swarms.erase(it);
+    return status;
+}
+
+chihaya_status MemoryCache::scrape(chihaya_scrape_request& request) noexcept {
+    uint32_t now_s = seconds(request.now_ms);
+    for (uint32_t n = 0; n < request.count; ++n) {
+        chihaya_scrape_entry& entry = request.entries[n];
+        InfoHash key;
+        std::memcpy(key.bytes, entry.info_hash, 20);
+        SwarmCounts counts;
+        Shard& shard = shard_for(entry.info_hash);
+        {
+            std::lock_guard lock(shard.mutex);
+            auto it = shard.swarms.find(key);
+            if (it != shard.swarms.end()) {
+                it->second.expire(now_s);
+                counts = it->second.counts();
+                if (it->second.empty()) shard.swarms.erase(it);
+            }
+        }
+        entry.complete = counts.complete;
+        entry.incomplete = counts.incomplete;
+        entry.downloaded = counts.downloaded;
+    }
+    return CHIHAYA_OK;
+}
+
+chihaya_status MemoryCache::scrape_all(uint64_t now_ms, chihaya_scrape_visit visit,
+                                       void* ctx) noexcept {
+    uint32_t now_s = seconds(now_ms);
+    try {
+        std::vector<chihaya_scrape_entry> batch;
+        for (uint32_t s = 0; s < count_; ++s) {
+            Shard& shard = shards_[s];
+            batch.clear();
+            {
+                std::lock_guard lock(shard.mutex);
+                sweep(shard, now_s);
+                batch.reserve(shard.swarms.size());
+                for (const auto& [hash, swarm] : shard.swarms) {
+                    chihaya_scrape_entry e{};
+                    std::memcpy(e.info_hash, hash.bytes, 20);
+                    SwarmCounts c = swarm.counts();
+                    e.complete = c.complete;
+                    e.incomplete = c.incomplete;
+                    e.downloaded = c.downloaded;
+                    batch.push_back(e);
+                }
+            }
+            for (const auto& e : batch)
+                if (visit(ctx, &e) == 0) return CHIHAYA_OK;
+        }
+    } catch (const std::bad_alloc&) {
+        return CHIHAYA_INTERNAL;
+    }
+    return CHIHAYA_OK;
+}
+
+void MemoryCache::sweep(Shard& shard, uint32_t now_s) noexcept {
+    for (auto it = shard.swarms.begin(); it != shard.swarms.end();) {
+        it->second.expire(now_s);
+        if (it->second.empty())
+            it = shard.swarms.erase(it);
+        else
+            ++it;
+    }
+}
+
+void MemoryCache::tick(uint64_t now_ms) noexcept {
+    uint32_t now_s = seconds(now_ms);
+    uint32_t first = tick_cursor_.fetch_add(per_tick_, std::memory_order_relaxed);
+    for (uint32_t n = 0; n < per_tick_; ++n) {
+        Shard& shard = shards_[(first + n) & mask_];
+        std::lock_guard lock(shard.mutex);
+        sweep(shard, now_s);
+    }
+}
+
+size_t MemoryCache::swarm_count() const noexcept {
+    size_t total = 0;
+    for (uint32_t s = 0; s < count_; ++s) {
+        std::lock_guard lock(shards_[s].mutex);
+        total += shards_[s].swarms.size();
+    }
+    return total;
+}
+
+size_t MemoryCache::peer_count() const noexcept {
+    size_t total = 0;
+    for (uint32_t s = 0; s < count_; ++s) {
+        std::lock_guard lock(shards_[s].mutex);
+        for (const auto& [hash, swarm] : shards_[s].swarms) total += swarm.peer_count();
+    }
+    return total;
+}
+
+}  // namespace chihaya::memory

@@ -1,0 +1,94 @@
+// memory_cache.hpp: every swarm of the memory driver, sharded by info_hash.
+#pragma once
+
+#include "swarm.hpp"
+
+#include <chihaya/abi.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+
+namespace chihaya::memory {
+
+struct InfoHash {
+    uint8_t bytes[20];
+    bool operator==(const InfoHash& o) const noexcept { return std::memcmp(bytes, o.bytes, 20) == 0; }
+};
+
+// Info hashes are SHA-1 (or truncated SHA-256) output: already uniform, so their bytes are the
+// hash. Bytes 0..3 pick the shard, 8..15 the bucket, so the two choices are independent.
+// noexcept and cheap, so libstdc++ does not cache it in every node (8 bytes per torrent saved).
+struct InfoHashHasher {
+    size_t operator()(const InfoHash& h) const noexcept {
+        uint64_t v;
+        std::memcpy(&v, h.bytes + 8, 8);
+        return static_cast<size_t>(v);
+    }
+};
+
+struct MemoryCacheOptions {
+    uint32_t shards = 1024;          // power of two
+    uint32_t shards_per_tick = 64;   // tick() sweeps this many shards per call
+};
+
+// Thread-safe: announce/scrape/scrape_all/tick may run concurrently from any threads.
+// Time: the host's milliseconds become "tracker seconds" since `epoch_ms` (31 bits, 68 years),
+// which is what PackedPeer stores.
+//
+// Empty swarms are dropped as soon as their last peer leaves or expires, `downloaded` with them:
+// memory then stays proportional to live peers, even on a public tracker that has seen millions
+// of dead torrents (opentracker does the same). Lasting snatch counts belong to the storage
+// driver (private mode), not to the swarm cache.
+class MemoryCache {
+public:
+    MemoryCache(MemoryCacheOptions options, uint64_t epoch_ms);
+
+    chihaya_status announce(const chihaya_announce_request& request,
+                            chihaya_announce_result& result) noexcept;
+    chihaya_status scrape(chihaya_scrape_request& request) noexcept;
+    // Copies one shard's counts out under its lock, then visits them without it, so a slow
+    // visitor (the host encoding a full scrape) never blocks announces. Stops when visit returns 0.
+    chihaya_status scrape_all(uint64_t now_ms, chihaya_scrape_visit visit, void* ctx) noexcept;
+    // Expires peers and drops empty swarms in the next `shards_per_tick` shards.
+    void tick(uint64_t now_ms) noexcept;
+
+    // Totals over every shard (tests, diagnostics; locks each shard in turn).
+    size_t swarm_count() const noexcept;
+    size_t peer_count() const noexcept;
+
+    uint32_t seconds(uint64_t now_ms) const noexcept {
+        if (now_ms <= epoch_ms_) return 0;
+        uint64_t s = (now_ms - epoch_ms_) / 1000;
+        return s > PeerV4::deadline_mask ? PeerV4::deadline_mask : uint32_t(s);
+    }
+
+private:
+    // A swarm operation (find, update the peer, choose peers, count) runs entirely under its
+    // shard's mutex: it is a few microseconds and must be atomic, and a mutex per swarm would
+    // cost 40 bytes per torrent. With ~1024 shards two workers rarely want the same one.
+    // alignas: neighbouring shards' mutexes never share a cache line.
+    struct alignas(64) Shard {
+        mutable std::mutex mutex;
+        std::unordered_map<InfoHash, Swarm, InfoHashHasher> swarms;
+    };
+
+    Shard& shard_for(const uint8_t* info_hash) noexcept {
+        uint32_t v;
+        std::memcpy(&v, info_hash, 4);
+        return shards_[v & mask_];
+    }
+    void sweep(Shard& shard, uint32_t now_s) noexcept;
+
+    std::unique_ptr<Shard[]> shards_;
+    uint32_t count_;
+    uint32_t mask_;
+    uint32_t per_tick_;
+    std::atomic<uint32_t> tick_cursor_{0};
+    uint64_t epoch_ms_;
+};
+
+}  // namespace chihaya::memory

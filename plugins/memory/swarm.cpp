@@ -1,0 +1,104 @@
+// swarm.cpp: the announce rules of one swarm (see swarm.hpp) over its two peer families.
+#include "swarm.hpp"
+
+#include <chihaya/driver.hpp>
+
+#include <cstring>
+
+namespace chihaya::memory {
+
+namespace {
+
+template <class Peer>
+Peer make_peer(const chihaya_announce_request& request) noexcept {
+    Peer peer{};
+    constexpr size_t addr_bytes = Peer::endpoint_bytes - 2;
+    std::memcpy(peer.endpoint, request.addr, addr_bytes);
+    peer.endpoint[addr_bytes] = static_cast<uint8_t>(request.port >> 8);
+    peer.endpoint[addr_bytes + 1] = static_cast<uint8_t>(request.port & 0xff);
+    return peer;
+}
+
+uint32_t deadline_for(uint32_t now_s, uint32_t ttl_s) noexcept {
+    uint64_t d = uint64_t(now_s) + ttl_s;
+    return d > PeerV4::deadline_mask ? PeerV4::deadline_mask : uint32_t(d);
+}
+
+void write_counts(const SwarmCounts& c, chihaya_announce_result& result) noexcept {
+    result.complete = c.complete;
+    result.incomplete = c.incomplete;
+    result.downloaded = c.downloaded;
+}
+
+}  // namespace
+
+chihaya_status Swarm::announce(const chihaya_announce_request& request, uint32_t now_s,
+                               chihaya_announce_result& result, Rng& rng) noexcept {
+    expire(now_s);
+    result.peer_count = 0;
+    result.had_previous = 0;
+    if (request.family == CHIHAYA_IPV6) return announce_in(v6_, request, now_s, result, rng);
+    return announce_in(v4_, request, now_s, result, rng);
+}
+
+template <class Peer>
+chihaya_status Swarm::announce_in(PeerList<Peer>& peers, const chihaya_announce_request& request,
+                                  uint32_t now_s, chihaya_announce_result& result,
+                                  Rng& rng) noexcept {
+    const Peer incoming = make_peer<Peer>(request);
+    const bool track = (request.flags & CHIHAYA_ANNOUNCE_TRACK_COUNTERS) != 0;
+    uint32_t i = peers.find(incoming.endpoint);
+
+    if (i != peers.npos) {
+        result.had_previous = 1;
+        if (track) {
+            const Counters* c = peers.counters();
+            result.previous_uploaded = c ? c[i].uploaded : 0;
+            result.previous_downloaded = c ? c[i].downloaded : 0;
+        }
+    }
+
+    if (request.event == CHIHAYA_EVENT_STOPPED) {
+        if (i != peers.npos) peers.remove(i);
+        write_counts(counts(), result);
+        return CHIHAYA_OK;
+    }
+
+    if (track && !peers.enable_counters()) {
+        chihaya::write_message(result.message, CHIHAYA_MESSAGE_CAP, "memory: out of memory for peer counters");
+        return CHIHAYA_INTERNAL;
+    }
+
+    const bool seeder = request.left == 0;
+    const bool completed_now = request.event == CHIHAYA_EVENT_COMPLETED;
+    const uint32_t deadline = deadline_for(now_s, request.peer_ttl_s);
+    if (i == peers.npos) {
+        i = peers.insert(incoming, seeder);
+        if (i == peers.npos) {
+            chihaya::write_message(result.message, CHIHAYA_MESSAGE_CAP, "memory: out of memory for a peer");
+            return CHIHAYA_INTERNAL;
+        }
+        peers[i].set(deadline, completed_now);
+        if (completed_now) ++downloaded_;
+    } else {
+        bool counted = peers[i].completed();
+        if (completed_now && !counted) {
+            counted = true;
+            ++downloaded_;
+        }
+        peers[i].set(deadline, counted);
+        if (seeder && !peers.is_seeder(i)) i = peers.make_seeder(i);
+        else if (!seeder && peers.is_seeder(i)) i = peers.make_leecher(i);
+    }
+    if (deadline < sweep_due_s_) sweep_due_s_ = deadline;
+    if (track) peers.counters()[i] = Counters{request.uploaded, request.downloaded};
+
+    uint32_t want = request.numwant < result.peers_capacity ? request.numwant : result.peers_capacity;
+    // Seeders need only leechers (the front of the list); leechers take anyone.
+    uint32_t hi = seeder ? peers.leechers() : peers.size();
+    result.peer_count = peers.write_random(0, hi, i, want, result.peers, rng);
+    write_counts(counts(), result);
+    return CHIHAYA_OK;
+}
+
+}  // namespace chihaya::memory

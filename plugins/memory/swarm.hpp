@@ -1,0 +1,71 @@
+// swarm.hpp: one torrent's peers and counts, and the announce rules applied to them.
+#pragma once
+
+#include "peer_list.hpp"
+#include "rng.hpp"
+
+#include <chihaya/abi.h>
+
+#include <cstdint>
+
+namespace chihaya::memory {
+
+// Counts as scrape and announce report them: both families together.
+struct SwarmCounts {
+    uint32_t complete = 0;
+    uint32_t incomplete = 0;
+    uint32_t downloaded = 0;
+};
+
+// 24 bytes, so a hash-map node (next pointer + 20-byte info_hash + padding + Swarm) is a 56-byte
+// request that glibc serves from a 64-byte chunk. Seeder/leecher counts are not stored: they are
+// the partition points of the two PeerLists, so they cannot drift from the peers.
+//
+// Rules (abi.h, and tested in tests/unit/memory_swarm_test.cpp):
+//   - a peer is (family, addr, port); left == 0 makes it a seeder, left > 0 a leecher, and an
+//     existing peer moves between the two as it reports;
+//   - event=completed adds one to `downloaded` once per peer while it stays in the swarm
+//     (also when the peer is first seen with it);
+//   - event=stopped removes the peer and answers with no peers;
+//   - a peer never receives itself; a seeder receives only leechers; a leecher receives a
+//     random mix; only peers of the requester's family; at most min(numwant, peers_capacity);
+//   - a peer not heard from for peer_ttl_s is gone: expired lazily when the swarm is touched
+//     and by MemoryCache::tick.
+// Times are tracker seconds (MemoryCache converts the host's milliseconds).
+// Not thread-safe: the shard mutex guards it.
+class Swarm {
+public:
+    // Applies the announce and writes the answer into `result`. Only fails when out of memory.
+    chihaya_status announce(const chihaya_announce_request& request, uint32_t now_s,
+                            chihaya_announce_result& result, Rng& rng) noexcept;
+
+    SwarmCounts counts() const noexcept {
+        return {v4_.seeders() + v6_.seeders(), v4_.leechers() + v6_.leechers(), downloaded_};
+    }
+    bool empty() const noexcept { return v4_.size() == 0 && v6_.size() == 0; }
+    uint32_t peer_count() const noexcept { return v4_.size() + v6_.size(); }
+
+    // Drops expired peers if any may have expired; cheap otherwise (one comparison).
+    void expire(uint32_t now_s) noexcept {
+        if (now_s <= sweep_due_s_) return;
+        uint32_t a = v4_.expire(now_s);
+        uint32_t b = v6_.expire(now_s);
+        sweep_due_s_ = a < b ? a : b;
+    }
+
+private:
+    template <class Peer>
+    chihaya_status announce_in(PeerList<Peer>& peers, const chihaya_announce_request& request,
+                               uint32_t now_s, chihaya_announce_result& result, Rng& rng) noexcept;
+
+    PeerList<PeerV4> v4_;
+    PeerList<PeerV6> v6_;
+    uint32_t downloaded_ = 0;
+    // A lower bound on every peer's deadline: until now passes it, no peer can have expired and
+    // expire() skips the scan. Deadlines only grow, so the bound stays valid between sweeps.
+    uint32_t sweep_due_s_ = UINT32_MAX;
+};
+
+static_assert(sizeof(Swarm) == 24);
+
+}  // namespace chihaya::memory

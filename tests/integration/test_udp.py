@@ -1,0 +1,245 @@
+"""BEP 15 UDP frontend of the real binary: connect, announce, scrape and hostile datagrams."""
+
+import os
+import random
+import socket
+import struct
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tracker_fixture import (UDP_ANNOUNCE, UDP_CONNECT, UDP_ERROR, UDP_PROTOCOL_ID, UDP_SCRAPE,
+                             V4, V6, Tracker, UdpClient, UdpError, peer_id, random_hash)
+
+INTERVAL = 1200
+tracker = None
+
+
+def setUpModule():
+    global tracker
+    tracker = Tracker({"tracker": {"announce_interval": INTERVAL}})
+    try:
+        tracker.start()
+    except Exception:
+        tracker.cleanup()
+        raise
+
+
+def tearDownModule():
+    try:
+        tracker.stop_checked()
+    finally:
+        tracker.cleanup()
+
+
+HOSTS = ((V4, socket.AF_INET, 6), (V6, socket.AF_INET6, 18))
+
+
+class TrackerCase(unittest.TestCase):
+    def assert_serves(self):
+        self.assertTrue(tracker.alive(), tracker.log_text())
+        for host in (V4, V6):
+            with tracker.udp(host) as c:
+                r = c.announce(random_hash(), peer_id(), 6881, event="started", left=1)
+                self.assertEqual(r["interval"], INTERVAL)
+
+
+class Protocol(TrackerCase):
+    def test_connect(self):
+        for host, _, _ in HOSTS:
+            with self.subTest(host=host), tracker.udp(host) as c:
+                tid = 0x01020304
+                reply = c.exchange(struct.pack(">QII", UDP_PROTOCOL_ID, UDP_CONNECT, tid))
+                self.assertIsNotNone(reply)
+                self.assertEqual(len(reply), 16)
+                self.assertEqual(struct.unpack(">II", reply[:8]), (UDP_CONNECT, tid))
+
+    def test_two_peers_find_each_other(self):
+        for host, family, entry in HOSTS:
+            with self.subTest(host=host), tracker.udp(host) as a, tracker.udp(host) as b:
+                h = random_hash()
+                ra = a.announce(h, peer_id(), 8001, event="started", left=10)
+                self.assertEqual(ra["interval"], INTERVAL)
+                self.assertEqual(len(ra["raw"]), 20, "a lone peer must not be handed itself")
+                rb = b.announce(h, peer_id(), 8002, event="started", left=10)
+                self.assertEqual(len(rb["raw"]), 20 + entry)
+                self.assertEqual(rb["peers"], [(host, 8001)])
+                self.assertEqual((rb["seeders"], rb["leechers"]), (0, 2))
+                ra = a.announce(h, peer_id(), 8001, left=10)
+                self.assertEqual(ra["peers"], [(host, 8002)])
+
+    def test_families_stay_apart(self):
+        h = random_hash()
+        with tracker.udp(V4) as a4, tracker.udp(V6) as a6, tracker.udp(V6) as b6:
+            a4.announce(h, peer_id(), 8101, event="started", left=1)
+            a6.announce(h, peer_id(), 8102, event="started", left=1)
+            r = b6.announce(h, peer_id(), 8103, event="started", left=1)
+            self.assertEqual((len(r["raw"]) - 20) % 18, 0)
+            self.assertEqual(r["peers"], [(V6, 8102)])
+
+    def test_numwant(self):
+        h = random_hash()
+        with tracker.udp() as c:
+            for p in range(5):
+                c.announce(h, peer_id(), 8200 + p, event="started", left=1)
+            self.assertEqual(len(c.announce(h, peer_id(), 8299, numwant=-1, left=1)["peers"]), 5)
+            self.assertEqual(len(c.announce(h, peer_id(), 8298, numwant=2, left=1)["peers"]), 2)
+            r = c.announce(h, peer_id(), 8297, numwant=0, left=1)
+            self.assertEqual(r["peers"], [])
+            self.assertEqual(r["leechers"], 8)
+
+    def test_counts_follow_events_and_scrape(self):
+        h, other = random_hash(), random_hash()
+        with tracker.udp(V6) as c:
+            r = c.announce(h, peer_id(), 8301, event="started", left=100)
+            self.assertEqual((r["seeders"], r["leechers"]), (0, 1))
+            r = c.announce(h, peer_id(), 8302, event="started", left=0)
+            self.assertEqual((r["seeders"], r["leechers"]), (1, 1))
+            r = c.announce(h, peer_id(), 8301, event="completed", left=0)
+            self.assertEqual((r["seeders"], r["leechers"]), (2, 0))
+            r = c.announce(h, peer_id(), 8302, event="stopped", left=0)
+            self.assertEqual((r["seeders"], r["leechers"]), (1, 0))
+            c.announce(other, peer_id(), 8303, event="started", left=5)
+        with tracker.udp(V4) as c:
+            self.assertEqual(c.scrape([h]), [{"seeders": 1, "completed": 1, "leechers": 0}])
+            unknown = random_hash()
+            self.assertEqual(c.scrape([other, unknown, h]),
+                             [{"seeders": 0, "completed": 0, "leechers": 1},
+                              {"seeders": 0, "completed": 0, "leechers": 0},
+                              {"seeders": 1, "completed": 1, "leechers": 0}])
+
+    def test_port_zero_refused(self):
+        with tracker.udp() as c:
+            with self.assertRaises(UdpError):
+                c.announce(random_hash(), peer_id(), 0, event="started", left=1)
+        self.assert_serves()
+
+    def test_bep41_url_data_after_announce_accepted(self):
+        # libtorrent appends the URL path as a BEP 41 option to every UDP announce.
+        with tracker.udp() as c:
+            c.connect()
+            tid = c.tid()
+            packet = c.announce_packet(random_hash(), peer_id(), 8401, event="started", left=1,
+                                       tid=tid) + b"\x02\x09/announce\x00"
+            reply = c.exchange(packet)
+            self.assertIsNotNone(reply)
+            self.assertEqual(struct.unpack(">II", reply[:8]), (UDP_ANNOUNCE, tid), reply)
+
+
+class Hostile(TrackerCase):
+    """Every reply to a bad datagram must be an error no larger than the datagram."""
+
+    def replies_to(self, client, payload):
+        """Sends `payload` and then a connect; returns the replies that came before the connect's.
+
+        One 4-tuple lands on one worker socket, so its replies keep order: anything ahead of the
+        connect's reply answers `payload`. That avoids waiting out a timeout per dropped packet."""
+        client.drain()
+        client.sock.send(payload)
+        tid = client.tid()
+        client.sock.send(struct.pack(">QII", UDP_PROTOCOL_ID, UDP_CONNECT, tid))
+        replies = []
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            try:
+                reply = client.sock.recv(65536)
+            except socket.timeout:
+                break
+            if len(reply) == 16 and struct.unpack(">II", reply[:8]) == (UDP_CONNECT, tid):
+                return replies
+            replies.append(reply)
+        self.fail("tracker stopped answering after %r\n%s" % (payload[:40], tracker.log_text()))
+
+    def assert_no_amplification(self, client, payload, expect_error=False, ok=(UDP_ERROR,)):
+        replies = self.replies_to(client, payload)
+        for reply in replies:
+            self.assertLessEqual(len(reply), len(payload),
+                                 "%d-byte reply to a %d-byte datagram" % (len(reply), len(payload)))
+            self.assertGreaterEqual(len(reply), 8, reply)
+            self.assertIn(struct.unpack(">I", reply[:4])[0], ok, reply)
+        if expect_error:
+            self.assertEqual(len(replies), 1, "expected one error reply to %r" % payload[:40])
+        return replies
+
+    def test_bad_connection_id(self):
+        for host, _, _ in HOSTS:
+            with self.subTest(host=host), tracker.udp(host) as c:
+                tid = 0x0A0B0C0D
+                packet = c.announce_packet(random_hash(), peer_id(), 8501, left=1, tid=tid,
+                                           connection_id=0x1122334455667788)
+                (reply,) = self.assert_no_amplification(c, packet, expect_error=True)
+                self.assertEqual(struct.unpack(">II", reply[:8]), (UDP_ERROR, tid))
+                scrape = struct.pack(">QII", 0x1122334455667788, UDP_SCRAPE, tid) + random_hash()
+                self.assert_no_amplification(c, scrape)
+        self.assert_serves()
+
+    def test_connection_id_bound_to_address(self):
+        with tracker.udp(V4) as c4, tracker.udp(V6) as c6:
+            cid = c4.connect()
+            packet = c6.announce_packet(random_hash(), peer_id(), 8502, left=1, connection_id=cid)
+            self.assert_no_amplification(c6, packet, expect_error=True)
+        self.assert_serves()
+
+    def test_truncated(self):
+        for host, _, _ in HOSTS:
+            with tracker.udp(host) as c:
+                c.connect()
+                connect = struct.pack(">QII", UDP_PROTOCOL_ID, UDP_CONNECT, 7)
+                announce = c.announce_packet(random_hash(), peer_id(), 8503, left=1)
+                scrape = struct.pack(">QII", c.connection_id, UDP_SCRAPE, 9) + random_hash()
+                cases = [b"", connect[:1], connect[:8], connect[:12], connect[:15],
+                         announce[:16], announce[:20], announce[:50], announce[:96], announce[:97]]
+                for payload in cases:
+                    with self.subTest(host=host, size=len(payload), action=payload[8:12]):
+                        self.assert_no_amplification(c, payload)
+                # A partial trailing hash may be refused or ignored, never answered with more.
+                for payload in (scrape[:16 + 10], scrape + b"\x01" * 7):
+                    with self.subTest(host=host, size=len(payload), action="scrape"):
+                        self.assert_no_amplification(c, payload, ok=(UDP_ERROR, UDP_SCRAPE))
+        self.assert_serves()
+
+    def test_connect_with_wrong_protocol_id(self):
+        with tracker.udp() as c:
+            for magic in (0, UDP_PROTOCOL_ID + 1, 0xFFFFFFFFFFFFFFFF):
+                with self.subTest(magic=magic):
+                    self.assert_no_amplification(c, struct.pack(">QII", magic, UDP_CONNECT, 3))
+        self.assert_serves()
+
+    def test_unknown_action(self):
+        with tracker.udp() as c:
+            c.connect()
+            for action in (4, 5, 0x7FFFFFFF, 0xFFFFFFFF):
+                with self.subTest(action=action):
+                    packet = c.announce_packet(random_hash(), peer_id(), 8504, left=1,
+                                               action=action)
+                    self.assert_no_amplification(c, packet)
+        self.assert_serves()
+
+    def test_garbage(self):
+        rng = random.Random(1234)
+        with tracker.udp() as c, tracker.udp(V6) as c6:
+            for size in (1, 7, 8, 16, 17, 98, 99, 300, 1500, 9000):
+                for client in (c, c6):
+                    payload = bytes(rng.getrandbits(8) for _ in range(size))
+                    with self.subTest(size=size, family=client.family):
+                        self.assert_no_amplification(client, payload)
+        self.assert_serves()
+
+    def test_negative_numwant_and_huge_fields(self):
+        with tracker.udp() as c:
+            r = c.announce(random_hash(), peer_id(), 8505, numwant=-7, left=2 ** 64 - 1,
+                           uploaded=2 ** 64 - 1, downloaded=2 ** 64 - 1, event="started")
+            self.assertEqual(r["leechers"], 1)
+            for event in (4, 0xFFFFFFFF):
+                with self.subTest(event=event):
+                    packet = bytearray(c.announce_packet(random_hash(), peer_id(), 8506, left=1))
+                    packet[80:84] = struct.pack(">I", event)
+                    replies = self.replies_to(c, bytes(packet))
+                    for reply in replies:
+                        self.assertLessEqual(len(reply), len(packet))
+        self.assert_serves()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -1,0 +1,32 @@
+// A minimal well-formed cache driver with config keys: the loader's positive case.
+#include <chihaya/driver.hpp>
+
+namespace {
+
+class GoodCache {
+public:
+    static constexpr chihaya_config_key config_keys[] = {
+        {sizeof(chihaya_config_key), "size", CHIHAYA_CONFIG_INT, "8", 1, 64, "a bounded integer"},
+        {sizeof(chihaya_config_key), "label", CHIHAYA_CONFIG_STRING, "\"x\"", 0, 0, "a string"},
+        {sizeof(chihaya_config_key), "strict", CHIHAYA_CONFIG_BOOL, "false", 0, 0, "a flag"},
+    };
+    GoodCache(const chihaya::Host&, const chihaya::Config& config)
+        : size_(config.integer("size")), label_(config.string("label")), strict_(config.boolean("strict")) {}
+    // Echoes its resolved config in the counts, so the test sees what create received.
+    void announce(const chihaya_announce_request&, chihaya_announce_result& r, chihaya::Completion done) {
+        r.complete = uint32_t(size_);
+        r.incomplete = uint32_t(label_.size());
+        r.downloaded = strict_ ? 1 : 0;
+        done(CHIHAYA_OK);
+    }
+    void scrape(chihaya_scrape_request&, chihaya::Completion done) { done(CHIHAYA_OK); }
+
+private:
+    int64_t size_;
+    std::string label_;
+    bool strict_;
+};
+
+}  // namespace
+
+CHIHAYA_REGISTER_CACHE("good", GoodCache)

@@ -1,0 +1,11 @@
+// A well-formed descriptor that registers nothing.
+#include <chihaya/abi.h>
+
+static const chihaya_plugin_descriptor descriptor = {
+    CHIHAYA_PLUGIN_MAGIC, CHIHAYA_ABI_MAJOR, CHIHAYA_ABI_MINOR, sizeof(chihaya_plugin_descriptor),
+    "empty", "1", 0, nullptr};
+
+extern "C" __attribute__((visibility("default"))) const chihaya_plugin_descriptor*
+chihaya_plugin_entry(const chihaya_host_api*) {
+    return &descriptor;
+}

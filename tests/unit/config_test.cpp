@@ -1,0 +1,130 @@
+// The TOML config: defaults, every table, and errors that name file, line and key.
+#include "config/config.hpp"
+
+#include <doctest/doctest.h>
+
+#include <string>
+
+using namespace chihaya;
+
+namespace {
+
+std::string error_of(const std::string& toml) {
+    try {
+        parse_config(toml, "x.toml");
+    } catch (const ConfigError& e) {
+        return e.what();
+    }
+    return "";
+}
+
+}  // namespace
+
+TEST_CASE("an empty file gives the documented defaults") {
+    Config c = parse_config("", "x.toml");
+    CHECK(c.source == "x.toml");
+    CHECK(c.tracker.announce_interval == 1800);
+    CHECK(c.tracker.max_numwant == 200);
+    CHECK_FALSE(c.tracker.allow_full_scrape);
+    CHECK(c.udp.listen == std::vector<std::string>{"0.0.0.0:6969", "[::]:6969"});
+    CHECK(c.http.max_request_head == 8192);
+    CHECK(c.cache.driver == "memory");
+    CHECK(c.storage.driver == "none");
+}
+
+TEST_CASE("etc/chihaya.toml is valid and spells out the defaults") {
+    Config shipped = load_config(CHIHAYA_SOURCE_DIR "/etc/chihaya.toml");
+    Config defaults = parse_config("", "x.toml");
+    CHECK(shipped.tracker.announce_interval == defaults.tracker.announce_interval);
+    CHECK(shipped.tracker.min_interval == defaults.tracker.min_interval);
+    CHECK(shipped.tracker.peer_lifetime == defaults.tracker.peer_lifetime);
+    CHECK(shipped.tracker.default_numwant == defaults.tracker.default_numwant);
+    CHECK(shipped.tracker.max_numwant == defaults.tracker.max_numwant);
+    CHECK(shipped.tracker.max_scrape_torrents == defaults.tracker.max_scrape_torrents);
+    CHECK(shipped.udp.listen == defaults.udp.listen);
+    CHECK(shipped.udp.receive_buffer == defaults.udp.receive_buffer);
+    CHECK(shipped.http.listen == defaults.http.listen);
+    CHECK(shipped.http.idle_timeout == defaults.http.idle_timeout);
+    CHECK(shipped.http.request_timeout == defaults.http.request_timeout);
+    CHECK(shipped.http.max_connections == defaults.http.max_connections);
+    CHECK(shipped.http.real_ip_header == defaults.http.real_ip_header);
+    CHECK(shipped.workers.threads == defaults.workers.threads);
+    CHECK(shipped.log.level == defaults.log.level);
+    CHECK(shipped.cache.driver == "memory");
+    CHECK(shipped.cache.tables.at("memory").at("shards").integer == 1024);
+    CHECK(shipped.storage.driver == "none");
+}
+
+TEST_CASE("values are read into their tables") {
+    Config c = parse_config(R"(
+plugins_dir = "/opt/chihaya/plugins"
+[tracker]
+announce_interval = 600
+min_interval = 60
+allow_full_scrape = true
+[udp]
+listen = ["127.0.0.1:7000"]
+[http]
+enabled = false
+trusted_proxies = ["127.0.0.1", "::1"]
+[workers]
+threads = 3
+[log]
+level = "debug"
+[cache]
+driver = "redis"
+[cache.redis]
+address = "127.0.0.1:6379"
+pool = 4
+cluster = false
+)", "x.toml");
+    CHECK(c.plugins_dir == "/opt/chihaya/plugins");
+    CHECK(c.tracker.announce_interval == 600);
+    CHECK(c.tracker.min_interval == 60);
+    CHECK(c.tracker.allow_full_scrape);
+    CHECK(c.udp.listen == std::vector<std::string>{"127.0.0.1:7000"});
+    CHECK_FALSE(c.http.enabled);
+    CHECK(c.http.trusted_proxies.size() == 2);
+    CHECK(c.workers.threads == 3);
+    CHECK(c.log.level == "debug");
+    CHECK(c.cache.driver == "redis");
+    const auto& redis = c.cache.tables.at("redis");
+    CHECK(redis.at("address").type == DriverTableValue::Type::String);
+    CHECK(redis.at("address").string == "127.0.0.1:6379");
+    CHECK(redis.at("pool").integer == 4);
+    CHECK(redis.at("pool").line == 20);
+    CHECK(redis.at("cluster").type == DriverTableValue::Type::Boolean);
+}
+
+TEST_CASE("errors name the file, the line and the key") {
+    CHECK(error_of("[tracker]\nannounce_intervall = 5\n") == "x.toml:2: tracker.announce_intervall: unknown key");
+    CHECK(error_of("\n\nbogus = 1\n") == "x.toml:3: bogus: unknown key");
+    CHECK(error_of("[tracker]\nmax_numwant = \"many\"\n") == "x.toml:2: tracker.max_numwant: expected an integer");
+    CHECK(error_of("[tracker]\nannounce_interval = 0\n") ==
+          "x.toml:2: tracker.announce_interval: 0 is out of range [1, 86400]");
+    CHECK(error_of("[http]\nmax_request_head = 100\n") ==
+          "x.toml:2: http.max_request_head: 100 is out of range [512, 65536]");
+    CHECK(error_of("[udp]\nenabled = 1\n") == "x.toml:2: udp.enabled: expected true or false");
+    CHECK(error_of("[udp]\nlisten = [\"localhost:80\"]\n").find("x.toml:2: udp.listen: \"localhost:80\"") == 0);
+    CHECK(error_of("[udp]\nlisten = [\"1.2.3.4:99999\"]\n").find("x.toml:2: udp.listen:") == 0);
+    CHECK(error_of("[http]\ntrusted_proxies = [\"proxy\"]\n") == "x.toml:2: http.trusted_proxies: \"proxy\": not an IP address");
+    CHECK(error_of("[log]\nlevel = \"loud\"\n") == "x.toml:2: log.level: expected debug, info, warning or error");
+    CHECK(error_of("[tracker]\nmin_interval = 2000\n").find("tracker.min_interval: must not exceed") != std::string::npos);
+    CHECK(error_of("tracker = 3\n") == "x.toml:1: tracker: expected a table");
+    CHECK(error_of("[cache]\ndriver = 5\n") == "x.toml:2: cache.driver: expected a string");
+    CHECK(error_of("[cache]\nshards = 5\n").find("x.toml:2: cache.shards: unknown key") == 0);
+}
+
+TEST_CASE("TOML syntax errors name the line") {
+    std::string e = error_of("[tracker]\nannounce_interval = = 5\n");
+    CHECK(e.find("x.toml:2: ") == 0);
+}
+
+TEST_CASE("a missing file is an error naming it") {
+    try {
+        load_config("/nonexistent/chihaya.toml");
+        FAIL("no error");
+    } catch (const ConfigError& e) {
+        CHECK(std::string(e.what()) == "/nonexistent/chihaya.toml: cannot be read");
+    }
+}
