@@ -23,8 +23,8 @@ V6 = "::1"
 FAMILIES = {V4: socket.AF_INET, V6: socket.AF_INET6}
 
 START_TIMEOUT_S = 10.0
-# SIGTERM must drain and exit well inside this; a hang here is a shutdown bug, not slowness.
-STOP_TIMEOUT_S = 5.0
+# Above main.cpp's 5 s shutdown grace: a stop that takes longer is a hang, not a slow drain.
+STOP_TIMEOUT_S = 8.0
 
 UDP_PROTOCOL_ID = 0x41727101980
 UDP_CONNECT, UDP_ANNOUNCE, UDP_SCRAPE, UDP_ERROR = 0, 1, 2, 3
@@ -214,6 +214,8 @@ class Tracker:
 
     def cleanup(self):
         self.kill()
+        if self.proc is not None:
+            self._log.close()
         self.dir.cleanup()
 
     def __enter__(self):

@@ -1,0 +1,442 @@
+// memory_swarm_test.cpp: the memory driver's swarm rules, peer arrays and shards, tested directly.
+#include <doctest/doctest.h>
+
+#include "memory_cache.hpp"
+#include "peer_list.hpp"
+#include "swarm.hpp"
+
+#include <cstring>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+using namespace chihaya::memory;
+
+namespace {
+
+// A peer numbered n: IPv4 10.0.n>>8.n&255, IPv6 2001:db8::n, port 6881 + n % 7.
+struct Announce {
+    chihaya_announce_request r{};
+
+    explicit Announce(uint32_t peer, bool seeder = false, uint8_t family = CHIHAYA_IPV4) {
+        r.struct_size = sizeof r;
+        r.family = family;
+        r.port = static_cast<uint16_t>(6881 + peer % 7);
+        if (family == CHIHAYA_IPV4) {
+            uint8_t a[4] = {10, 0, uint8_t(peer >> 8), uint8_t(peer)};
+            std::memcpy(r.addr, a, 4);
+        } else {
+            uint8_t a[16] = {0x20, 0x01, 0x0d, 0xb8};
+            a[14] = uint8_t(peer >> 8);
+            a[15] = uint8_t(peer);
+            std::memcpy(r.addr, a, 16);
+        }
+        r.left = seeder ? 0 : 1000;
+        r.numwant = 50;
+        r.peer_ttl_s = 60;
+    }
+    Announce& event(chihaya_event e) { r.event = e; return *this; }
+    Announce& numwant(uint32_t n) { r.numwant = n; return *this; }
+    Announce& ttl(uint32_t s) { r.peer_ttl_s = s; return *this; }
+    Announce& track(uint64_t up, uint64_t down) {
+        r.flags |= CHIHAYA_ANNOUNCE_TRACK_COUNTERS;
+        r.uploaded = up;
+        r.downloaded = down;
+        return *this;
+    }
+    Announce& hash(uint8_t b) { std::memset(r.info_hash, b, 20); r.info_hash[0] = b; return *this; }
+    Announce& at_ms(uint64_t ms) { r.now_ms = ms; return *this; }
+};
+
+std::string endpoint_of(const chihaya_announce_request& r) {
+    size_t a = r.family == CHIHAYA_IPV4 ? 4 : 16;
+    std::string s(reinterpret_cast<const char*>(r.addr), a);
+    s.push_back(char(r.port >> 8));
+    s.push_back(char(r.port & 0xff));
+    return s;
+}
+std::string endpoint_of(uint32_t peer, uint8_t family = CHIHAYA_IPV4) {
+    return endpoint_of(Announce(peer, false, family).r);
+}
+
+struct Answer {
+    std::vector<uint8_t> buffer;
+    chihaya_announce_result r{};
+    chihaya_status status = CHIHAYA_INTERNAL;
+
+    explicit Answer(uint32_t capacity = 200) : buffer(capacity * 18 + 1) {
+        r.struct_size = sizeof r;
+        r.peers = buffer.data();
+        r.peers_capacity = capacity;
+    }
+    std::vector<std::string> peers(uint8_t family = CHIHAYA_IPV4) const {
+        size_t size = family == CHIHAYA_IPV4 ? 6 : 18;
+        std::vector<std::string> out;
+        for (uint32_t i = 0; i < r.peer_count; ++i)
+            out.emplace_back(reinterpret_cast<const char*>(buffer.data() + i * size), size);
+        return out;
+    }
+};
+
+Answer announce(Swarm& swarm, const Announce& a, uint32_t now_s = 0, uint32_t capacity = 200) {
+    Answer answer(capacity);
+    answer.status = swarm.announce(a.r, now_s, answer.r, Rng::for_this_thread());
+    return answer;
+}
+
+}  // namespace
+
+TEST_CASE("a peer is counted by its left: leecher, seeder, and moved both ways") {
+    Swarm s;
+    Answer a = announce(s, Announce(1));
+    CHECK(a.status == CHIHAYA_OK);
+    CHECK(a.r.complete == 0);
+    CHECK(a.r.incomplete == 1);
+    a = announce(s, Announce(2, true));
+    CHECK(a.r.complete == 1);
+    CHECK(a.r.incomplete == 1);
+    a = announce(s, Announce(1, true));  // leecher 1 finished without an event
+    CHECK(a.r.complete == 2);
+    CHECK(a.r.incomplete == 0);
+    CHECK(a.r.downloaded == 0);
+    a = announce(s, Announce(2, false));  // a seeder that lost data leeches again
+    CHECK(a.r.complete == 1);
+    CHECK(a.r.incomplete == 1);
+    CHECK(s.peer_count() == 2);
+}
+
+TEST_CASE("a peer is (family, addr, port): another port is another peer") {
+    Swarm s;
+    Announce a(1);
+    announce(s, a);
+    a.r.port = 9999;
+    Answer b = announce(s, a);
+    CHECK(b.r.incomplete == 2);
+    CHECK(b.peers().size() == 1);
+}
+
+TEST_CASE("completed counts once per peer, also when first seen with it") {
+    Swarm s;
+    announce(s, Announce(1));
+    CHECK(announce(s, Announce(1, true).event(CHIHAYA_EVENT_COMPLETED)).r.downloaded == 1);
+    CHECK(announce(s, Announce(1, true).event(CHIHAYA_EVENT_COMPLETED)).r.downloaded == 1);
+    Answer a = announce(s, Announce(2, true).event(CHIHAYA_EVENT_COMPLETED));
+    CHECK(a.r.downloaded == 2);
+    CHECK(a.r.complete == 2);
+    // The flag survives the peer moving between leechers and seeders.
+    announce(s, Announce(1, false));
+    announce(s, Announce(1, true));
+    CHECK(announce(s, Announce(1, true).event(CHIHAYA_EVENT_COMPLETED)).r.downloaded == 2);
+}
+
+TEST_CASE("stopped removes the peer and answers with no peers") {
+    Swarm s;
+    for (uint32_t p = 1; p <= 4; ++p) announce(s, Announce(p, p % 2 == 0));
+    Answer a = announce(s, Announce(3).event(CHIHAYA_EVENT_STOPPED));
+    CHECK(a.r.peer_count == 0);
+    CHECK(a.r.complete == 2);
+    CHECK(a.r.incomplete == 1);
+    CHECK(a.r.had_previous == 1);
+    a = announce(s, Announce(2, true).event(CHIHAYA_EVENT_STOPPED));
+    CHECK(a.r.complete == 1);
+    // Stopping an unknown peer changes nothing.
+    a = announce(s, Announce(77).event(CHIHAYA_EVENT_STOPPED));
+    CHECK(a.r.had_previous == 0);
+    CHECK(s.peer_count() == 2);
+    announce(s, Announce(1).event(CHIHAYA_EVENT_STOPPED));
+    announce(s, Announce(4, true).event(CHIHAYA_EVENT_STOPPED));
+    CHECK(s.empty());
+}
+
+TEST_CASE("a peer never receives itself") {
+    Swarm s;
+    for (uint32_t p = 0; p < 10; ++p) announce(s, Announce(p, p < 3));
+    for (uint32_t p = 0; p < 10; ++p) {
+        for (int round = 0; round < 20; ++round) {
+            // numwant below the swarm size exercises the random walk, above it the full copy.
+            for (uint32_t want : {3u, 50u}) {
+                Answer a = announce(s, Announce(p, p < 3).numwant(want));
+                for (const auto& e : a.peers()) CHECK(e != endpoint_of(p));
+            }
+        }
+    }
+}
+
+TEST_CASE("seeders receive only leechers; leechers receive both") {
+    Swarm s;
+    std::set<std::string> seeders, leechers;
+    for (uint32_t p = 0; p < 10; ++p) {
+        announce(s, Announce(p, p < 5));
+        (p < 5 ? seeders : leechers).insert(endpoint_of(p));
+    }
+    Answer a = announce(s, Announce(0, true));
+    CHECK(a.r.peer_count == 5);
+    for (const auto& e : a.peers()) CHECK(leechers.count(e) == 1);
+    // Fewer leechers than wanted: still only leechers.
+    a = announce(s, Announce(0, true).numwant(3));
+    CHECK(a.r.peer_count == 3);
+    for (const auto& e : a.peers()) CHECK(leechers.count(e) == 1);
+
+    a = announce(s, Announce(7));
+    CHECK(a.r.peer_count == 9);
+    size_t got_seeders = 0;
+    for (const auto& e : a.peers()) got_seeders += seeders.count(e);
+    CHECK(got_seeders == 5);
+}
+
+TEST_CASE("numwant and peers_capacity bound the answer") {
+    Swarm s;
+    for (uint32_t p = 0; p < 30; ++p) announce(s, Announce(p));
+    CHECK(announce(s, Announce(0).numwant(0)).r.peer_count == 0);
+    CHECK(announce(s, Announce(0).numwant(7)).r.peer_count == 7);
+    CHECK(announce(s, Announce(0).numwant(50), 0, 4).r.peer_count == 4);
+    CHECK(announce(s, Announce(0).numwant(50)).r.peer_count == 29);
+    Answer a = announce(s, Announce(0).numwant(20));
+    auto peers = a.peers();
+    CHECK(std::set<std::string>(peers.begin(), peers.end()).size() == 20);  // no duplicates
+}
+
+TEST_CASE("selection is random: repeated announces see more than numwant distinct peers") {
+    Swarm s;
+    for (uint32_t p = 0; p < 100; ++p) announce(s, Announce(p, p % 3 == 0));
+    std::set<std::string> seen;
+    for (int i = 0; i < 50; ++i)
+        for (const auto& e : announce(s, Announce(1).numwant(10)).peers()) seen.insert(e);
+    CHECK(seen.size() > 50);
+    // A seeder's leechers-only range is random too.
+    std::set<std::string> seen_by_seeder;
+    for (int i = 0; i < 50; ++i)
+        for (const auto& e : announce(s, Announce(0, true).numwant(10)).peers())
+            seen_by_seeder.insert(e);
+    CHECK(seen_by_seeder.size() > 30);
+}
+
+TEST_CASE("peers expire after peer_ttl_s without an announce") {
+    Swarm s;
+    announce(s, Announce(1).ttl(60), 100);
+    announce(s, Announce(2, true).ttl(60), 130);
+    Answer a = announce(s, Announce(3).ttl(60), 160);  // peer 1 is exactly at its deadline
+    CHECK(a.r.incomplete == 2);
+    CHECK(a.r.complete == 1);
+    a = announce(s, Announce(3).ttl(60), 161);
+    CHECK(a.r.incomplete == 1);
+    CHECK(a.r.peer_count == 1);
+    // Re-announcing keeps a peer alive.
+    announce(s, Announce(2, true).ttl(60), 180);
+    s.expire(235);
+    CHECK(s.peer_count() == 1);
+    s.expire(241);
+    CHECK(s.empty());
+    // A peer that comes back after expiring is new: its completed counts again.
+}
+
+TEST_CASE("an expired peer that returns is a new peer") {
+    Swarm s;
+    announce(s, Announce(1, true).event(CHIHAYA_EVENT_COMPLETED).ttl(10), 0);
+    announce(s, Announce(2).ttl(100), 0);
+    Answer a = announce(s, Announce(1, true).event(CHIHAYA_EVENT_COMPLETED).ttl(10), 50);
+    CHECK(a.r.had_previous == 0);
+    CHECK(a.r.downloaded == 2);
+}
+
+TEST_CASE("families are kept apart; counts cover both; entries are compact network order") {
+    Swarm s;
+    for (uint32_t p = 0; p < 3; ++p) announce(s, Announce(p, false, CHIHAYA_IPV4));
+    for (uint32_t p = 0; p < 4; ++p) announce(s, Announce(p, true, CHIHAYA_IPV6));
+    Answer a = announce(s, Announce(9, false, CHIHAYA_IPV6));
+    CHECK(a.r.peer_count == 4);
+    CHECK(a.r.complete == 4);
+    CHECK(a.r.incomplete == 4);
+    std::set<std::string> v6;
+    for (uint32_t p = 0; p < 4; ++p) v6.insert(endpoint_of(p, CHIHAYA_IPV6));
+    for (const auto& e : a.peers(CHIHAYA_IPV6)) CHECK(v6.count(e) == 1);
+
+    a = announce(s, Announce(0, true, CHIHAYA_IPV4));
+    CHECK(a.r.peer_count == 2);
+    Swarm one;
+    announce(one, Announce(0x0102));
+    a = announce(one, Announce(5));
+    REQUIRE(a.r.peer_count == 1);
+    const uint8_t expected[6] = {10, 0, 0x01, 0x02, uint8_t((6881 + 0x0102 % 7) >> 8),
+                                 uint8_t((6881 + 0x0102 % 7) & 0xff)};
+    CHECK(std::memcmp(a.buffer.data(), expected, 6) == 0);
+}
+
+TEST_CASE("TRACK_COUNTERS hands back the previous totals, following the peer as it moves") {
+    Swarm s;
+    Answer a = announce(s, Announce(1).track(10, 20));
+    CHECK(a.r.had_previous == 0);
+    for (uint32_t p = 2; p < 8; ++p) announce(s, Announce(p, p % 2 == 0).track(p * 100, p * 1000));
+    a = announce(s, Announce(1).track(15, 25));
+    CHECK(a.r.had_previous == 1);
+    CHECK(a.r.previous_uploaded == 10);
+    CHECK(a.r.previous_downloaded == 20);
+    // Moves across the seeder boundary and removals of others shuffle indexes.
+    announce(s, Announce(1, true).track(16, 26));
+    announce(s, Announce(3).event(CHIHAYA_EVENT_STOPPED).track(0, 0));
+    announce(s, Announce(2, false).track(201, 2001));
+    for (uint32_t p : {4u, 5u, 6u, 7u}) {
+        a = announce(s, Announce(p, p % 2 == 0).track(p * 100 + 1, p * 1000 + 1));
+        CHECK(a.r.had_previous == 1);
+        CHECK(a.r.previous_uploaded == p * 100);
+        CHECK(a.r.previous_downloaded == p * 1000);
+    }
+    a = announce(s, Announce(1, true).event(CHIHAYA_EVENT_STOPPED).track(17, 27));
+    CHECK(a.r.previous_uploaded == 16);
+    CHECK(a.r.previous_downloaded == 26);
+    a = announce(s, Announce(2).track(0, 0));
+    CHECK(a.r.previous_uploaded == 201);
+}
+
+TEST_CASE("without TRACK_COUNTERS the previous totals are not written") {
+    Swarm s;
+    announce(s, Announce(1));
+    Answer a(10);
+    a.r.previous_uploaded = 0xdead;
+    CHECK(s.announce(Announce(1).r, 0, a.r, Rng::for_this_thread()) == CHIHAYA_OK);
+    CHECK(a.r.had_previous == 1);
+    CHECK(a.r.previous_uploaded == 0xdead);
+}
+
+TEST_CASE("PeerList keeps the leecher/seeder partition and counters through random changes") {
+    PeerList<PeerV4> list;
+    REQUIRE(list.enable_counters());
+    struct Model { bool seeder; uint64_t up; };
+    std::map<uint32_t, Model> model;
+    Rng rng(42);
+    auto make = [](uint32_t id) {
+        PeerV4 p{};
+        std::memcpy(p.endpoint, &id, 4);
+        return p;
+    };
+    for (int step = 0; step < 20000; ++step) {
+        uint32_t id = rng.below(300);
+        PeerV4 p = make(id);
+        uint32_t i = list.find(p.endpoint);
+        REQUIRE((i == list.npos) == (model.count(id) == 0));
+        switch (rng.below(4)) {
+        case 0:
+            if (i != list.npos) { list.remove(i); model.erase(id); }
+            break;
+        case 1:
+            if (i != list.npos && !list.is_seeder(i)) { i = list.make_seeder(i); model[id].seeder = true; }
+            else if (i != list.npos) { i = list.make_leecher(i); model[id].seeder = false; }
+            break;
+        default:
+            if (i == list.npos) {
+                bool seeder = rng.below(2) == 0;
+                i = list.insert(p, seeder);
+                REQUIRE(i != list.npos);
+                model[id] = {seeder, 0};
+            }
+            list.counters()[i].uploaded = step;
+            model[id].up = uint64_t(step);
+        }
+        if (step % 97 == 0 || step > 19900) {
+            REQUIRE(list.size() == model.size());
+            uint32_t seeders = 0;
+            for (const auto& [mid, m] : model) {
+                uint32_t j = list.find(make(mid).endpoint);
+                REQUIRE(j != list.npos);
+                CHECK(list.is_seeder(j) == m.seeder);
+                CHECK(list.counters()[j].uploaded == m.up);
+                seeders += m.seeder;
+            }
+            CHECK(list.seeders() == seeders);
+            CHECK(list.size() <= list.capacity());
+        }
+    }
+}
+
+TEST_CASE("PeerList frees its block when empty and shrinks when sparse") {
+    PeerList<PeerV6> list;
+    for (uint32_t id = 0; id < 1000; ++id) {
+        PeerV6 p{};
+        std::memcpy(p.endpoint, &id, 4);
+        list.insert(p, id % 2 == 0);
+    }
+    uint32_t big = list.capacity();
+    CHECK(big >= 1000);
+    while (list.size() > 10) list.remove(list.size() / 2);
+    CHECK(list.capacity() < big / 4);
+    while (list.size() > 0) list.remove(0);
+    CHECK(list.capacity() == 0);
+    CHECK(list.counters() == nullptr);
+}
+
+TEST_CASE("MemoryCache: swarms are per info_hash and dropped when their last peer leaves") {
+    MemoryCache cache({16, 4}, 0);
+    Answer a;
+    CHECK(cache.announce(Announce(1).hash(1).r, a.r) == CHIHAYA_OK);
+    CHECK(cache.announce(Announce(2).hash(2).r, a.r) == CHIHAYA_OK);
+    CHECK(a.r.incomplete == 1);
+    CHECK(cache.swarm_count() == 2);
+    cache.announce(Announce(1).hash(1).event(CHIHAYA_EVENT_STOPPED).r, a.r);
+    CHECK(cache.swarm_count() == 1);
+    // A stopped announce to an unknown torrent creates nothing.
+    cache.announce(Announce(1).hash(9).event(CHIHAYA_EVENT_STOPPED).r, a.r);
+    CHECK(a.r.complete + a.r.incomplete + a.r.downloaded == 0);
+    CHECK(cache.swarm_count() == 1);
+}
+
+TEST_CASE("MemoryCache: scrape counts known torrents, zeros for unknown ones") {
+    MemoryCache cache({16, 4}, 0);
+    Answer a;
+    cache.announce(Announce(1, true).hash(1).event(CHIHAYA_EVENT_COMPLETED).r, a.r);
+    cache.announce(Announce(2).hash(1).r, a.r);
+    chihaya_scrape_entry entries[2]{};
+    std::memset(entries[0].info_hash, 1, 20);
+    std::memset(entries[1].info_hash, 5, 20);
+    entries[1].complete = 99;
+    chihaya_scrape_request req{sizeof req, 2, entries, 0, {}};
+    CHECK(cache.scrape(req) == CHIHAYA_OK);
+    CHECK(entries[0].complete == 1);
+    CHECK(entries[0].incomplete == 1);
+    CHECK(entries[0].downloaded == 1);
+    CHECK(entries[1].complete == 0);
+    CHECK(entries[1].incomplete == 0);
+    CHECK(entries[1].downloaded == 0);
+}
+
+TEST_CASE("MemoryCache: scrape_all visits every swarm once and stops when asked") {
+    MemoryCache cache({16, 4}, 0);
+    Answer a;
+    for (uint8_t h = 1; h <= 40; ++h) cache.announce(Announce(h).hash(h).r, a.r);
+    std::set<uint8_t> seen;
+    auto visit = [](void* ctx, const chihaya_scrape_entry* e) {
+        auto& s = *static_cast<std::set<uint8_t>*>(ctx);
+        CHECK(e->incomplete == 1);
+        s.insert(e->info_hash[0]);
+        return 1;
+    };
+    CHECK(cache.scrape_all(0, visit, &seen) == CHIHAYA_OK);
+    CHECK(seen.size() == 40);
+    int calls = 0;
+    auto stop = [](void* ctx, const chihaya_scrape_entry*) { return ++*static_cast<int*>(ctx) < 3 ? 1 : 0; };
+    cache.scrape_all(0, stop, &calls);
+    CHECK(calls == 3);
+}
+
+TEST_CASE("MemoryCache: tick sweeps a slice of shards and drops expired swarms") {
+    MemoryCache cache({16, 4}, 1000);
+    Answer a;
+    for (uint8_t h = 0; h < 64; ++h) cache.announce(Announce(h).hash(h).ttl(10).at_ms(1000).r, a.r);
+    cache.announce(Announce(1).hash(200).ttl(1000).at_ms(1000).r, a.r);
+    CHECK(cache.swarm_count() == 65);
+    cache.tick(1000 + 20'000);  // one slice: 4 of 16 shards
+    size_t after_one = cache.swarm_count();
+    CHECK(after_one < 65);
+    CHECK(after_one > 1);
+    for (int i = 0; i < 3; ++i) cache.tick(1000 + 20'000);
+    CHECK(cache.swarm_count() == 1);
+    CHECK(cache.peer_count() == 1);
+}
+
+TEST_CASE("MemoryCache: times are seconds since the epoch; shards must be a power of two") {
+    MemoryCache cache({16, 4}, 5000);
+    CHECK(cache.seconds(0) == 0);
+    CHECK(cache.seconds(5999) == 0);
+    CHECK(cache.seconds(6000) == 1);
+    CHECK_THROWS(MemoryCache({12, 4}, 0));
+}

@@ -18,6 +18,7 @@ public:
     void raw(std::string_view s) { bytes(s.data(), s.size()); }
     void bytes(const void* p, size_t n) {
         if (!ok_ || out_.size() - pos_ < n) { ok_ = false; return; }
+        if (n == 0) return;  // p may be null for an empty peer list
         std::memcpy(out_.data() + pos_, p, n);
         pos_ += n;
     }
@@ -38,18 +39,15 @@ private:
     bool ok_ = true;
 };
 
-// Keys must be written in byte order; this prefix is shared by every announce success.
-void write_counts(Writer& w, const AnnounceResponse& r) {
-    w.raw("d8:complete");
-    w.integer(r.complete);
+// Dictionary keys must be written in byte order: complete < downloaded < incomplete < interval <
+// min interval < peers < peers6. Announce and scrape share the first three.
+void write_swarm_counts(Writer& w, uint32_t complete, uint32_t downloaded, uint32_t incomplete) {
+    w.raw("8:complete");
+    w.integer(complete);
     w.raw("10:downloaded");
-    w.integer(r.downloaded);
+    w.integer(downloaded);
     w.raw("10:incomplete");
-    w.integer(r.incomplete);
-    w.raw("8:interval");
-    w.integer(r.interval);
-    w.raw("12:min interval");
-    w.integer(r.min_interval);
+    w.integer(incomplete);
 }
 
 }  // namespace
@@ -57,7 +55,12 @@ void write_counts(Writer& w, const AnnounceResponse& r) {
 size_t write_announce(std::span<char> out, const AnnounceResponse& response, chihaya_family family,
                       const uint8_t* peers, bool compact) {
     Writer w(out);
-    write_counts(w, response);
+    w.raw("d");
+    write_swarm_counts(w, response.complete, response.downloaded, response.incomplete);
+    w.raw("8:interval");
+    w.integer(response.interval);
+    w.raw("12:min interval");
+    w.integer(response.min_interval);
     const size_t entry = Endpoint::compact_size(family);
     if (compact) {
         w.raw(family == CHIHAYA_IPV4 ? "5:peers" : "6:peers6");
@@ -94,12 +97,8 @@ size_t write_scrape(std::span<char> out, std::span<const chihaya_scrape_entry> e
     w.raw("d5:filesd");
     for (const chihaya_scrape_entry& e : entries) {
         w.string(e.info_hash, sizeof e.info_hash);
-        w.raw("d8:complete");
-        w.integer(e.complete);
-        w.raw("10:downloaded");
-        w.integer(e.downloaded);
-        w.raw("10:incomplete");
-        w.integer(e.incomplete);
+        w.raw("d");
+        write_swarm_counts(w, e.complete, e.downloaded, e.incomplete);
         w.raw("e");
     }
     w.raw("ee");

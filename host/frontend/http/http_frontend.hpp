@@ -15,15 +15,19 @@ class HttpFrontend {
 public:
     // Opens one SO_REUSEPORT acceptor per configured listen address on `io` (IPv6 ones are
     // IPV6_V6ONLY). Throws std::runtime_error naming the address when one cannot be bound.
-    // `tracker` must outlive this object.
+    // `tracker` must outlive every connection: keep it until io.run() has returned.
     HttpFrontend(boost::asio::io_context& io, const HttpConfig& config, const Tracker& tracker);
+    // Closes the acceptors; run it on the worker's thread or after io.run() has returned. Sessions
+    // still queued in `io` stay valid (they share their state), so `io` may be destroyed later.
     ~HttpFrontend();
     HttpFrontend(const HttpFrontend&) = delete;
     HttpFrontend& operator=(const HttpFrontend&) = delete;
 
     void start();  // begins accepting; call before io.run()
     // Stops accepting and closes idle connections; a request being answered is answered and then
-    // its connection closed. Must run on the worker's thread (post it there).
+    // its connection closed. Must run on the worker's thread (post it there). io.run() returns once
+    // the last connection is gone: a tracker call still in flight holds work on `io` until its
+    // answer is written.
     void stop();
 
     struct Impl;

@@ -30,6 +30,9 @@ namespace chihaya::http {
 class Session;
 struct RequestHead;
 
+// The statuses this frontend answers with; tracker-level failures are 200 with a bencoded reason.
+enum class HttpStatus : uint8_t { Ok, BadRequest, NotFound, MethodNotAllowed, HeadTooLarge };
+
 // Everything the sessions and acceptors of one worker share. Single-threaded: only the worker's
 // thread touches it. Held by shared_ptr from every session so that a session whose completion is
 // still queued when the HttpFrontend goes away stays safe.
@@ -59,7 +62,7 @@ public:
 private:
     using Clock = std::chrono::steady_clock;
     enum class State : uint8_t { Reading, Calling, Writing, Draining, Closed };
-    enum class Status : uint8_t { Ok, BadRequest, NotFound, MethodNotAllowed, HeadTooLarge };
+    using Status = HttpStatus;
 
     void next_request();
     void read();
@@ -72,11 +75,13 @@ private:
     static void on_scrape_complete(ScrapeCall* call, bool on_caller_thread);
     static int on_full_scrape_visit(void* ctx, const chihaya_scrape_entry* entry);
     static void on_full_scrape_done(void* ctx, const char* failure, bool on_caller_thread);
-    template <class F> void complete_on_worker(bool on_caller_thread, F finish);
+    void begin_call();
+    void complete_on_worker(bool on_caller_thread, void (Session::*finish)());
     void finish_announce();
     void finish_scrape();
     void finish_full_scrape();
 
+    size_t head_cap() const;
     std::span<char> body_area(size_t bound);
     void respond_failure(std::string_view reason);
     void respond_text(Status status, std::string_view text);

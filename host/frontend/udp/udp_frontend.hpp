@@ -12,6 +12,12 @@ namespace chihaya {
 
 class Tracker;
 
+// `io` must be run by exactly one thread: the frontend takes no locks.
+//
+// Shutdown: post stop() to the worker's thread, then let io.run() return by itself (do not call
+// io_context::stop()). Calls a driver still holds keep io.run() from returning until their
+// completions have come back, so once run() has returned nothing points into this object and
+// it may be destroyed, before the drivers are.
 class UdpFrontend {
 public:
     // Opens one SO_REUSEPORT socket per configured listen address on `io` (IPv6 sockets are
@@ -24,7 +30,9 @@ public:
     UdpFrontend& operator=(const UdpFrontend&) = delete;
 
     void start();  // begins receiving; call from any thread before io.run()
-    void stop();   // closes the sockets; must run on the worker's thread (post it there)
+    // Closes the sockets; must run on the worker's thread (post it there). Replies to calls still
+    // in flight are not sent. Idempotent.
+    void stop();
 
     struct Impl;
 

@@ -27,6 +27,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <chrono>
@@ -79,25 +80,25 @@ std::optional<Endpoint> endpoint_of(const sockaddr_storage& from) {
 
 }  // namespace
 
-// State of one announce or scrape from receipt until its reply is sent.
-struct Slot {
-    enum class Kind : uint8_t { Announce, Scrape } kind = Kind::Announce;
-    UdpFrontend::Impl* impl = nullptr;  // written once; read by driver threads to post back
-    uint32_t index = 0;
-    uint32_t socket = 0;  // which of the worker's sockets answers
-    uint32_t transaction_id = 0;
-    uint32_t request_size = 0;  // error replies never exceed it
-    bool inline_done = false;   // completed inside the tracker call, on this thread
-    sockaddr_storage peer{};
-    socklen_t peer_len = 0;
-    size_t reply_size = 0;
-    AnnounceCall announce;
-    ScrapeCall scrape;
-    chihaya_scrape_entry entries[udp::max_scrape_hashes]{};
-    alignas(8) uint8_t reply[kReplyCap]{};
-};
-
 struct UdpFrontend::Impl {
+    // State of one announce or scrape from receipt until its reply is sent.
+    struct Slot {
+        enum class Kind : uint8_t { Announce, Scrape } kind = Kind::Announce;
+        Impl* impl = nullptr;  // written once; read by driver threads to post back
+        uint32_t index = 0;
+        uint32_t socket = 0;  // which of the worker's sockets answers
+        uint32_t transaction_id = 0;
+        uint32_t request_size = 0;  // error replies never exceed it
+        bool inline_done = false;   // completed inside the tracker call, on this thread
+        sockaddr_storage peer{};
+        socklen_t peer_len = 0;
+        size_t reply_size = 0;
+        AnnounceCall announce;
+        ScrapeCall scrape;
+        chihaya_scrape_entry entries[udp::max_scrape_hashes]{};
+        alignas(8) uint8_t reply[kReplyCap]{};
+    };
+
     struct Socket {
         Udp::socket socket;
         std::string name;  // as configured, for messages
@@ -190,7 +191,7 @@ void UdpFrontend::Impl::open(const std::string& text, uint32_t receive_buffer) {
         fail("cannot set SO_REUSEPORT on");
     }
     // The kernel silently caps this at net.core.rmem_max; only a refusal is worth a word.
-    if (socket.set_option(Udp::socket::receive_buffer_size(int(receive_buffer)), ec))
+    if (socket.set_option(Udp::socket::receive_buffer_size(int(std::min<uint32_t>(receive_buffer, INT32_MAX))), ec))
         log::warning("udp", "cannot set SO_RCVBUF on " + text + ": " + ec.message());
     if (socket.bind(endpoint, ec)) fail("cannot bind");
     if (socket.non_blocking(true, ec)) fail("cannot make non-blocking");
@@ -301,7 +302,7 @@ void UdpFrontend::Impl::start_scrape(uint32_t s, unsigned i, const udp::RequestH
     after_call(*slot);
 }
 
-Slot* UdpFrontend::Impl::acquire(uint32_t s, unsigned i, uint32_t transaction_id, size_t size) {
+UdpFrontend::Impl::Slot* UdpFrontend::Impl::acquire(uint32_t s, unsigned i, uint32_t transaction_id, size_t size) {
     if (free_slots.empty()) return nullptr;  // see kSlots for why dropping is right
     Slot& slot = slots[free_slots.back()];
     free_slots.pop_back();

@@ -1,0 +1,677 @@
+// cache_conformance.cpp: the swarm contract of abi.h, run against any cache driver through its vtable.
+//
+// Usage (ctest does this; see CMakeLists.txt):
+//   CHIHAYA_PLUGIN=build/plugins/chihaya_memory.so CHIHAYA_DRIVER=memory
+//   CHIHAYA_DRIVER_CONFIG=$'shards=16\nother=1' ./cache_conformance   (same command line)
+// CHIHAYA_DRIVER_CONFIG holds key=value overrides of the driver's declared defaults, one per line
+// (',' also separates). Only the ABI is used: no driver header, no driver symbol but the entry.
+// Completions may come from another thread, later: every call waits on a condition variable
+// with a timeout. Each test uses fresh random info_hashes, so a persistent store (Redis) shared
+// between runs does not leak state into the next run.
+#include <doctest/doctest.h>
+
+#include <chihaya/abi.h>
+
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+constexpr auto kCompletionTimeout = std::chrono::seconds(5);
+
+// ---- the host side: services, plugin loading, config --------------------------------------
+
+uint64_t host_now_ms() {
+    using namespace std::chrono;
+    return static_cast<uint64_t>(
+        duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count());
+}
+
+void host_log(chihaya_log_level level, chihaya_str source, chihaya_str message) {
+    static const char* names[] = {"debug", "info", "warning", "error"};
+    std::fprintf(stderr, "[%s] %.*s: %.*s\n", names[level & 3], int(source.len), source.ptr,
+                 int(message.len), message.ptr);
+}
+
+const chihaya_host_api host_api = {sizeof(chihaya_host_api), CHIHAYA_ABI_MAJOR, CHIHAYA_ABI_MINOR,
+                                   &host_log, &host_now_ms};
+
+std::string env(const char* name) {
+    const char* v = std::getenv(name);
+    return v ? v : "";
+}
+
+// The driver under test, loaded once for the whole run.
+struct Driver {
+    void* library = nullptr;
+    const chihaya_plugin_descriptor* plugin = nullptr;
+    const chihaya_driver_descriptor* descriptor = nullptr;
+    const chihaya_cache_vtable* vtable = nullptr;
+    // Resolved config: values point into `strings`, which lives as long as the Driver.
+    std::vector<std::string> strings;
+    std::vector<chihaya_config_value> values;
+    std::string error;
+};
+
+std::string trim(std::string s) {
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.pop_back();
+    size_t i = 0;
+    while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
+    return s.substr(i);
+}
+
+// Parses a TOML-ish scalar as declared: ints, true/false, "quoted" strings.
+bool parse_value(const chihaya_config_key& key, const std::string& text, chihaya_config_value& out,
+                 std::string& storage, std::string& error) {
+    out.key = key.key;
+    out.type = key.type;
+    switch (key.type) {
+    case CHIHAYA_CONFIG_INT: {
+        char* end = nullptr;
+        long long v = std::strtoll(text.c_str(), &end, 10);
+        if (text.empty() || *end != '\0') {
+            error = std::string(key.key) + ": not an integer: " + text;
+            return false;
+        }
+        out.integer = v;
+        return true;
+    }
+    case CHIHAYA_CONFIG_BOOL:
+        if (text != "true" && text != "false") {
+            error = std::string(key.key) + ": not true/false: " + text;
+            return false;
+        }
+        out.integer = text == "true";
+        return true;
+    case CHIHAYA_CONFIG_STRING:
+        storage = text;
+        if (storage.size() >= 2 && storage.front() == '"' && storage.back() == '"')
+            storage = storage.substr(1, storage.size() - 2);
+        return true;
+    }
+    error = std::string(key.key) + ": unknown type";
+    return false;
+}
+
+bool resolve_config(Driver& d) {
+    std::map<std::string, std::string> overrides;
+    std::string text = env("CHIHAYA_DRIVER_CONFIG");
+    for (char& c : text)
+        if (c == ',') c = '\n';
+    size_t start = 0;
+    while (start <= text.size()) {
+        size_t end = text.find('\n', start);
+        if (end == std::string::npos) end = text.size();
+        std::string line = trim(text.substr(start, end - start));
+        start = end + 1;
+        if (line.empty()) continue;
+        size_t eq = line.find('=');
+        if (eq == std::string::npos) {
+            d.error = "CHIHAYA_DRIVER_CONFIG: expected key=value, got " + line;
+            return false;
+        }
+        overrides[trim(line.substr(0, eq))] = trim(line.substr(eq + 1));
+    }
+    uint32_t n = d.descriptor->config_key_count;
+    d.strings.resize(n);
+    d.values.resize(n);
+    for (uint32_t i = 0; i < n; ++i) {
+        const chihaya_config_key& key = d.descriptor->config_keys[i];
+        std::string value = key.default_value ? key.default_value : "";
+        if (auto it = overrides.find(key.key); it != overrides.end()) {
+            value = it->second;
+            overrides.erase(it);
+        }
+        if (!parse_value(key, value, d.values[i], d.strings[i], d.error)) return false;
+    }
+    for (uint32_t i = 0; i < n; ++i)
+        if (d.values[i].type == CHIHAYA_CONFIG_STRING)
+            d.values[i].string = {d.strings[i].data(), d.strings[i].size()};
+    if (!overrides.empty()) {
+        d.error = "CHIHAYA_DRIVER_CONFIG: undeclared key " + overrides.begin()->first;
+        return false;
+    }
+    return true;
+}
+
+Driver load() {
+    Driver d;
+    std::string path = env("CHIHAYA_PLUGIN"), name = env("CHIHAYA_DRIVER");
+    if (path.empty() || name.empty()) {
+        d.error = "set CHIHAYA_PLUGIN (path of the .so) and CHIHAYA_DRIVER (cache driver name)";
+        return d;
+    }
+    d.library = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!d.library) {
+        d.error = std::string("dlopen: ") + dlerror();
+        return d;
+    }
+    auto entry = reinterpret_cast<chihaya_plugin_entry_fn>(dlsym(d.library, CHIHAYA_PLUGIN_ENTRY_SYMBOL));
+    if (!entry) {
+        d.error = path + ": no " CHIHAYA_PLUGIN_ENTRY_SYMBOL;
+        return d;
+    }
+    d.plugin = entry(&host_api);
+    if (!d.plugin || d.plugin->magic != CHIHAYA_PLUGIN_MAGIC || d.plugin->abi_major != CHIHAYA_ABI_MAJOR) {
+        d.error = path + ": not a chihaya plugin of ABI major " + std::to_string(CHIHAYA_ABI_MAJOR);
+        return d;
+    }
+    for (uint32_t i = 0; i < d.plugin->driver_count; ++i) {
+        const chihaya_driver_descriptor& desc = d.plugin->drivers[i];
+        if (desc.kind == CHIHAYA_KIND_CACHE && name == desc.name) d.descriptor = &desc;
+    }
+    if (!d.descriptor) {
+        d.error = path + ": no cache driver named " + name;
+        return d;
+    }
+    d.vtable = static_cast<const chihaya_cache_vtable*>(d.descriptor->vtable);
+    resolve_config(d);
+    return d;
+}
+
+Driver& driver() {
+    static Driver d = load();
+    return d;
+}
+
+// ---- one instance and synchronous wrappers around its completion-based calls ---------------
+
+// Heap-held and shared with the callback: after a timeout the driver may still complete later,
+// and must then find live memory.
+struct Waiter {
+    std::mutex mutex;
+    std::condition_variable cv;
+    int calls = 0;
+    chihaya_status status = CHIHAYA_INTERNAL;
+
+    static void done(void* ctx, chihaya_status status) {
+        auto* w = static_cast<Waiter*>(ctx);
+        std::lock_guard lock(w->mutex);
+        ++w->calls;
+        w->status = status;
+        w->cv.notify_all();
+    }
+    // True when done was called exactly once within the timeout.
+    bool wait() {
+        std::unique_lock lock(mutex);
+        bool ok = cv.wait_for(lock, kCompletionTimeout, [&] { return calls > 0; });
+        return ok && calls == 1;
+    }
+};
+
+using Hash = std::array<uint8_t, 20>;
+
+Hash random_hash() {
+    static std::mutex m;
+    static std::mt19937_64 rng{std::random_device{}()};
+    std::lock_guard lock(m);
+    Hash h;
+    for (auto& b : h) b = static_cast<uint8_t>(rng());
+    return h;
+}
+
+// A peer in a test: number n maps to 10.n>>16.n>>8.n (v4) or 2001:db8::n (v6), port 6881 + n % 13.
+struct Peer {
+    uint32_t n = 0;
+    uint8_t family = CHIHAYA_IPV4;
+
+    uint16_t port() const { return static_cast<uint16_t>(6881 + n % 13); }
+    void addr(uint8_t out[16]) const {
+        std::memset(out, 0, 16);
+        if (family == CHIHAYA_IPV4) {
+            uint8_t a[4] = {10, uint8_t(n >> 16), uint8_t(n >> 8), uint8_t(n)};
+            std::memcpy(out, a, 4);
+        } else {
+            uint8_t a[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0,
+                             uint8_t(n >> 24), uint8_t(n >> 16), uint8_t(n >> 8), uint8_t(n)};
+            std::memcpy(out, a, 16);
+        }
+    }
+    // The compact entry a client would receive for this peer.
+    std::string compact() const {
+        uint8_t a[16];
+        addr(a);
+        std::string s(reinterpret_cast<const char*>(a), family == CHIHAYA_IPV4 ? 4 : 16);
+        s.push_back(char(port() >> 8));
+        s.push_back(char(port() & 0xff));
+        return s;
+    }
+};
+Peer v4(uint32_t n) { return {n, CHIHAYA_IPV4}; }
+Peer v6(uint32_t n) { return {n, CHIHAYA_IPV6}; }
+
+struct AnnounceArgs {
+    bool seeder = false;
+    chihaya_event event = CHIHAYA_EVENT_NONE;
+    uint32_t numwant = 50;
+    uint32_t capacity = 200;
+    uint32_t ttl_s = 300;
+    bool track = false;
+    uint64_t uploaded = 0;
+    uint64_t downloaded = 0;
+};
+
+struct Answer {
+    chihaya_status status = CHIHAYA_INTERNAL;
+    bool completed = false;
+    chihaya_announce_result result{};
+    std::vector<std::string> peers;
+    std::string message;
+    uint32_t total() const { return result.complete + result.incomplete; }
+};
+
+class Instance {
+public:
+    Instance() {
+        Driver& d = driver();
+        REQUIRE_MESSAGE(d.error.empty(), d.error);
+        chihaya_config config{static_cast<uint32_t>(d.values.size()), d.values.data()};
+        char error[256] = {};
+        handle_ = d.vtable->create(&host_api, &config, error, sizeof error);
+        REQUIRE_MESSAGE(handle_ != nullptr, "create failed: " << error);
+    }
+    ~Instance() {
+        if (handle_) driver().vtable->destroy(handle_);
+    }
+    Instance(const Instance&) = delete;
+    Instance& operator=(const Instance&) = delete;
+
+    Answer announce(const Hash& hash, const Peer& peer, const AnnounceArgs& a = {}) {
+        chihaya_announce_request req{};
+        req.struct_size = sizeof req;
+        req.flags = a.track ? CHIHAYA_ANNOUNCE_TRACK_COUNTERS : 0;
+        std::memcpy(req.info_hash, hash.data(), 20);
+        std::memset(req.peer_id, 'p', 20);
+        req.family = peer.family;
+        req.event = static_cast<uint8_t>(a.event);
+        req.port = peer.port();
+        peer.addr(req.addr);
+        req.uploaded = a.uploaded;
+        req.downloaded = a.downloaded;
+        req.left = a.seeder ? 0 : 1000;
+        req.numwant = a.numwant;
+        req.peer_ttl_s = a.ttl_s;
+        req.now_ms = host_now_ms();
+
+        const size_t entry = peer.family == CHIHAYA_IPV4 ? 6 : 18;
+        // One spare entry filled with a canary: a driver writing past capacity is caught.
+        std::vector<uint8_t> buffer((a.capacity + 1) * entry, 0xAB);
+        Answer answer;
+        answer.result.struct_size = sizeof answer.result;
+        answer.result.peers = buffer.data();
+        answer.result.peers_capacity = a.capacity;
+        auto waiter = std::make_shared<Waiter>();
+        driver().vtable->announce(handle_, &req, &answer.result, {&Waiter::done, waiter.get()});
+        answer.completed = waiter->wait();
+        if (!answer.completed) {
+            // Keep the memory the driver may still write to.
+            new std::shared_ptr<Waiter>(waiter);
+            new std::vector<uint8_t>(std::move(buffer));
+            return answer;
+        }
+        answer.status = waiter->status;
+        answer.message = answer.result.message;
+        CHECK(answer.result.peer_count <= a.capacity);
+        for (size_t i = a.capacity * entry; i < buffer.size(); ++i) CHECK(buffer[i] == 0xAB);
+        for (uint32_t i = 0; i < answer.result.peer_count && i < a.capacity; ++i)
+            answer.peers.emplace_back(reinterpret_cast<const char*>(buffer.data() + i * entry), entry);
+        return answer;
+    }
+
+    // Counts per hash; the status is checked here.
+    std::vector<chihaya_scrape_entry> scrape(const std::vector<Hash>& hashes) {
+        std::vector<chihaya_scrape_entry> entries(hashes.size());
+        for (size_t i = 0; i < hashes.size(); ++i) {
+            std::memcpy(entries[i].info_hash, hashes[i].data(), 20);
+            entries[i].complete = entries[i].incomplete = entries[i].downloaded = 0xdead;
+        }
+        chihaya_scrape_request req{};
+        req.struct_size = sizeof req;
+        req.count = static_cast<uint32_t>(entries.size());
+        req.entries = entries.data();
+        req.now_ms = host_now_ms();
+        auto waiter = std::make_shared<Waiter>();
+        driver().vtable->scrape(handle_, &req, {&Waiter::done, waiter.get()});
+        REQUIRE(waiter->wait());
+        REQUIRE_MESSAGE(waiter->status == CHIHAYA_OK, req.message);
+        return entries;
+    }
+    chihaya_scrape_entry scrape(const Hash& hash) { return scrape(std::vector<Hash>{hash})[0]; }
+
+    chihaya_instance* handle() const { return handle_; }
+
+private:
+    chihaya_instance* handle_ = nullptr;
+};
+
+void check_ok(const Answer& a) {
+    REQUIRE(a.completed);
+    REQUIRE_MESSAGE(a.status == CHIHAYA_OK, a.message);
+}
+
+std::set<std::string> set_of(const std::vector<std::string>& v) { return {v.begin(), v.end()}; }
+
+}  // namespace
+
+TEST_CASE("the plugin declares a usable cache driver") {
+    Driver& d = driver();
+    REQUIRE_MESSAGE(d.error.empty(), d.error);
+    CHECK(d.plugin->struct_size >= sizeof(chihaya_plugin_descriptor));
+    CHECK(d.descriptor->struct_size >= sizeof(chihaya_driver_descriptor));
+    REQUIRE(d.vtable->struct_size >= offsetof(chihaya_cache_vtable, scrape) + sizeof(void*));
+    CHECK(reinterpret_cast<const void*>(d.vtable->create) != nullptr);
+    CHECK(reinterpret_cast<const void*>(d.vtable->destroy) != nullptr);
+    CHECK(reinterpret_cast<const void*>(d.vtable->announce) != nullptr);
+    CHECK(reinterpret_cast<const void*>(d.vtable->scrape) != nullptr);
+    for (uint32_t i = 0; i < d.descriptor->config_key_count; ++i) {
+        const chihaya_config_key& k = d.descriptor->config_keys[i];
+        CHECK(k.key != nullptr);
+        CHECK(k.doc != nullptr);
+        CHECK(k.default_value != nullptr);
+        if (k.type == CHIHAYA_CONFIG_INT) CHECK(d.values[i].integer >= k.min);
+        if (k.type == CHIHAYA_CONFIG_INT) CHECK(d.values[i].integer <= k.max);
+    }
+    Instance instance;  // creates and destroys with the declared defaults (and overrides)
+}
+
+TEST_CASE("left decides seeder or leecher, and a peer moves between them") {
+    Instance c;
+    Hash h = random_hash();
+    Answer a = c.announce(h, v4(1));
+    check_ok(a);
+    CHECK(a.result.complete == 0);
+    CHECK(a.result.incomplete == 1);
+    CHECK(a.result.downloaded == 0);
+    CHECK(a.result.peer_count == 0);  // never itself
+    a = c.announce(h, v4(2), {.seeder = true});
+    CHECK(a.result.complete == 1);
+    CHECK(a.result.incomplete == 1);
+    a = c.announce(h, v4(1), {.seeder = true});
+    CHECK(a.result.complete == 2);
+    CHECK(a.result.incomplete == 0);
+    a = c.announce(h, v4(2));
+    CHECK(a.result.complete == 1);
+    CHECK(a.result.incomplete == 1);
+    CHECK(a.result.downloaded == 0);
+}
+
+TEST_CASE("completed counts once per peer, also for a peer first seen completing") {
+    Instance c;
+    Hash h = random_hash();
+    c.announce(h, v4(1), {.event = CHIHAYA_EVENT_STARTED});
+    Answer a = c.announce(h, v4(1), {.seeder = true, .event = CHIHAYA_EVENT_COMPLETED});
+    check_ok(a);
+    CHECK(a.result.downloaded == 1);
+    a = c.announce(h, v4(1), {.seeder = true, .event = CHIHAYA_EVENT_COMPLETED});
+    CHECK(a.result.downloaded == 1);
+    a = c.announce(h, v4(2), {.seeder = true, .event = CHIHAYA_EVENT_COMPLETED});
+    CHECK(a.result.downloaded == 2);
+    CHECK(a.result.complete == 2);
+    CHECK(c.scrape(h).downloaded == 2);
+}
+
+TEST_CASE("stopped removes the peer") {
+    Instance c;
+    Hash h = random_hash();
+    c.announce(h, v4(1));
+    c.announce(h, v4(2), {.seeder = true});
+    c.announce(h, v4(3));
+    Answer a = c.announce(h, v4(1), {.event = CHIHAYA_EVENT_STOPPED});
+    check_ok(a);
+    CHECK(a.result.complete == 1);
+    CHECK(a.result.incomplete == 1);
+    a = c.announce(h, v4(3));
+    CHECK(set_of(a.peers) == std::set<std::string>{v4(2).compact()});
+    c.announce(h, v4(2), {.seeder = true, .event = CHIHAYA_EVENT_STOPPED});
+    c.announce(h, v4(3), {.event = CHIHAYA_EVENT_STOPPED});
+    auto s = c.scrape(h);
+    CHECK(s.complete == 0);
+    CHECK(s.incomplete == 0);
+}
+
+TEST_CASE("a peer never receives itself; seeders get leechers only; leechers get both") {
+    Instance c;
+    Hash h = random_hash();
+    std::set<std::string> seeders, leechers;
+    for (uint32_t n = 0; n < 12; ++n) {
+        bool seeder = n < 6;
+        c.announce(h, v4(n), {.seeder = seeder});
+        (seeder ? seeders : leechers).insert(v4(n).compact());
+    }
+    for (uint32_t n = 0; n < 12; ++n) {
+        bool seeder = n < 6;
+        for (uint32_t want : {4u, 50u}) {
+            Answer a = c.announce(h, v4(n), {.seeder = seeder, .numwant = want});
+            check_ok(a);
+            CHECK(a.result.complete == 6);
+            CHECK(a.result.incomplete == 6);
+            CHECK(set_of(a.peers).size() == a.peers.size());  // no duplicates
+            CHECK(set_of(a.peers).count(v4(n).compact()) == 0);
+            for (const auto& p : a.peers) {
+                if (seeder) CHECK(leechers.count(p) == 1);
+                else CHECK(seeders.count(p) + leechers.count(p) == 1);
+            }
+            uint32_t expected = seeder ? std::min(want, 6u) : std::min(want, 11u);
+            CHECK(a.result.peer_count == expected);
+        }
+    }
+}
+
+TEST_CASE("numwant and peers_capacity bound the answer") {
+    Instance c;
+    Hash h = random_hash();
+    for (uint32_t n = 0; n < 30; ++n) c.announce(h, v4(n));
+    CHECK(c.announce(h, v4(0), {.numwant = 0}).result.peer_count == 0);
+    CHECK(c.announce(h, v4(0), {.numwant = 5}).result.peer_count == 5);
+    CHECK(c.announce(h, v4(0), {.numwant = 50, .capacity = 3}).result.peer_count == 3);
+    CHECK(c.announce(h, v4(0), {.numwant = 50, .capacity = 0}).result.peer_count == 0);
+    CHECK(c.announce(h, v4(0), {.numwant = 100}).result.peer_count == 29);
+}
+
+TEST_CASE("peer selection is random across announces") {
+    Instance c;
+    Hash h = random_hash();
+    for (uint32_t n = 0; n < 60; ++n) c.announce(h, v4(n), {.seeder = n % 2 == 0});
+    std::set<std::string> seen;
+    for (int i = 0; i < 40; ++i)
+        for (const auto& p : c.announce(h, v4(1), {.numwant = 10}).peers) seen.insert(p);
+    CHECK(seen.size() > 20);
+}
+
+TEST_CASE("IPv4 and IPv6 peers are kept apart; counts cover both") {
+    Instance c;
+    Hash h = random_hash();
+    for (uint32_t n = 0; n < 3; ++n) c.announce(h, v4(n));
+    for (uint32_t n = 0; n < 4; ++n) c.announce(h, v6(n), {.seeder = true});
+    Answer a = c.announce(h, v6(100));
+    check_ok(a);
+    CHECK(a.result.complete == 4);
+    CHECK(a.result.incomplete == 4);
+    std::set<std::string> want6;
+    for (uint32_t n = 0; n < 4; ++n) want6.insert(v6(n).compact());
+    CHECK(set_of(a.peers) == want6);
+    a = c.announce(h, v4(100), {.seeder = true});
+    std::set<std::string> want4;
+    for (uint32_t n = 0; n < 3; ++n) want4.insert(v4(n).compact());
+    CHECK(set_of(a.peers) == want4);
+    CHECK(a.result.complete == 5);
+    // Same number, other family: another peer.
+    a = c.announce(h, v6(0), {.seeder = true, .event = CHIHAYA_EVENT_STOPPED});
+    a = c.announce(h, v4(0));
+    CHECK(a.result.complete == 4);
+    CHECK(a.result.incomplete == 4);
+}
+
+TEST_CASE("TRACK_COUNTERS hands back the previous totals") {
+    Instance c;
+    Hash h = random_hash();
+    Answer a = c.announce(h, v4(1), {.track = true, .uploaded = 10, .downloaded = 20});
+    check_ok(a);
+    CHECK(a.result.had_previous == 0);
+    for (uint32_t n = 2; n < 6; ++n)
+        c.announce(h, v4(n), {.seeder = n % 2 == 0, .track = true, .uploaded = n, .downloaded = n * 10});
+    a = c.announce(h, v4(1), {.track = true, .uploaded = 11, .downloaded = 21});
+    CHECK(a.result.had_previous == 1);
+    CHECK(a.result.previous_uploaded == 10);
+    CHECK(a.result.previous_downloaded == 20);
+    a = c.announce(h, v4(1), {.seeder = true, .event = CHIHAYA_EVENT_COMPLETED, .track = true,
+                             .uploaded = 12, .downloaded = 22});
+    CHECK(a.result.previous_uploaded == 11);
+    CHECK(a.result.previous_downloaded == 21);
+    c.announce(h, v4(3), {.event = CHIHAYA_EVENT_STOPPED, .track = true, .uploaded = 3, .downloaded = 30});
+    for (uint32_t n : {2u, 4u, 5u}) {
+        a = c.announce(h, v4(n), {.seeder = n % 2 == 0, .track = true});
+        CHECK(a.result.had_previous == 1);
+        CHECK(a.result.previous_uploaded == n);
+        CHECK(a.result.previous_downloaded == n * 10);
+    }
+    a = c.announce(h, v4(1), {.seeder = true, .event = CHIHAYA_EVENT_STOPPED, .track = true,
+                             .uploaded = 13, .downloaded = 23});
+    CHECK(a.result.had_previous == 1);
+    CHECK(a.result.previous_uploaded == 12);
+    a = c.announce(h, v4(1), {.track = true});
+    CHECK(a.result.had_previous == 0);  // stopped forgot it
+    // Families are tracked apart.
+    a = c.announce(h, v6(1), {.track = true, .uploaded = 7});
+    CHECK(a.result.had_previous == 0);
+}
+
+TEST_CASE("scrape: counts per hash, zeros for unknown hashes") {
+    Instance c;
+    Hash h1 = random_hash(), h2 = random_hash(), unknown = random_hash();
+    c.announce(h1, v4(1), {.seeder = true, .event = CHIHAYA_EVENT_COMPLETED});
+    c.announce(h1, v6(2));
+    c.announce(h2, v4(1));
+    auto s = c.scrape({h1, unknown, h2});
+    CHECK(s[0].complete == 1);
+    CHECK(s[0].incomplete == 1);
+    CHECK(s[0].downloaded == 1);
+    CHECK(s[1].complete == 0);
+    CHECK(s[1].incomplete == 0);
+    CHECK(s[1].downloaded == 0);
+    CHECK(s[2].complete == 0);
+    CHECK(s[2].incomplete == 1);
+    CHECK(c.scrape(std::vector<Hash>{}).empty());
+}
+
+TEST_CASE("scrape_all visits every torrent and stops when the visitor says so") {
+    Instance c;
+    if (!driver().vtable->scrape_all) return;  // optional in the ABI
+    std::map<Hash, uint32_t> mine;
+    for (uint32_t i = 0; i < 30; ++i) {
+        Hash h = random_hash();
+        for (uint32_t n = 0; n <= i % 3; ++n) c.announce(h, v4(n));
+        mine[h] = i % 3 + 1;
+    }
+    struct Visit {
+        std::map<Hash, uint32_t> seen;
+        uint32_t calls = 0;
+        uint32_t stop_after = UINT32_MAX;
+        std::atomic<int> concurrent{0};
+        bool overlapped = false;
+    };
+    auto visit = [](void* ctx, const chihaya_scrape_entry* e) -> int {
+        auto& v = *static_cast<Visit*>(ctx);
+        if (v.concurrent.fetch_add(1) != 0) v.overlapped = true;
+        Hash h;
+        std::memcpy(h.data(), e->info_hash, 20);
+        v.seen[h] = e->incomplete;
+        ++v.calls;
+        v.concurrent.fetch_sub(1);
+        return v.calls < v.stop_after ? 1 : 0;
+    };
+    Visit all;
+    auto waiter = std::make_shared<Waiter>();
+    driver().vtable->scrape_all(c.handle(), visit, &all, {&Waiter::done, waiter.get()});
+    REQUIRE(waiter->wait());
+    CHECK(waiter->status == CHIHAYA_OK);
+    CHECK_FALSE(all.overlapped);
+    for (const auto& [h, n] : mine) {
+        REQUIRE(all.seen.count(h) == 1);
+        CHECK(all.seen[h] == n);
+    }
+    Visit some;
+    some.stop_after = 5;
+    waiter = std::make_shared<Waiter>();
+    driver().vtable->scrape_all(c.handle(), visit, &some, {&Waiter::done, waiter.get()});
+    REQUIRE(waiter->wait());
+    CHECK(some.calls == 5);
+}
+
+TEST_CASE("peers expire after peer_ttl_s without an announce (real time, ~3 s)") {
+    Instance c;
+    Hash h = random_hash();
+    c.announce(h, v4(1), {.ttl_s = 1});
+    c.announce(h, v4(2), {.seeder = true, .event = CHIHAYA_EVENT_COMPLETED, .ttl_s = 1});
+    c.announce(h, v4(3), {.ttl_s = 600});
+    auto s = c.scrape(h);
+    CHECK(s.complete + s.incomplete == 3);
+    // Second-granular stores may round a 1 s TTL up to just under 2 s after the last whole second.
+    std::this_thread::sleep_for(std::chrono::milliseconds(3100));
+    if (driver().vtable->tick)
+        for (int i = 0; i < 2048; ++i) driver().vtable->tick(c.handle(), host_now_ms());
+    s = c.scrape(h);
+    CHECK(s.complete == 0);
+    CHECK(s.incomplete == 1);
+    Answer a = c.announce(h, v4(4), {.numwant = 50});
+    CHECK(set_of(a.peers) == std::set<std::string>{v4(3).compact()});
+    // An expired peer that returns is new again.
+    a = c.announce(h, v4(1), {.track = true});
+    CHECK(a.result.had_previous == 0);
+}
+
+TEST_CASE("concurrent announces from several threads leave consistent counts") {
+    Instance c;
+    constexpr uint32_t kThreads = 4, kTorrents = 8, kPeersPerThread = 40, kRounds = 5;
+    std::vector<Hash> hashes;
+    for (uint32_t t = 0; t < kTorrents; ++t) hashes.push_back(random_hash());
+    std::atomic<uint32_t> failures{0};
+    auto work = [&](uint32_t thread) {
+        // Each thread owns peers thread*1000 + i; every one joins every torrent, re-announces,
+        // completes once (even i) and stops (i % 4 == 3); tick runs alongside from thread 0.
+        for (uint32_t round = 0; round < kRounds; ++round) {
+            for (uint32_t i = 0; i < kPeersPerThread; ++i) {
+                for (uint32_t t = 0; t < kTorrents; ++t) {
+                    Peer p = (i % 5 == 0) ? v6(thread * 1000 + i) : v4(thread * 1000 + i);
+                    AnnounceArgs a;
+                    bool last = round == kRounds - 1;
+                    a.seeder = i % 2 == 0 && round >= 2;
+                    if (i % 2 == 0 && round == 2) a.event = CHIHAYA_EVENT_COMPLETED;
+                    if (last && i % 4 == 3) a.event = CHIHAYA_EVENT_STOPPED;
+                    a.numwant = 20;
+                    Answer r = c.announce(hashes[t], p, a);
+                    if (!r.completed || r.status != CHIHAYA_OK) failures.fetch_add(1);
+                    if (thread == 0 && driver().vtable->tick && i % 8 == 0)
+                        driver().vtable->tick(c.handle(), host_now_ms());
+                }
+            }
+        }
+    };
+    std::vector<std::thread> threads;
+    for (uint32_t t = 0; t < kThreads; ++t) threads.emplace_back(work, t);
+    for (auto& th : threads) th.join();
+    CHECK(failures.load() == 0);
+    // Per thread: 20 even peers are seeders that completed once; 10 peers (i % 4 == 3) stopped;
+    // the other 10 odd peers stay leechers.
+    for (const auto& s : c.scrape(hashes)) {
+        CHECK(s.complete == kThreads * 20);
+        CHECK(s.incomplete == kThreads * 10);
+        CHECK(s.downloaded == kThreads * 20);
+    }
+}

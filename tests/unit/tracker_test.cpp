@@ -1,0 +1,223 @@
+// The tracker core: normalisation before the driver, and how completions come back.
+#include "tracker/tracker.hpp"
+
+#include <doctest/doctest.h>
+
+#include <thread>
+
+using namespace chihaya;
+
+namespace {
+
+// A scripted cache driver: records what the tracker handed it and answers as told, inline or
+// from another thread, so the tracker's side of the contract can be checked on its own.
+struct Script {
+    chihaya_status status = CHIHAYA_OK;
+    bool from_thread = false;
+    int announces = 0;
+    chihaya_announce_request seen{};
+    uint32_t seen_capacity = 0;
+    std::thread worker;
+};
+Script* script = nullptr;
+
+void announce(chihaya_instance*, const chihaya_announce_request* r, chihaya_announce_result* out,
+              chihaya_completion c) {
+    ++script->announces;
+    script->seen = *r;
+    script->seen_capacity = out->peers_capacity;
+    out->complete = 3;
+    out->incomplete = 4;
+    out->downloaded = 5;
+    out->peer_count = r->numwant;
+    for (uint32_t i = 0; i < r->numwant * 6; ++i) out->peers[i] = uint8_t(i);
+    if (script->from_thread)
+        script->worker = std::thread([c, s = script->status] { c.done(c.ctx, s); });
+    else
+        c.done(c.ctx, script->status);
+}
+
+void scrape(chihaya_instance*, chihaya_scrape_request* r, chihaya_completion c) {
+    for (uint32_t i = 0; i < r->count; ++i) r->entries[i].complete = r->entries[i].info_hash[0];
+    c.done(c.ctx, script->status);
+}
+
+const chihaya_cache_vtable vtable = {sizeof(chihaya_cache_vtable), nullptr, nullptr, &announce,
+                                     &scrape, nullptr, nullptr};
+
+struct Result {
+    int completions = 0;
+    bool on_caller_thread = false;
+};
+
+AnnounceCall make_call(uint8_t* peers, uint32_t capacity, Result& result) {
+    AnnounceCall call;
+    call.request.peer.port = 6881;
+    call.request.left = 10;
+    call.peers = peers;
+    call.peers_capacity = capacity;
+    call.owner = &result;
+    call.complete = [](AnnounceCall* c, bool on_caller_thread) {
+        auto* r = static_cast<Result*>(c->owner);
+        ++r->completions;
+        r->on_caller_thread = on_caller_thread;
+    };
+    return call;
+}
+
+}  // namespace
+
+TEST_CASE("numwant is defaulted and capped by config and by the caller's buffer") {
+    Script s;
+    script = &s;
+    TrackerConfig config;
+    config.default_numwant = 30;
+    config.max_numwant = 40;
+    Tracker tracker(config, {&vtable, nullptr});
+    uint8_t peers[100 * 6];
+    Result result;
+
+    AnnounceCall call = make_call(peers, 100, result);
+    tracker.announce(call);
+    CHECK(s.seen.numwant == 30);
+    CHECK(call.response.peer_count == 30);
+
+    call.request.numwant = 1000;
+    tracker.announce(call);
+    CHECK(s.seen.numwant == 40);
+
+    AnnounceCall small = make_call(peers, 7, result);
+    small.request.numwant = 1000;
+    tracker.announce(small);
+    CHECK(s.seen.numwant == 7);
+    CHECK(s.seen_capacity == 7);
+
+    call.request.numwant = 0;
+    tracker.announce(call);
+    CHECK(s.seen.numwant == 0);
+    CHECK(call.response.peer_count == 0);
+}
+
+TEST_CASE("the request reaches the driver field for field, with the tracker's policy") {
+    Script s;
+    script = &s;
+    TrackerConfig config;
+    config.peer_lifetime = 77;
+    config.announce_interval = 1000;
+    config.min_interval = 500;
+    Tracker tracker(config, {&vtable, nullptr});
+    uint8_t peers[600];
+    Result result;
+    AnnounceCall call = make_call(peers, 100, result);
+    call.request.info_hash.bytes[0] = 0xAB;
+    call.request.peer_id.bytes[19] = 0xCD;
+    call.request.peer.family = CHIHAYA_IPV6;
+    call.request.peer.addr[15] = 1;
+    call.request.uploaded = 11;
+    call.request.downloaded = 22;
+    call.request.left = 0;
+    call.request.event = Event::Completed;
+    tracker.announce(call);
+    CHECK(s.seen.info_hash[0] == 0xAB);
+    CHECK(s.seen.peer_id[19] == 0xCD);
+    CHECK(s.seen.family == CHIHAYA_IPV6);
+    CHECK(s.seen.addr[15] == 1);
+    CHECK(s.seen.port == 6881);
+    CHECK(s.seen.uploaded == 11);
+    CHECK(s.seen.downloaded == 22);
+    CHECK(s.seen.left == 0);
+    CHECK(s.seen.event == CHIHAYA_EVENT_COMPLETED);
+    CHECK(s.seen.peer_ttl_s == 77);
+    CHECK(s.seen.now_ms > 0);
+    CHECK(call.response.failure == nullptr);
+    CHECK(call.response.interval == 1000);
+    CHECK(call.response.min_interval == 500);
+    CHECK(call.response.complete == 3);
+    CHECK(call.response.incomplete == 4);
+    CHECK(call.response.downloaded == 5);
+}
+
+TEST_CASE("port 0 is refused without a driver call") {
+    Script s;
+    script = &s;
+    Tracker tracker(TrackerConfig{}, {&vtable, nullptr});
+    uint8_t peers[60];
+    Result result;
+    AnnounceCall call = make_call(peers, 10, result);
+    call.request.peer.port = 0;
+    tracker.announce(call);
+    CHECK(s.announces == 0);
+    CHECK(result.completions == 1);
+    CHECK(result.on_caller_thread);
+    CHECK(std::string(call.response.failure) == "invalid port");
+}
+
+TEST_CASE("completions say whether they arrived inline or from the driver's thread") {
+    Script s;
+    script = &s;
+    Tracker tracker(TrackerConfig{}, {&vtable, nullptr});
+    uint8_t peers[600];
+    Result result;
+    AnnounceCall call = make_call(peers, 100, result);
+    tracker.announce(call);
+    CHECK(result.completions == 1);
+    CHECK(result.on_caller_thread);
+
+    s.from_thread = true;
+    Result later;
+    AnnounceCall async = make_call(peers, 100, later);
+    tracker.announce(async);
+    s.worker.join();
+    CHECK(later.completions == 1);
+    CHECK_FALSE(later.on_caller_thread);
+}
+
+TEST_CASE("driver failures become client-visible reasons") {
+    Script s;
+    script = &s;
+    s.status = CHIHAYA_UNAVAILABLE;
+    Tracker tracker(TrackerConfig{}, {&vtable, nullptr});
+    uint8_t peers[600];
+    Result result;
+    AnnounceCall call = make_call(peers, 100, result);
+    tracker.announce(call);
+    CHECK(std::string(call.response.failure) == "tracker storage unavailable");
+    CHECK(call.response.peer_count == 0);
+    s.status = CHIHAYA_INTERNAL;
+    tracker.announce(call);
+    CHECK(std::string(call.response.failure) == "internal tracker error");
+}
+
+TEST_CASE("scrape: bounds checked, counts written in place, full scrape off by default") {
+    Script s;
+    script = &s;
+    TrackerConfig config;
+    config.max_scrape_torrents = 2;
+    Tracker tracker(config, {&vtable, nullptr});
+    chihaya_scrape_entry entries[3]{};
+    entries[0].info_hash[0] = 9;
+    entries[1].info_hash[0] = 8;
+    ScrapeCall call;
+    int completions = 0;
+    call.owner = &completions;
+    call.complete = [](ScrapeCall* c, bool) { ++*static_cast<int*>(c->owner); };
+    call.entries = entries;
+    call.count = 2;
+    tracker.scrape(call);
+    CHECK(completions == 1);
+    CHECK(call.failure == nullptr);
+    CHECK(entries[0].complete == 9);
+    CHECK(entries[1].complete == 8);
+
+    call.count = 3;
+    tracker.scrape(call);
+    CHECK(std::string(call.failure) == "too many info_hashes");
+    call.count = 0;
+    tracker.scrape(call);
+    CHECK(std::string(call.failure) == "no info_hash");
+    CHECK(completions == 3);
+
+    const char* failure = nullptr;
+    tracker.scrape_all(nullptr, nullptr, [](void* ctx, const char* f, bool) { *static_cast<const char**>(ctx) = f; }, &failure);
+    CHECK(std::string(failure) == "full scrape disabled");
+}
