@@ -570,6 +570,14 @@ TEST_CASE("scrape: counts per hash, zeros for unknown hashes") {
     CHECK(c.scrape(std::vector<Hash>{}).empty());
 }
 
+// CHIHAYA_DRIVER_PROVIDES lists the optional members the driver claims ("scrape_all,tick"):
+// a claimed member must be in its table, so a registration slip cannot skip their tests.
+TEST_CASE("the optional members the driver claims are in its table") {
+    std::string provides = env("CHIHAYA_DRIVER_PROVIDES");
+    if (provides.find("scrape_all") != std::string::npos) CHECK((driver().vtable->scrape_all != nullptr));
+    if (provides.find("tick") != std::string::npos) CHECK((driver().vtable->tick != nullptr));
+}
+
 TEST_CASE("scrape_all visits every torrent and stops when the visitor says so") {
     Instance c;
     if (!driver().vtable->scrape_all) return;  // optional in the ABI

@@ -187,6 +187,29 @@ class FullScrapeAllowed(unittest.TestCase):
             self.assertTrue(all(files[h][b"incomplete"] == 1 for h in hashes), files)
 
 
+class ClientAddress(TrackerCase):
+    def test_untrusted_forwarded_for_and_ip_param_ignored(self):
+        h = random_hash()
+        with tracker.http() as c:
+            r = c.get(announce_path(h, peer_id(), 7951, event="started", left=1,
+                                    extra="ip=10.9.8.7"),
+                      headers=[("X-Forwarded-For", "1.2.3.4")])
+            self.assertEqual(r.status, 200, r)
+        d = announce(V4, h, peer_id(), 7952, event="started", left=1)
+        self.assertEqual(compact_peers(d[b"peers"], socket.AF_INET), [(V4, 7951)])
+
+    def test_trusted_proxy_header_believed(self):
+        with Tracker({"http": {"trusted_proxies": ["127.0.0.1"]}}) as t:
+            h = random_hash()
+            with t.http() as c:
+                r = c.get(announce_path(h, peer_id(), 7953, event="started", left=1),
+                          headers=[("X-Forwarded-For", "198.51.100.1, 203.0.113.9")])
+                self.assertEqual(r.status, 200, r)
+                r = c.get(announce_path(h, peer_id(), 7954, event="started", left=1))
+            peers = compact_peers(r.bencoded()[b"peers"], socket.AF_INET)
+            self.assertEqual(peers, [("203.0.113.9", 7953)], "the last X-Forwarded-For entry wins")
+
+
 class Connection(TrackerCase):
     def test_keep_alive_serves_several_requests(self):
         h = random_hash()

@@ -20,6 +20,9 @@ public:
         done(CHIHAYA_OK);
     }
     void scrape(chihaya_scrape_request&, chihaya::Completion done) { done(CHIHAYA_OK); }
+    // The optional members: the registration macro must put them in the table.
+    void scrape_all(chihaya_scrape_visit, void*, chihaya::Completion done) { done(CHIHAYA_OK); }
+    void tick(uint64_t) {}
 
 private:
     int64_t size_;

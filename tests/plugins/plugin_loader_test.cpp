@@ -117,6 +117,18 @@ TEST_CASE("the selected driver gets its table with defaults filled in") {
     CHECK(result.downloaded == 0);
 }
 
+TEST_CASE("optional driver methods are in the table exactly when the class has them") {
+    LoadedPlugin good = load("good_cache.so");
+    auto* with = static_cast<const chihaya_cache_vtable*>(good.descriptor->drivers[0].vtable);
+    CHECK((with->scrape_all != nullptr));
+    CHECK((with->tick != nullptr));
+    LoadedPlugin throwing = load("throwing_cache.so");
+    auto* without = static_cast<const chihaya_cache_vtable*>(throwing.descriptor->drivers[0].vtable);
+    CHECK((without->scrape_all == nullptr));
+    CHECK((without->tick == nullptr));
+    CHECK((without->announce != nullptr));
+}
+
 TEST_CASE("driver selection and driver tables are checked with file, line and key") {
     Registry registry;
     registry.add(load("good_cache.so"));

@@ -45,12 +45,12 @@ TEST_CASE("window 0 works and has no previous window") {
     CHECK(key.valid(id, client(1), W));
 }
 
-TEST_CASE("bound to address, port and family") {
+TEST_CASE("bound to address and family, not to the port") {
     auto key = fixed_key();
     const uint64_t t = 5000;
     uint64_t id = key.issue(client(1), t);
     CHECK_FALSE(key.valid(id, client(2), t));
-    CHECK_FALSE(key.valid(id, client(1, 6882), t));
+    CHECK(key.valid(id, client(1, 6882), t));  // same host, another socket (libtorrent, NAT)
     CHECK_FALSE(key.valid(id, client(1, 6881, CHIHAYA_IPV6), t));
     CHECK(key.issue(client(1), t) == id);  // deterministic: no server state
 }

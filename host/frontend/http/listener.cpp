@@ -50,7 +50,7 @@ public:
     }
 
     void start() {
-        log::info("http", "listening on " + text_);
+        log::debug("http", "listening on " + text_);  // main logs the set once
         accept();
     }
 

@@ -130,11 +130,15 @@ void Session::next_request() {
 
 void Session::read() {
     state_ = State::Reading;
-    // request_timeout bounds a head in progress (and a new connection's first one: slowloris);
-    // idle_timeout is the keep-alive gap between requests.
-    const uint32_t seconds = (in_len_ > 0 || !served_any_) ? worker_->config.request_timeout
-                                                           : worker_->config.idle_timeout;
-    arm_deadline(std::chrono::seconds(seconds));
+    // request_timeout bounds a whole head, counted from its first byte (or from accept for a new
+    // connection) and never moved by later reads, so trickling a byte at a time does not keep a
+    // connection open (slowloris); idle_timeout is the keep-alive gap between requests.
+    if (!head_started_ && (in_len_ > 0 || !served_any_)) {
+        head_started_ = true;
+        arm_deadline(std::chrono::seconds(worker_->config.request_timeout));
+    } else if (!head_started_) {
+        arm_deadline(std::chrono::seconds(worker_->config.idle_timeout));
+    }
     socket_.async_read_some(boost::asio::buffer(in_.data() + in_len_, in_.size() - in_len_),
                             [self = shared_from_this()](const boost::system::error_code& ec, size_t n) {
                                 self->on_read(ec, n);
@@ -153,6 +157,7 @@ void Session::on_read(const boost::system::error_code& ec, size_t n) {
 // ---- requests -------------------------------------------------------------------------------
 
 void Session::handle(const RequestHead& head) {
+    head_started_ = false;  // the next head gets its own request_timeout
     http11_ = head.http11;
     keep_alive_ = head.keep_alive && !worker_->stopping;
     if (head.has_body) {

@@ -108,6 +108,7 @@ private:
     State state_ = State::Reading;
     bool keep_alive_ = true;        // of the request being answered
     bool http11_ = true;
+    bool head_started_ = false;     // a request head is being read; its deadline is fixed
     bool served_any_ = false;       // idle_timeout applies between requests, request_timeout before the first
     bool compact_ = true;
     size_t consumed_ = 0;           // bytes of in_ that belong to the request being answered

@@ -20,14 +20,16 @@ ConnectionIdKey ConnectionIdKey::random() {
 
 // SipHash is a PRF: without the key an id cannot be computed for an address the attacker does
 // not receive packets at, so a valid id proves the sender can read replies sent to it (which is
-// what stops spoofed announces). The input is fixed-size so no two clients share an encoding.
+// what stops spoofed announces). The port is left out on purpose: a client keeps one id per
+// tracker and may announce from several sockets (libtorrent shares it between sessions), and a
+// NAT may change the port; binding to the port would refuse them and protect nothing more, since
+// whoever reads replies at the address reads them at every port. The input is fixed-size so no
+// two clients share an encoding.
 uint64_t ConnectionIdKey::hash(const Endpoint& client, uint64_t window) const {
-    uint8_t in[1 + 16 + 2 + 8];
+    uint8_t in[1 + 16 + 8];
     in[0] = uint8_t(client.family);
     std::memcpy(in + 1, client.addr.data(), 16);
-    in[17] = uint8_t(client.port >> 8);
-    in[18] = uint8_t(client.port);
-    for (int i = 0; i < 8; ++i) in[19 + i] = uint8_t(window >> (56 - 8 * i));
+    for (int i = 0; i < 8; ++i) in[17 + i] = uint8_t(window >> (56 - 8 * i));
     uint8_t out[8];
     crypto_shorthash(out, in, sizeof in, secret_.data());
     uint64_t id;

@@ -1,4 +1,4 @@
-// BEP 15 connection ids that need no server state: a keyed hash of the client's address and a
+// BEP 15 connection ids that need no server state: a keyed hash of the client's IP address and a
 // two-minute time window. The current and the previous window are accepted.
 #pragma once
 

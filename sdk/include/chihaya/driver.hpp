@@ -180,21 +180,26 @@ void tick(chihaya_instance* instance, uint64_t now_ms) noexcept {
     }
 }
 
+// Optional methods: present in the table only when the class has them.
 template <class T>
-constexpr auto scrape_all_fn(int) -> decltype(&T::scrape_all, &scrape_all<T>) {
-    return &scrape_all<T>;
+constexpr auto scrape_all_fn() -> decltype(&scrape_all<T>) {
+    if constexpr (requires(T& t, chihaya_scrape_visit v, void* c, Completion d) { t.scrape_all(v, c, d); })
+        return &scrape_all<T>;
+    else
+        return nullptr;
 }
 template <class T>
-constexpr decltype(&scrape_all<T>) scrape_all_fn(...) { return nullptr; }
-template <class T>
-constexpr auto tick_fn(int) -> decltype(&T::tick, &tick<T>) { return &tick<T>; }
-template <class T>
-constexpr decltype(&tick<T>) tick_fn(...) { return nullptr; }
+constexpr auto tick_fn() -> decltype(&tick<T>) {
+    if constexpr (requires(T& t, uint64_t now) { t.tick(now); })
+        return &tick<T>;
+    else
+        return nullptr;
+}
 
 template <class T, const char* const* Name>
 inline constexpr chihaya_cache_vtable cache_vtable = {
     sizeof(chihaya_cache_vtable), &create<T, Name>, &destroy<T>, &announce<T>, &scrape<T>,
-    scrape_all_fn<T>(0),          tick_fn<T>(0),
+    scrape_all_fn<T>(),           tick_fn<T>(),
 };
 
 template <class T, const char* const* Name>
