@@ -99,7 +99,8 @@ def addr_port(host, port):
 class Tracker:
     """One chihaya process. `overrides` merges into the tables, e.g. {"tracker": {...}}."""
 
-    def __init__(self, overrides=None, udp=True, http=True, threads=2, log_level="info"):
+    def __init__(self, overrides=None, udp=True, http=True, threads=2, log_level="info",
+                 plugins_dir=None):
         require_binary()
         self.dir = tempfile.TemporaryDirectory(prefix="chihaya-test-")
         self.udp_port = free_port(socket.SOCK_DGRAM) if udp else None
@@ -120,7 +121,8 @@ class Tracker:
                                         addr_port(V6, self.http_port)]
         for name, keys in (overrides or {}).items():
             tables.setdefault(name, {}).update(keys)
-        self.config_text = render_config({"plugins_dir": CHIHAYA_PLUGINS_DIR}, tables)
+        self.config_text = render_config({"plugins_dir": plugins_dir or CHIHAYA_PLUGINS_DIR},
+                                         tables)
         self.config_path = os.path.join(self.dir.name, "chihaya.toml")
         with open(self.config_path, "w") as f:
             f.write(self.config_text)

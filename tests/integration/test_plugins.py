@@ -1,0 +1,93 @@
+"""Plugins in a live tracker: broken files are logged and skipped, duplicates stop start-up."""
+
+import os
+import shutil
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tracker_fixture import (CHIHAYA_PLUGINS_DIR, V4, V6, Tracker, announce_path, peer_id,
+                             random_hash)
+
+BROKEN_DIR = os.environ.get("CHIHAYA_TEST_PLUGIN_DIR", "")
+
+# file → what the log line must say about it
+BROKEN = {
+    "wrong_major.so": "built for ABI 99.3, this host speaks ABI 1.",
+    "bad_magic.so": "not a chihaya plugin",
+    "no_entry.so": "no entry symbol chihaya_plugin_entry",
+    "missing_symbol.so": "chihaya_test_symbol_that_does_not_exist",
+}
+
+
+def plugins_with(extra):
+    """A temporary plugins_dir: the build's real plugins plus `extra` files from BROKEN_DIR."""
+    d = tempfile.mkdtemp(prefix="chihaya-plugins-")
+    for name in os.listdir(CHIHAYA_PLUGINS_DIR):
+        if name.endswith(".so"):
+            shutil.copy(os.path.join(CHIHAYA_PLUGINS_DIR, name), d)
+    for name in extra:
+        shutil.copy(os.path.join(BROKEN_DIR, name), d)
+    return d
+
+
+class BrokenPlugins(unittest.TestCase):
+    def test_broken_plugins_are_logged_and_the_tracker_serves(self):
+        d = plugins_with(BROKEN)
+        try:
+            with Tracker(plugins_dir=d) as t:
+                log = t.log_text()
+                for name, reason in BROKEN.items():
+                    line = [l for l in log.splitlines() if name in l]
+                    self.assertTrue(line, "no log line names %s:\n%s" % (name, log))
+                    self.assertIn(reason, line[0])
+                    self.assertIn("refused", line[0])
+                h = random_hash()
+                for host in (V4, V6):
+                    with t.http(host) as c:
+                        r = c.get(announce_path(h, peer_id(), 7000, event="started", left=5))
+                        self.assertEqual(r.status, 200, r)
+                        self.assertNotIn(b"failure reason", r.bencoded())
+                with t.udp(V4) as u:
+                    u.connect()
+                    u.announce(h, peer_id(), 7001, event="started", left=5)
+        finally:
+            shutil.rmtree(d)
+
+    def test_duplicate_driver_names_stop_start_up_listing_the_files(self):
+        d = plugins_with(["duplicate_a.so", "duplicate_b.so"])
+        try:
+            t = Tracker(plugins_dir=d)
+            try:
+                with self.assertRaises(RuntimeError) as failure:
+                    t.start()
+                message = str(failure.exception)
+                self.assertIn('"dup" is registered twice', message)
+                self.assertIn("duplicate_a.so", message)
+                self.assertIn("duplicate_b.so", message)
+                self.assertIn("registered cache drivers: dup, memory", message)
+            finally:
+                t.cleanup()
+        finally:
+            shutil.rmtree(d)
+
+    def test_driver_failing_to_start_is_named(self):
+        d = plugins_with(["throwing_cache.so"])
+        try:
+            t = Tracker({"cache": {"driver": "throwing"}, "cache.throwing": {"fail_create": True}},
+                        plugins_dir=d)
+            try:
+                with self.assertRaises(RuntimeError) as failure:
+                    t.start()
+                message = str(failure.exception)
+                self.assertIn('cache driver "throwing"', message)
+                self.assertIn("cannot reach the store at 127.0.0.1:1", message)
+            finally:
+                t.cleanup()
+        finally:
+            shutil.rmtree(d)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
