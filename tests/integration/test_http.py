@@ -8,7 +8,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tracker_fixture import (V4, V6, ConnectionClosed, Tracker, announce_path, compact_peers,
-                             is_rejection, peer_id, random_hash, scrape_path)
+                             is_rejection, peer_id, random_hash, scrape_path,
+                             start_module_tracker, stop_module_tracker)
 
 REQUEST_TIMEOUT_S = 1
 IDLE_TIMEOUT_S = 3
@@ -20,22 +21,14 @@ tracker = None
 
 def setUpModule():
     global tracker
-    tracker = Tracker({"tracker": {"announce_interval": INTERVAL,
-                                   "max_scrape_torrents": MAX_SCRAPE},
-                       "http": {"request_timeout": REQUEST_TIMEOUT_S,
-                                "idle_timeout": IDLE_TIMEOUT_S}})
-    try:
-        tracker.start()
-    except Exception:
-        tracker.cleanup()
-        raise
+    tracker = start_module_tracker({"tracker": {"announce_interval": INTERVAL,
+                                                "max_scrape_torrents": MAX_SCRAPE},
+                                    "http": {"request_timeout": REQUEST_TIMEOUT_S,
+                                             "idle_timeout": IDLE_TIMEOUT_S}})
 
 
 def tearDownModule():
-    try:
-        tracker.stop_checked()
-    finally:
-        tracker.cleanup()
+    stop_module_tracker(tracker)
 
 
 def announce(host, info_hash, pid, port, **kw):

@@ -10,7 +10,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tracker_fixture import (UDP_ANNOUNCE, UDP_CONNECT, UDP_ERROR, UDP_PROTOCOL_ID, UDP_SCRAPE,
-                             V4, V6, Tracker, UdpClient, UdpError, peer_id, random_hash)
+                             V4, V6, Tracker, UdpClient, UdpError, peer_id, random_hash,
+                             start_module_tracker, stop_module_tracker)
 
 INTERVAL = 1200
 tracker = None
@@ -18,19 +19,11 @@ tracker = None
 
 def setUpModule():
     global tracker
-    tracker = Tracker({"tracker": {"announce_interval": INTERVAL}})
-    try:
-        tracker.start()
-    except Exception:
-        tracker.cleanup()
-        raise
+    tracker = start_module_tracker({"tracker": {"announce_interval": INTERVAL}})
 
 
 def tearDownModule():
-    try:
-        tracker.stop_checked()
-    finally:
-        tracker.cleanup()
+    stop_module_tracker(tracker)
 
 
 HOSTS = ((V4, socket.AF_INET, 6), (V6, socket.AF_INET6, 18))

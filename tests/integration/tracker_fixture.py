@@ -238,6 +238,24 @@ class Tracker:
         return HttpConn(host, self.http_port, timeout=timeout)
 
 
+def start_module_tracker(overrides=None):
+    """A Tracker shared by a whole test module (setUpModule); cleaned up if start-up fails."""
+    t = Tracker(overrides)
+    try:
+        return t.start()
+    except Exception:
+        t.cleanup()
+        raise
+
+
+def stop_module_tracker(t):
+    """tearDownModule's half: a clean, checked stop, then the temporary files go."""
+    try:
+        t.stop_checked()
+    finally:
+        t.cleanup()
+
+
 def run_binary(args, timeout=15):
     """Runs chihaya with `args` to completion: (exit code, stdout + stderr as text)."""
     require_binary()
