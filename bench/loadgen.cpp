@@ -1,21 +1,33 @@
 // chihaya_loadgen: drives announces at a loopback tracker over BEP 15 UDP or HTTP and reports rate and latency.
 //
-// One thread, non-blocking POSIX sockets and poll(2). The tracker under test and this generator
-// share a small machine, so a second generator thread would mostly steal the tracker's core; run
-// several processes (pinned with taskset) when more load is needed.
+// Closed loop: --connections UDP sockets (each with --inflight requests outstanding) or HTTP
+// connections (one request outstanding each) are kept busy for the phase, so the rate measured is
+// what the tracker sustains and latency is the queueing that rate implies. --threads splits the
+// sockets/connections over that many threads (each with its own epoll set and workload stream);
+// the total outstanding stays the same, so runs with different thread counts load the tracker
+// alike. UDP sends and receives in batches (sendmmsg/recvmmsg), so one thread saturates one core
+// for well above what any tracker on the same machine answers: bench/run measures that ceiling
+// against bench/responder.cpp and prints it beside the results.
 //
 // Workload: --torrents info_hashes derived from --seed, --peers-per-torrent peers each. A peer is
-// identified in its swarm by (address, port) and every request comes from 127.0.0.1 / ::1, so a
-// simulated peer is its announce port. Phase 1 announces every peer "started"; phase 2 picks a
-// random (torrent, peer) per request with events 5% started, 90% none, 3% completed, 2% stopped.
+// identified in its swarm by (address, port) and every request comes from one loopback address,
+// so a simulated peer is its announce port. Phase 1 announces every peer "started"; phase 2 picks
+// a random (torrent, peer) per request with events 5% started, 90% none, 3% completed, 2% stopped.
 // Every loop is bounded by time (--duration, --prepopulate-seconds) and count (--max-requests,
 // torrents x peers).
+//
+// Validation, per reply: UDP action, transaction id (low 16 bits name the slot, high 16 its use,
+// so a late reply to a reused slot is never taken for the new one), exact size (20 + 6n or 18n),
+// n <= numwant; HTTP status, Content-Length, one bencoded dict with an interval and no failure
+// reason. For both, every peer returned must be one the workload could have announced (the
+// generator's address, a port of the workload) and appear once. A peer handed its own endpoint
+// is counted apart (self_peers), not as an error: BEP 15 does not forbid it.
 
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -30,9 +42,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -56,12 +71,15 @@ struct Options {
     uint32_t torrents = 100'000;
     uint32_t peers_per_torrent = 5;
     bool prepopulate = true;
+    bool steady = true;
     double prepopulate_s = 60;
     uint32_t connections = 0;  // 0: per-mode default
     uint32_t inflight = 16;    // UDP requests outstanding per socket
+    uint32_t threads = 1;
     uint32_t numwant = 50;
     uint64_t seed = 1;
     uint32_t timeout_ms = 2000;
+    bool print_info_hashes = false;
 };
 
 void usage(FILE* out) {
@@ -74,12 +92,15 @@ void usage(FILE* out) {
         "  --torrents N             distinct info_hashes (default 100000)\n"
         "  --peers-per-torrent N    peers announced per torrent in phase 1 (default 5)\n"
         "  --no-prepopulate         skip phase 1 (the swarms already exist)\n"
+        "  --prepopulate-only       run phase 1 only\n"
         "  --prepopulate-seconds S  phase-1 time cap (default 60)\n"
-        "  --connections N          UDP sockets / HTTP connections (default 8 / 32)\n"
+        "  --connections N          UDP sockets / HTTP connections, over all threads (default 8 / 32)\n"
         "  --inflight N             UDP requests outstanding per socket (default 16)\n"
+        "  --threads N              generator threads sharing the connections (default 1)\n"
         "  --numwant N              peers asked for (default 50)\n"
         "  --seed N                 workload seed (default 1)\n"
         "  --timeout-ms N           a request unanswered this long is a timeout (default 2000)\n"
+        "  --print-info-hashes      print the workload's info_hashes in hex, one a line, and exit\n"
         "Output: one key=value line per phase. Exit 0: no errors or timeouts; 1: some; 2: usage.\n");
 }
 
@@ -120,22 +141,26 @@ std::optional<Options> parse_options(int argc, char** argv) {
         else if (a == "--torrents") ok = parse_number(value(), o.torrents) && o.torrents > 0 && o.torrents <= 100'000'000;
         else if (a == "--peers-per-torrent") ok = parse_number(value(), o.peers_per_torrent) && o.peers_per_torrent > 0 && o.peers_per_torrent <= 50'000;
         else if (a == "--no-prepopulate") o.prepopulate = false;
+        else if (a == "--prepopulate-only") o.steady = false;
         else if (a == "--connections") ok = parse_number(value(), o.connections) && o.connections > 0 && o.connections <= 4096;
         else if (a == "--inflight") ok = parse_number(value(), o.inflight) && o.inflight > 0 && o.inflight <= 4096;
+        else if (a == "--threads") ok = parse_number(value(), o.threads) && o.threads > 0 && o.threads <= 64;
         else if (a == "--numwant") ok = parse_number(value(), o.numwant) && o.numwant <= 1000;
         else if (a == "--seed") ok = parse_number(value(), o.seed);
         else if (a == "--timeout-ms") ok = parse_number(value(), o.timeout_ms) && o.timeout_ms > 0;
+        else if (a == "--print-info-hashes") o.print_info_hashes = true;
         else ok = false;
         if (!ok) {
             std::fprintf(stderr, "chihaya_loadgen: bad argument near '%s'\n", argv[i]);
             return std::nullopt;
         }
     }
-    if (o.target.empty()) {
+    if (o.target.empty() && !o.print_info_hashes) {
         std::fprintf(stderr, "chihaya_loadgen: --target is required\n");
         return std::nullopt;
     }
     if (o.connections == 0) o.connections = o.mode == Mode::Udp ? 8 : 32;
+    if (o.threads > o.connections) o.threads = o.connections;
     return o;
 }
 
@@ -214,16 +239,22 @@ struct Announce {
     uint64_t left;
 };
 
+// One thread's stream of announces; `stream` (the thread index) only changes the steady phase's
+// random choices. Info hashes and peer ids depend on the seed alone, so every thread and every
+// run of the same seed address the same swarms.
 class Workload {
 public:
-    explicit Workload(const Options& o) : o_(o), rng_(splitmix64(o.seed ^ 0x5EEDull)) {}
+    Workload(const Options& o, uint32_t stream)
+        : o_(o), rng_(splitmix64(o.seed ^ 0x5EEDull ^ (uint64_t(stream) << 40))) {}
 
     void info_hash(uint32_t torrent, uint8_t out[20]) const { fill(out, 20, 0x1000'0000'0000ull + torrent, 0); }
     void peer_id(uint32_t torrent, uint32_t peer, uint8_t out[20]) const {
         std::memcpy(out, "-CL0001-", 8);
         fill(out + 8, 12, torrent, peer + 1);
     }
-    static uint16_t port(uint32_t peer) { return static_cast<uint16_t>(10'000 + peer % 50'000); }
+    static uint16_t port(uint32_t peer) { return static_cast<uint16_t>(kFirstPort + peer % kPorts); }
+    // The ports a reply may name: one per simulated peer of a torrent.
+    uint32_t port_count() const { return std::min(o_.peers_per_torrent, kPorts); }
 
     // Phase 1: every peer of every torrent, "started"; peer 0 of each torrent is its seeder.
     uint64_t prepopulate_count() const { return uint64_t(o_.torrents) * o_.peers_per_torrent; }
@@ -242,6 +273,8 @@ public:
     }
 
     static constexpr uint64_t left_bytes = 1 << 20;
+    static constexpr uint32_t kFirstPort = 10'000;
+    static constexpr uint32_t kPorts = 50'000;
 
 private:
     void fill(uint8_t* out, size_t n, uint64_t a, uint64_t b) const {
@@ -256,18 +289,32 @@ private:
     Rng rng_;
 };
 
-// A phase's supply of announces: a count and a deadline, whichever ends it first.
+// One thread's supply of announces in a phase: a count and a deadline, whichever ends it first.
+// Phase 1 is striped over the threads (thread k takes announces k, k + T, k + 2T, ...), so all
+// of them together announce every peer exactly once. An announce that could not be sent (socket
+// buffer full) is handed back and comes out again first, so phase 1 never skips a peer.
 struct Source {
     Workload* workload;
     bool prepopulating;
-    uint64_t limit;
+    uint64_t limit;  // announces this thread issues
     int64_t deadline_us;
+    uint64_t first = 0, stride = 1;  // phase 1 striping
     uint64_t issued = 0;
+    std::vector<Announce> returned;
 
-    bool exhausted(int64_t now) const { return issued >= limit || now >= deadline_us; }
-    Announce next() {
-        return prepopulating ? workload->prepopulate(issued++) : (issued++, workload->steady());
+    bool exhausted(int64_t now) const {
+        return (issued >= limit && returned.empty()) || now >= deadline_us;
     }
+    Announce next() {
+        if (!returned.empty()) {
+            Announce a = returned.back();
+            returned.pop_back();
+            return a;
+        }
+        return prepopulating ? workload->prepopulate(first + stride * issued++)
+                             : (issued++, workload->steady());
+    }
+    void give_back(const Announce& a) { returned.push_back(a); }
 };
 
 // ---- results -----------------------------------------------------------------------------------
@@ -279,6 +326,10 @@ public:
     void add(int64_t us) {
         ++counts_[index(static_cast<uint64_t>(std::max<int64_t>(us, 0)))];
         ++total_;
+    }
+    void merge(const Histogram& o) {
+        for (size_t i = 0; i < kBuckets; ++i) counts_[i] += o.counts_[i];
+        total_ += o.total_;
     }
     uint64_t total() const { return total_; }
     uint64_t quantile(double q) const {
@@ -311,8 +362,10 @@ struct Stats {
     uint64_t ok = 0;
     uint64_t errors = 0;
     uint64_t timeouts = 0;
-    uint64_t late = 0;  // answers that came after their timeout was counted
+    uint64_t late = 0;        // answers that came after their timeout was counted
     uint64_t peers = 0;
+    uint64_t self_peers = 0;  // replies that named the requesting peer itself
+    uint64_t retries = 0;     // HTTP requests resent after the server closed a kept-alive connection
     Histogram latency;
     int64_t start_us = 0;
     int64_t end_us = 0;
@@ -322,18 +375,57 @@ struct Stats {
         ++errors;
         if (samples.size() < 5) samples.push_back(std::move(what));
     }
+    void merge(const Stats& o) {
+        sent += o.sent; ok += o.ok; errors += o.errors; timeouts += o.timeouts; late += o.late;
+        peers += o.peers; self_peers += o.self_peers; retries += o.retries;
+        latency.merge(o.latency);
+        start_us = start_us == 0 ? o.start_us : std::min(start_us, o.start_us);
+        end_us = std::max(end_us, o.end_us);
+        for (auto& s : o.samples)
+            if (samples.size() < 5) samples.push_back(s);
+    }
 };
 
-void report(const char* mode, const char* phase, const Stats& s) {
+void report(const char* mode, const char* phase, const Stats& s, uint32_t threads) {
     double secs = std::max(1e-9, double(s.end_us - s.start_us) / 1e6);
     std::printf("mode=%s phase=%s announces=%" PRIu64 " seconds=%.2f rate=%.0f p50_us=%" PRIu64
                 " p99_us=%" PRIu64 " errors=%" PRIu64 " timeouts=%" PRIu64 " late=%" PRIu64
-                " peers_per_reply=%.1f\n",
+                " peers_per_reply=%.2f self_peers=%" PRIu64 " retries=%" PRIu64 " threads=%u\n",
                 mode, phase, s.ok, secs, double(s.ok) / secs, s.latency.quantile(0.50),
                 s.latency.quantile(0.99), s.errors, s.timeouts, s.late,
-                s.ok ? double(s.peers) / double(s.ok) : 0.0);
+                s.ok ? double(s.peers) / double(s.ok) : 0.0, s.self_peers, s.retries, threads);
     for (auto& e : s.samples) std::fprintf(stderr, "  %s error: %s\n", phase, e.c_str());
     std::fflush(stdout);
+}
+
+// Checks the compact peers of one reply: each must be `self_addr` with a workload port, and
+// none may appear twice. Returns an error text, or nullptr.
+const char* check_peers(const uint8_t* p, size_t count, size_t entry, const uint8_t* self_addr,
+                        uint16_t self_port, uint32_t port_count, Stats& st) {
+    size_t addr_len = entry - 2;
+    uint16_t seen[64];
+    size_t kept = 0;
+    for (size_t k = 0; k < count; ++k, p += entry) {
+        if (std::memcmp(p, self_addr, addr_len) != 0) return "peer with an address nobody announced";
+        uint16_t port = uint16_t(p[addr_len] << 8 | p[addr_len + 1]);
+        if (port < Workload::kFirstPort || port >= Workload::kFirstPort + port_count)
+            return "peer with a port nobody announced";
+        if (port == self_port) ++st.self_peers;
+        for (size_t j = 0; j < kept; ++j)
+            if (seen[j] == port) return "the same peer twice in one reply";
+        if (kept < std::size(seen)) seen[kept++] = port;
+    }
+    return nullptr;
+}
+
+// The address the kernel gives our loopback sockets: the one peers must carry in replies.
+void local_address(int fd, int family, uint8_t out[16]) {
+    sockaddr_storage a{};
+    socklen_t len = sizeof a;
+    std::memset(out, 0, 16);
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) return;
+    if (family == AF_INET) std::memcpy(out, &reinterpret_cast<sockaddr_in&>(a).sin_addr, 4);
+    else std::memcpy(out, &reinterpret_cast<sockaddr_in6&>(a).sin6_addr, 16);
 }
 
 // ---- UDP (BEP 15) ------------------------------------------------------------------------------
@@ -345,12 +437,17 @@ uint64_t get64(const uint8_t* p) { return (uint64_t(get32(p)) << 32) | get32(p +
 
 constexpr uint64_t kProtocolId = 0x41727101980ull;
 constexpr int64_t kConnectionIdMaxAgeUs = 60'000'000;  // BEP 15: a client may use an id for 1 min
+constexpr size_t kAnnounceSize = 98;
+constexpr unsigned kRecvBatch = 64;
 
 class UdpEngine {
 public:
-    UdpEngine(const Options& o, const Target& t)
-        : o_(o), entry_(t.family == AF_INET ? 6 : 18), buf_(65536) {
-        for (uint32_t i = 0; i < o.connections; ++i) {
+    UdpEngine(const Options& o, const Target& t, uint32_t sockets)
+        : o_(o), entry_(t.family == AF_INET ? 6 : 18),
+          reply_cap_(20 + entry_ * std::max<size_t>(o.numwant, 1) + 64),
+          rx_(size_t(kRecvBatch) * reply_cap_), rx_iov_(kRecvBatch), rx_msgs_(kRecvBatch) {
+        epoll_ = epoll_create1(EPOLL_CLOEXEC);
+        for (uint32_t i = 0; i < sockets; ++i) {
             int fd = socket(t.family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
             if (fd < 0 || connect(fd, reinterpret_cast<const sockaddr*>(&t.addr), t.len) != 0) {
                 std::perror("chihaya_loadgen: udp socket");
@@ -358,32 +455,52 @@ public:
             }
             int buf = 4 << 20;
             setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
-            sockets_.push_back(Sock{fd, 0, -1, std::vector<Slot>(o.inflight + 1), 0, 0});
+            auto s = std::make_unique<Sock>();
+            s->fd = fd;
+            s->slots.resize(o.inflight + 1);
+            s->tx.resize(size_t(o.inflight + 1) * kAnnounceSize);
+            s->tx_iov.resize(o.inflight + 1);
+            s->tx_msgs.resize(o.inflight + 1);
+            s->tx_slot.resize(o.inflight + 1);
+            epoll_event ev{EPOLLIN, {.u32 = i}};
+            epoll_ctl(epoll_, EPOLL_CTL_ADD, fd, &ev);
+            sockets_.push_back(std::move(s));
+        }
+        if (!sockets_.empty()) local_address(sockets_[0]->fd, t.family, self_addr_);
+        for (unsigned i = 0; i < kRecvBatch; ++i) {
+            rx_iov_[i] = {rx_.data() + i * reply_cap_, reply_cap_};
+            rx_msgs_[i].msg_hdr = msghdr{};
+            rx_msgs_[i].msg_hdr.msg_iov = &rx_iov_[i];
+            rx_msgs_[i].msg_hdr.msg_iovlen = 1;
         }
     }
-    ~UdpEngine() { for (auto& s : sockets_) close(s.fd); }
+    ~UdpEngine() {
+        for (auto& s : sockets_) close(s->fd);
+        close(epoll_);
+    }
 
     void run(Source& src, Stats& st) {
-        std::vector<pollfd> fds(sockets_.size());
+        std::vector<epoll_event> events(sockets_.size());
         st.start_us = now_us();
+        int64_t last_expire = st.start_us;
         for (;;) {
             int64_t now = now_us();
             bool sending = !src.exhausted(now);
             // Draining ends on its own: expire() frees every slot within timeout_ms.
             if (!sending && outstanding() == 0) break;
-            for (size_t i = 0; i < sockets_.size(); ++i) {
-                expire(sockets_[i], now, st);
-                if (sending) fill(sockets_[i], src, st, now);
-                fds[i] = {sockets_[i].fd, POLLIN, 0};
+            bool expiring = now - last_expire > 10'000;  // slots are scanned 100 times a second
+            if (expiring) last_expire = now;
+            for (auto& s : sockets_) {
+                if (expiring) expire(*s, now, st);
+                if (sending) fill(*s, src, st, now);
             }
-            int n = poll(fds.data(), fds.size(), 5);
-            if (n < 0 && errno != EINTR) { std::perror("poll"); break; }
-            for (size_t i = 0; i < sockets_.size() && n > 0; ++i)
-                if (fds[i].revents) receive(sockets_[i], st);
+            int n = epoll_wait(epoll_, events.data(), int(events.size()), 5);
+            if (n < 0 && errno != EINTR) { std::perror("epoll_wait"); break; }
+            for (int k = 0; k < n; ++k) receive(*sockets_[events[k].data.u32], st);
         }
         for (auto& s : sockets_)
-            for (auto& slot : s.slots)
-                if (slot.busy) { slot.busy = false; ++st.timeouts; --s.busy; }
+            for (auto& slot : s->slots)
+                if (slot.busy) { slot.busy = false; ++st.timeouts; --s->busy; }
         st.end_us = now_us();
     }
 
@@ -391,21 +508,28 @@ private:
     struct Slot {
         bool busy = false;
         bool is_connect = false;
+        uint16_t port = 0;  // the announcing peer's, to spot it in its own reply
         uint32_t tid = 0;
         int64_t sent_us = 0;
+        Announce announce{};  // handed back to the source when it could not be sent
     };
     struct Sock {
-        int fd;
-        uint64_t connection_id;
-        int64_t connected_us;  // -1: no id yet
-        std::vector<Slot> slots;  // slot 0 is the connect; the rest announces
-        uint32_t busy;
-        uint16_t generation;
+        int fd = -1;
+        uint64_t connection_id = 0;
+        int64_t connected_us = -1;  // -1: no id yet
+        std::vector<Slot> slots;    // slot 0 is the connect; the rest announces
+        uint32_t busy = 0;
+        uint16_t generation = 0;
+        // Send batch: request k of a sendmmsg is tx[slot * 98], slot tx_slot[k].
+        std::vector<uint8_t> tx;
+        std::vector<iovec> tx_iov;
+        std::vector<mmsghdr> tx_msgs;
+        std::vector<uint32_t> tx_slot;
     };
 
     size_t outstanding() const {
         size_t n = 0;
-        for (auto& s : sockets_) n += s.busy;
+        for (auto& s : sockets_) n += s->busy;
         return n;
     }
 
@@ -413,44 +537,71 @@ private:
     // out and was reused is recognised as late instead of being taken for the new request's.
     uint32_t next_tid(Sock& s, size_t slot) { return (uint32_t(++s.generation) << 16) | uint32_t(slot); }
 
-    void send_packet(Sock& s, size_t slot, const uint8_t* p, size_t n, bool is_connect, int64_t now) {
-        if (::send(s.fd, p, n, 0) != ssize_t(n)) return;  // buffer full: retry on the next round
-        s.slots[slot] = Slot{true, is_connect, get32(p + 12), now};
-        ++s.busy;
+    uint8_t* packet(Sock& s, uint32_t slot) { return s.tx.data() + size_t(slot) * kAnnounceSize; }
+
+    void queue(Sock& s, unsigned& count, uint32_t slot, size_t size) {
+        s.tx_iov[count] = {packet(s, slot), size};
+        s.tx_msgs[count].msg_hdr = msghdr{};
+        s.tx_msgs[count].msg_hdr.msg_iov = &s.tx_iov[count];
+        s.tx_msgs[count].msg_hdr.msg_iovlen = 1;
+        s.tx_slot[count++] = slot;
     }
 
     void fill(Sock& s, Source& src, Stats& st, int64_t now) {
+        unsigned count = 0;
         bool stale = s.connected_us < 0 || now - s.connected_us > kConnectionIdMaxAgeUs;
         if (stale && !s.slots[0].busy) {
-            uint8_t p[16];
+            uint8_t* p = packet(s, 0);
             put64(p, kProtocolId);
             put32(p + 8, 0);
             put32(p + 12, next_tid(s, 0));
-            send_packet(s, 0, p, sizeof p, true, now);
+            s.slots[0] = Slot{false, true, 0, get32(p + 12), now, {}};
+            queue(s, count, 0, 16);
         }
-        if (s.connected_us < 0) return;
-        uint8_t p[98];
-        for (size_t i = 1; i < s.slots.size() && !src.exhausted(now); ++i) {
-            if (s.slots[i].busy) continue;
-            Announce a = src.next();
-            put64(p, s.connection_id);
-            put32(p + 8, 1);
-            put32(p + 12, next_tid(s, i));
-            src.workload->info_hash(a.torrent, p + 16);
-            src.workload->peer_id(a.torrent, a.peer, p + 36);
-            put64(p + 56, a.left == 0 ? Workload::left_bytes : 0);  // downloaded
-            put64(p + 64, a.left);
-            put64(p + 72, 0);                                       // uploaded
-            put32(p + 80, uint32_t(a.event));
-            put32(p + 84, 0);                                       // ip: the sender's
-            put32(p + 88, a.peer);                                  // key
-            put32(p + 92, o_.numwant);
-            uint16_t port = htons(Workload::port(a.peer));
-            std::memcpy(p + 96, &port, 2);
-            size_t before = s.busy;
-            send_packet(s, i, p, sizeof p, false, now);
-            if (s.busy == before) break;
-            ++st.sent;
+        if (s.connected_us >= 0) {
+            for (uint32_t i = 1; i < s.slots.size() && !src.exhausted(now); ++i) {
+                if (s.slots[i].busy) continue;
+                Announce a = src.next();
+                uint8_t* p = packet(s, i);
+                put64(p, s.connection_id);
+                put32(p + 8, 1);
+                put32(p + 12, next_tid(s, i));
+                src.workload->info_hash(a.torrent, p + 16);
+                src.workload->peer_id(a.torrent, a.peer, p + 36);
+                put64(p + 56, a.left == 0 ? Workload::left_bytes : 0);  // downloaded
+                put64(p + 64, a.left);
+                put64(p + 72, 0);                                       // uploaded
+                put32(p + 80, uint32_t(a.event));
+                put32(p + 84, 0);                                       // ip: the sender's
+                put32(p + 88, a.peer);                                  // key
+                put32(p + 92, o_.numwant);
+                uint16_t port = Workload::port(a.peer);
+                p[96] = uint8_t(port >> 8);
+                p[97] = uint8_t(port);
+                s.slots[i] = Slot{false, false, port, get32(p + 12), now, a};
+                queue(s, count, i, kAnnounceSize);
+            }
+        }
+        unsigned sent = 0;
+        while (sent < count) {
+            int n = sendmmsg(s.fd, s.tx_msgs.data() + sent, count - sent, 0);
+            if (n <= 0) {
+                if (n < 0 && errno == EINTR) continue;
+                if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS)
+                    st.error(std::string("udp send: ") + std::strerror(errno));
+                break;  // buffer full: the rest goes out on the next round
+            }
+            sent += unsigned(n);
+        }
+        for (unsigned k = 0; k < count; ++k) {
+            Slot& slot = s.slots[s.tx_slot[k]];
+            if (k < sent) {
+                slot.busy = true;
+                ++s.busy;
+                if (!slot.is_connect) ++st.sent;
+            } else if (!slot.is_connect) {
+                src.give_back(slot.announce);
+            }
         }
     }
 
@@ -465,53 +616,73 @@ private:
     }
 
     void receive(Sock& s, Stats& st) {
-        uint8_t* buf = buf_.data();
-        for (int budget = 256; budget > 0; --budget) {
-            ssize_t n = recv(s.fd, buf, buf_.size(), 0);
+        for (int round = 0; round < 4; ++round) {
+            int n = recvmmsg(s.fd, rx_msgs_.data(), kRecvBatch, MSG_DONTWAIT, nullptr);
             if (n < 0) {
-                if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+                if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
                 if (errno == ECONNREFUSED) { st.error("udp: connection refused (is the tracker up?)"); return; }
                 st.error(std::string("udp recv: ") + std::strerror(errno));
                 return;
             }
-            int64_t now = now_us();
-            if (n < 8) { st.error("udp: reply of " + std::to_string(n) + " bytes"); continue; }
-            uint32_t action = get32(buf), tid = get32(buf + 4);
-            size_t slot_index = tid & 0xFFFF;
-            if (slot_index >= s.slots.size() || !s.slots[slot_index].busy || s.slots[slot_index].tid != tid) {
-                ++st.late;
-                continue;
+            int64_t now = now_us();  // one clock read per batch: replies in it arrived together
+            for (int k = 0; k < n; ++k) {
+                if (rx_msgs_[k].msg_hdr.msg_flags & MSG_TRUNC) {
+                    st.error("udp: reply larger than numwant allows");
+                    continue;
+                }
+                one_reply(s, rx_.data() + size_t(k) * reply_cap_, rx_msgs_[k].msg_len, now, st);
             }
-            Slot& slot = s.slots[slot_index];
-            slot.busy = false;
-            --s.busy;
-            if (action == 3) {
-                st.error("udp: tracker error: " + std::string(reinterpret_cast<char*>(buf + 8), size_t(n - 8)));
-                if (!slot.is_connect) s.connected_us = -1;  // perhaps the id expired: get another
-                continue;
-            }
-            if (slot.is_connect) {
-                if (action != 0 || n != 16) { st.error("udp: bad connect reply of " + std::to_string(n) + " bytes"); continue; }
-                s.connection_id = get64(buf + 8);
-                s.connected_us = now;
-                continue;
-            }
-            if (action != 1 || n < 20 || (size_t(n) - 20) % entry_ != 0) {
-                st.error("udp: bad announce reply: action " + std::to_string(action) + ", " + std::to_string(n) + " bytes");
-                continue;
-            }
-            size_t peers = (size_t(n) - 20) / entry_;
-            if (peers > o_.numwant) { st.error("udp: more peers than numwant"); continue; }
-            ++st.ok;
-            st.peers += peers;
-            st.latency.add(now - slot.sent_us);
+            if (unsigned(n) < kRecvBatch) return;
         }
+    }
+
+    void one_reply(Sock& s, const uint8_t* buf, size_t n, int64_t now, Stats& st) {
+        if (n < 8) { st.error("udp: reply of " + std::to_string(n) + " bytes"); return; }
+        uint32_t action = get32(buf), tid = get32(buf + 4);
+        size_t slot_index = tid & 0xFFFF;
+        if (slot_index >= s.slots.size() || !s.slots[slot_index].busy || s.slots[slot_index].tid != tid) {
+            ++st.late;
+            return;
+        }
+        Slot& slot = s.slots[slot_index];
+        slot.busy = false;
+        --s.busy;
+        if (action == 3) {
+            st.error("udp: tracker error: " + std::string(reinterpret_cast<const char*>(buf + 8), n - 8));
+            if (!slot.is_connect) s.connected_us = -1;  // perhaps the id expired: get another
+            return;
+        }
+        if (slot.is_connect) {
+            if (action != 0 || n != 16) { st.error("udp: bad connect reply of " + std::to_string(n) + " bytes"); return; }
+            s.connection_id = get64(buf + 8);
+            s.connected_us = now;
+            return;
+        }
+        if (action != 1 || n < 20 || (n - 20) % entry_ != 0) {
+            st.error("udp: bad announce reply: action " + std::to_string(action) + ", " + std::to_string(n) + " bytes");
+            return;
+        }
+        size_t peers = (n - 20) / entry_;
+        if (peers > o_.numwant) { st.error("udp: more peers than numwant"); return; }
+        uint32_t ports = std::min(o_.peers_per_torrent, Workload::kPorts);
+        if (const char* bad = check_peers(buf + 20, peers, entry_, self_addr_, slot.port, ports, st)) {
+            st.error(std::string("udp: ") + bad);
+            return;
+        }
+        ++st.ok;
+        st.peers += peers;
+        st.latency.add(now - slot.sent_us);
     }
 
     const Options& o_;
     size_t entry_;
-    std::vector<uint8_t> buf_;  // one reply at a time; big enough for any numwant
-    std::vector<Sock> sockets_;
+    size_t reply_cap_;
+    int epoll_ = -1;
+    uint8_t self_addr_[16]{};
+    std::vector<uint8_t> rx_;  // kRecvBatch replies of reply_cap_ bytes each
+    std::vector<iovec> rx_iov_;
+    std::vector<mmsghdr> rx_msgs_;
+    std::vector<std::unique_ptr<Sock>> sockets_;
 };
 
 // ---- HTTP --------------------------------------------------------------------------------------
@@ -522,7 +693,7 @@ struct BencodeCheck {
     const char* end;
     bool has_interval = false;
     bool has_failure = false;
-    size_t peers_bytes = 0;
+    std::string_view peers;  // the compact "peers" (or "peers6") string
     int depth = 0;
 
     bool string(std::string_view* out) {
@@ -556,34 +727,49 @@ struct BencodeCheck {
             std::string_view s;
             ok = string(&s);
             if (ok && depth == 2 && key == "failure reason") has_failure = true;
-            if (ok && depth == 2 && (key == "peers" || key == "peers6")) peers_bytes += s.size();
+            if (ok && depth == 2 && (key == "peers" || key == "peers6") && !s.empty()) peers = s;
         }
         --depth;
         return ok;
     }
 };
 
+bool equals_lower(std::string_view a, std::string_view lower) {
+    if (a.size() != lower.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i)
+        if (std::tolower(static_cast<unsigned char>(a[i])) != lower[i]) return false;
+    return true;
+}
+
 class HttpEngine {
 public:
-    HttpEngine(const Options& o, const Target& t) : o_(o), t_(t), keep_alive_(o.mode == Mode::Http) {
-        conns_.resize(o.connections);
+    HttpEngine(const Options& o, const Target& t, uint32_t connections)
+        : o_(o), t_(t), keep_alive_(o.mode == Mode::Http), conns_(connections) {
+        epoll_ = epoll_create1(EPOLL_CLOEXEC);
+        for (auto& c : conns_) c.in.reserve(4096);
     }
-    ~HttpEngine() { for (auto& c : conns_) drop(c); }
+    ~HttpEngine() {
+        for (auto& c : conns_) drop(c);
+        close(epoll_);
+    }
 
     void run(Source& src, Stats& st) {
-        std::vector<pollfd> fds(conns_.size());
+        std::vector<epoll_event> events(conns_.size());
         st.start_us = now_us();
-        int64_t drain_until = 0;
+        int64_t drain_until = 0, last_expire = st.start_us;
         for (;;) {
             int64_t now = now_us();
             bool sending = !src.exhausted(now);
+            bool expiring = now - last_expire > 10'000;
+            if (expiring) last_expire = now;
             size_t busy = 0;
-            for (auto& c : conns_) {
-                if (c.state != State::Idle && now - c.sent_us > int64_t(o_.timeout_ms) * 1000) {
+            for (uint32_t i = 0; i < conns_.size(); ++i) {
+                Conn& c = conns_[i];
+                if (expiring && c.state != State::Idle && now - c.sent_us > int64_t(o_.timeout_ms) * 1000) {
                     ++st.timeouts;
                     drop(c);
                 }
-                if (c.state == State::Idle && sending && !src.exhausted(now)) start(c, src, st, now);
+                if (c.state == State::Idle && sending && !src.exhausted(now)) start(c, i, src, st, now);
                 busy += c.state != State::Idle;
             }
             if (!sending) {
@@ -591,15 +777,9 @@ public:
                 if (drain_until == 0) drain_until = now + int64_t(o_.timeout_ms) * 1000;
                 if (now > drain_until) break;
             }
-            for (size_t i = 0; i < conns_.size(); ++i) {
-                auto& c = conns_[i];
-                short ev = c.state == State::Reading ? POLLIN : c.state == State::Idle ? 0 : POLLOUT;
-                fds[i] = {c.state == State::Idle ? -1 : c.fd, ev, 0};
-            }
-            int n = poll(fds.data(), fds.size(), 5);
-            if (n < 0 && errno != EINTR) { std::perror("poll"); break; }
-            for (size_t i = 0; i < conns_.size() && n > 0; ++i)
-                if (fds[i].revents) step(conns_[i], st);
+            int n = epoll_wait(epoll_, events.data(), int(events.size()), 5);
+            if (n < 0 && errno != EINTR) { std::perror("epoll_wait"); break; }
+            for (int k = 0; k < n; ++k) step(conns_[events[k].data.u32], st);
         }
         for (auto& c : conns_)
             if (c.state != State::Idle) { ++st.timeouts; drop(c); }
@@ -607,10 +787,14 @@ public:
     }
 
 private:
-    enum class State { Idle, Connecting, Writing, Reading };
+    enum class State { Idle, Writing, Reading };
     struct Conn {
         int fd = -1;
         State state = State::Idle;
+        bool want_out = false;  // registered for EPOLLOUT (connecting or a partial write)
+        bool reused = false;    // the request went out on a kept-alive connection
+        bool retry_ok = false;  // it has not been retried yet
+        uint16_t port = 0;
         std::string request;
         size_t written = 0;
         std::string in;
@@ -623,11 +807,19 @@ private:
             // otherwise fill the ephemeral port range with TIME_WAIT.
             linger l{1, 0};
             setsockopt(c.fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
-            close(c.fd);
+            close(c.fd);  // also leaves the epoll set
         }
         c.fd = -1;
         c.state = State::Idle;
+        c.want_out = false;
         c.in.clear();
+    }
+
+    void watch_out(Conn& c, uint32_t index, bool out) {
+        if (c.want_out == out) return;
+        c.want_out = out;
+        epoll_event ev{EPOLLIN | (out ? EPOLLOUT : 0u), {.u32 = index}};
+        epoll_ctl(epoll_, EPOLL_CTL_MOD, c.fd, &ev);
     }
 
     static void append_escaped(std::string& out, const uint8_t* p, size_t n) {
@@ -639,7 +831,7 @@ private:
         }
     }
 
-    void start(Conn& c, Source& src, Stats& st, int64_t now) {
+    void start(Conn& c, uint32_t index, Source& src, Stats& st, int64_t now) {
         Announce a = src.next();
         uint8_t ih[20], pid[20];
         src.workload->info_hash(a.torrent, ih);
@@ -650,52 +842,92 @@ private:
         append_escaped(r, ih, 20);
         r += "&peer_id=";
         append_escaped(r, pid, 20);
+        c.port = Workload::port(a.peer);
         char tail[256];
         std::snprintf(tail, sizeof tail,
                       "&port=%u&uploaded=0&downloaded=%" PRIu64 "&left=%" PRIu64 "&compact=1&numwant=%u%s HTTP/1.1\r\n",
-                      unsigned(Workload::port(a.peer)), a.left == 0 ? Workload::left_bytes : 0, a.left,
+                      unsigned(c.port), a.left == 0 ? Workload::left_bytes : 0, a.left,
                       o_.numwant, events[uint32_t(a.event)]);
         r += tail;
-        r += "Host: " + t_.host_header + "\r\n";
+        r += "Host: ";
+        r += t_.host_header;
+        r += "\r\n";
         if (!keep_alive_) r += "Connection: close\r\n";
         r += "\r\n";
         c.written = 0;
         c.sent_us = now;
+        c.state = State::Writing;
         ++st.sent;
-        if (c.fd >= 0) { c.state = State::Writing; return; }
+        c.retry_ok = true;
+        c.reused = c.fd >= 0;
+        if (c.fd < 0 && !open(c, index, st)) return;
+        write_some(c, index, st);  // on loopback the handshake is usually done already
+    }
+
+    bool open(Conn& c, uint32_t index, Stats& st) {
         c.fd = socket(t_.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         int one = 1;
         setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        if (::connect(c.fd, reinterpret_cast<const sockaddr*>(&t_.addr), t_.len) == 0) c.state = State::Writing;
-        else if (errno == EINPROGRESS) c.state = State::Connecting;
-        else { st.error(std::string("http connect: ") + std::strerror(errno)); drop(c); }
+        epoll_event ev{EPOLLIN, {.u32 = index}};
+        epoll_ctl(epoll_, EPOLL_CTL_ADD, c.fd, &ev);
+        if (::connect(c.fd, reinterpret_cast<const sockaddr*>(&t_.addr), t_.len) != 0 && errno != EINPROGRESS) {
+            st.error(std::string("http connect: ") + std::strerror(errno));
+            drop(c);
+            return false;
+        }
+        if (!have_self_) { local_address(c.fd, t_.family, self_addr_); have_self_ = true; }
+        return true;
+    }
+
+    void write_some(Conn& c, uint32_t index, Stats& st) {
+        ssize_t n = ::send(c.fd, c.request.data() + c.written, c.request.size() - c.written, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOTCONN) { watch_out(c, index, true); return; }
+            st.error(std::string("http send: ") + std::strerror(errno));
+            drop(c);
+            return;
+        }
+        c.written += size_t(n);
+        if (c.written == c.request.size()) {
+            c.state = State::Reading;
+            watch_out(c, index, false);
+        } else {
+            watch_out(c, index, true);
+        }
     }
 
     void step(Conn& c, Stats& st) {
-        if (c.state == State::Connecting) {
+        if (c.fd < 0) return;
+        uint32_t index = uint32_t(&c - conns_.data());
+        if (c.state == State::Writing) {
             int err = 0;
             socklen_t len = sizeof err;
             getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
             if (err) { st.error(std::string("http connect: ") + std::strerror(err)); drop(c); return; }
-            c.state = State::Writing;
-        }
-        if (c.state == State::Writing) {
-            ssize_t n = ::send(c.fd, c.request.data() + c.written, c.request.size() - c.written, MSG_NOSIGNAL);
-            if (n < 0) {
-                if (errno == EAGAIN) return;
-                st.error(std::string("http send: ") + std::strerror(errno));
-                drop(c);
-                return;
-            }
-            c.written += size_t(n);
-            if (c.written == c.request.size()) c.state = State::Reading;
+            write_some(c, index, st);
             return;
         }
-        if (c.state != State::Reading) return;
+        if (c.state != State::Reading) {
+            // Readable while idle: the tracker closed a kept-alive connection; reconnect next time.
+            drop(c);
+            return;
+        }
         char buf[16384];
         ssize_t n = recv(c.fd, buf, sizeof buf, 0);
-        if (n < 0 && errno == EAGAIN) return;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
         if (n <= 0) {
+            // A kept-alive connection the server closed while we reused it: as any HTTP client
+            // does for an idempotent GET (RFC 9112, 9.3.1), send it again on a new connection.
+            if (c.in.empty() && c.reused && c.retry_ok) {
+                ++st.retries;
+                drop(c);
+                c.retry_ok = false;
+                c.written = 0;
+                c.state = State::Writing;
+                open(c, index, st);
+                if (c.fd >= 0) write_some(c, index, st);
+                return;
+            }
             st.error(n == 0 ? "http: connection closed before the answer" : std::string("http recv: ") + std::strerror(errno));
             drop(c);
             return;
@@ -716,12 +948,12 @@ private:
         for (size_t pos = head.find("\r\n"); pos != std::string_view::npos;) {
             size_t next = head.find("\r\n", pos + 2);
             std::string_view line = head.substr(pos + 2, next == std::string_view::npos ? std::string_view::npos : next - pos - 2);
-            std::string lower(line.substr(0, line.find(':')));
-            for (auto& ch : lower) ch = char(std::tolower(static_cast<unsigned char>(ch)));
-            std::string_view value = line.substr(std::min(line.size(), line.find(':') + 1));
+            size_t colon = line.find(':');
+            std::string_view name = line.substr(0, colon);
+            std::string_view value = colon == std::string_view::npos ? std::string_view() : line.substr(colon + 1);
             while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
-            if (lower == "content-length") parse_number(value, length);
-            if (lower == "connection" && (value == "close" || value == "Close")) close_after = true;
+            if (equals_lower(name, "content-length") && !parse_number(value, length)) length = SIZE_MAX;
+            if (equals_lower(name, "connection") && equals_lower(value, "close")) close_after = true;
             pos = next;
         }
         if (length == SIZE_MAX) { st.error("http: answer without Content-Length"); drop(c); return; }
@@ -729,17 +961,23 @@ private:
         int64_t now = now_us();
         std::string_view body(c.in.data() + head_end + 4, length);
         bool good = head.starts_with("HTTP/1.") && head.size() >= 12 && head.substr(8, 4) == " 200";
-        BencodeCheck check{body.data(), body.data() + body.size()};
+        BencodeCheck check{body.data(), body.data() + body.size(), false, false, {}, 0};
+        size_t entry = t_.family == AF_INET ? 6 : 18;
         if (!good) {
             st.error("http: " + std::string(head.substr(0, head.find("\r\n"))));
         } else if (!check.value() || check.p != body.data() + body.size() || body.front() != 'd') {
             st.error("http: body is not one bencoded dict: " + std::string(body.substr(0, 80)));
         } else if (check.has_failure || !check.has_interval) {
             st.error("http: " + std::string(check.has_failure ? "failure: " : "no interval: ") + std::string(body.substr(0, 120)));
+        } else if (check.peers.size() % entry != 0 || check.peers.size() / entry > o_.numwant) {
+            st.error("http: compact peers of " + std::to_string(check.peers.size()) + " bytes");
+        } else if (const char* bad = check_peers(reinterpret_cast<const uint8_t*>(check.peers.data()),
+                                                 check.peers.size() / entry, entry, self_addr_, c.port,
+                                                 std::min(o_.peers_per_torrent, Workload::kPorts), st)) {
+            st.error(std::string("http: ") + bad);
         } else {
             ++st.ok;
-            size_t entry = t_.family == AF_INET ? 6 : 18;
-            st.peers += check.peers_bytes / entry;
+            st.peers += check.peers.size() / entry;
             st.latency.add(now - c.sent_us);
         }
         bool extra = c.in.size() > head_end + 4 + length;
@@ -751,15 +989,33 @@ private:
     const Options& o_;
     const Target& t_;
     bool keep_alive_;
+    int epoll_ = -1;
+    bool have_self_ = false;
+    uint8_t self_addr_[16]{};
     std::vector<Conn> conns_;
 };
 
+// Runs one phase on every thread's engine at once and reports the merged figures.
 template <class Engine>
-void run_phase(Engine& engine, Workload& w, bool prepopulating, uint64_t limit, double seconds,
-               const char* mode, Stats& out) {
-    Source src{&w, prepopulating, limit, now_us() + int64_t(seconds * 1e6)};
-    engine.run(src, out);
-    report(mode, prepopulating ? "prepopulate" : "steady", out);
+void run_phase(std::vector<std::unique_ptr<Engine>>& engines, std::vector<Workload>& workloads,
+               const Options& o, bool prepopulating, double seconds, const char* mode, Stats& out) {
+    const uint64_t threads = engines.size();
+    const int64_t deadline = now_us() + int64_t(seconds * 1e6);
+    const uint64_t total = prepopulating ? workloads[0].prepopulate_count() : o.max_requests;
+    std::vector<Source> sources;
+    std::vector<Stats> stats(threads);
+    for (uint64_t k = 0; k < threads; ++k) {
+        // Thread k's share of `total` when dealt out one at a time from k with stride `threads`.
+        uint64_t share = total / threads + (k < total % threads ? 1 : 0);
+        sources.push_back(Source{&workloads[k], prepopulating, share, deadline, k, threads, 0, {}});
+    }
+    std::vector<std::thread> pool;
+    for (uint64_t k = 1; k < threads; ++k)
+        pool.emplace_back([&, k] { engines[k]->run(sources[k], stats[k]); });
+    engines[0]->run(sources[0], stats[0]);
+    for (auto& t : pool) t.join();
+    for (auto& s : stats) out.merge(s);
+    report(mode, prepopulating ? "prepopulate" : "steady", out, uint32_t(threads));
 }
 
 }  // namespace
@@ -767,6 +1023,16 @@ void run_phase(Engine& engine, Workload& w, bool prepopulating, uint64_t limit, 
 int main(int argc, char** argv) {
     auto opts = parse_options(argc, argv);
     if (!opts) { usage(stderr); return 2; }
+    if (opts->print_info_hashes) {
+        Workload w(*opts, 0);
+        uint8_t h[20];
+        for (uint32_t t = 0; t < opts->torrents; ++t) {
+            w.info_hash(t, h);
+            for (uint8_t b : h) std::printf("%02x", b);
+            std::putchar('\n');
+        }
+        return 0;
+    }
     auto target = parse_target(opts->target);
     if (!target) {
         std::fprintf(stderr, "chihaya_loadgen: target '%s' is not a numeric loopback address "
@@ -774,19 +1040,25 @@ int main(int argc, char** argv) {
         return 2;
     }
     const char* mode = opts->mode == Mode::Udp ? "udp" : opts->mode == Mode::Http ? "http" : "http-close";
-    Workload w(*opts);
+    std::vector<Workload> workloads;
+    for (uint32_t k = 0; k < opts->threads; ++k) workloads.emplace_back(*opts, k);
     Stats pre, steady;
-    auto both = [&](auto& engine) {
+    auto both = [&](auto& engines) {
         if (opts->prepopulate)
-            run_phase(engine, w, true, w.prepopulate_count(), opts->prepopulate_s, mode, pre);
-        run_phase(engine, w, false, opts->max_requests, opts->duration_s, mode, steady);
+            run_phase(engines, workloads, *opts, true, opts->prepopulate_s, mode, pre);
+        if (opts->steady)
+            run_phase(engines, workloads, *opts, false, opts->duration_s, mode, steady);
     };
+    // Connection k goes to thread k % threads.
+    auto share = [&](uint32_t k) { return opts->connections / opts->threads + (k < opts->connections % opts->threads ? 1 : 0); };
     if (opts->mode == Mode::Udp) {
-        UdpEngine e(*opts, *target);
-        both(e);
+        std::vector<std::unique_ptr<UdpEngine>> engines;
+        for (uint32_t k = 0; k < opts->threads; ++k) engines.push_back(std::make_unique<UdpEngine>(*opts, *target, share(k)));
+        both(engines);
     } else {
-        HttpEngine e(*opts, *target);
-        both(e);
+        std::vector<std::unique_ptr<HttpEngine>> engines;
+        for (uint32_t k = 0; k < opts->threads; ++k) engines.push_back(std::make_unique<HttpEngine>(*opts, *target, share(k)));
+        both(engines);
     }
     bool clean = pre.errors + pre.timeouts + steady.errors + steady.timeouts == 0;
     return clean ? 0 : 1;

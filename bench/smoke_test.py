@@ -58,6 +58,11 @@ class Smoke(unittest.TestCase):
             with self.subTest(host=host):
                 self.run_loadgen("udp", addr_port(host, self.tracker.udp_port))
 
+    def test_udp_threads(self):
+        # Two threads share phase 1 between them: together they still announce every peer once.
+        self.run_loadgen("udp", addr_port(V4, self.tracker.udp_port),
+                         ["--threads", "2", "--seed", "2", "--duration", "0.5"])
+
     def test_http_keep_alive(self):
         for host in (V4, V6):
             with self.subTest(host=host):

@@ -4,7 +4,7 @@
 //   CHIHAYA_PLUGIN=build/plugins/chihaya_memory.so CHIHAYA_DRIVER=memory
 //   CHIHAYA_DRIVER_CONFIG=$'shards=16\nother=1' ./cache_conformance   (same command line)
 // CHIHAYA_DRIVER_CONFIG holds key=value overrides of the driver's declared defaults, one per line
-// (',' also separates). Only the ABI is used: no driver header, no driver symbol but the entry.
+// (a value may itself hold commas, e.g. a list of addresses). Only the ABI is used: no driver header, no driver symbol but the entry.
 // Completions may come from another thread, later: every call waits on a condition variable
 // with a timeout. Each test uses fresh random info_hashes, so a persistent store (Redis) shared
 // between runs does not leak state into the next run.
@@ -112,8 +112,6 @@ bool parse_value(const chihaya_config_key& key, const std::string& text, chihaya
 bool resolve_config(Driver& d) {
     std::map<std::string, std::string> overrides;
     std::string text = env("CHIHAYA_DRIVER_CONFIG");
-    for (char& c : text)
-        if (c == ',') c = '\n';
     size_t start = 0;
     while (start <= text.size()) {
         size_t end = text.find('\n', start);

@@ -8,10 +8,9 @@
 # 2.0.8 exposes no session_params.extensions to trim the list instead). uTP is off so the
 # transfer runs over plain TCP, which makes failures easier to read.
 #
-# The seeder runs in its own process (this file with --seed): libtorrent keeps one UDP-tracker
-# connection-id cache per process, keyed by tracker address, so a second session in the same
-# process would announce with the first one's id from another source port. Two processes are
-# also what the tracker meets in the wild.
+# The seeder runs in its own process (this file with --seed), as two clients do in the wild.
+# (libtorrent shares one UDP connection id between the sessions of a process, from different
+# source ports; the tracker accepts that, since ids bind the address and not the port.)
 
 import hashlib
 import os

@@ -10,6 +10,8 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
+#include <sys/ioctl.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cstring>
@@ -33,6 +35,12 @@ std::string_view status_line(HttpStatus status) {
         case HttpStatus::HeadTooLarge: break;
     }
     return "HTTP/1.1 431 Request Header Fields Too Large\r\n";
+}
+
+// True when the socket's receive queue is empty.
+bool nothing_pending(int fd) {
+    int pending = 0;
+    return ::ioctl(fd, FIONREAD, &pending) == 0 && pending == 0;
 }
 
 bool hash_less(const chihaya_scrape_entry& a, const chihaya_scrape_entry& b) {
@@ -398,7 +406,10 @@ void Session::on_write(const boost::system::error_code& ec) {
         out_.shrink_to_fit();
     }
     if (!keep_alive_ || worker_->stopping) {
-        linger();
+        // Nothing unread, here or in the kernel: closing sends FIN after the response, never the
+        // RST that linger() guards against, so its extra read, timer and wake-up are not needed.
+        if (in_len_ <= consumed_ && nothing_pending(socket_.native_handle())) close();
+        else linger();
         return;
     }
     next_request();

@@ -1,0 +1,85 @@
+// plugin.cpp: the "redis" cache driver: its config keys and registration line.
+#include "redis_cache.hpp"
+
+#include <chihaya/driver.hpp>
+
+#include <sstream>
+
+namespace {
+
+using chihaya::redis::RedisCache;
+using chihaya::redis::RedisCacheOptions;
+
+class RedisCacheDriver {
+public:
+    // Names are shared with the bench and the integration tests: keep them.
+    static constexpr chihaya_config_key config_keys[] = {
+        {sizeof(chihaya_config_key), "addresses", CHIHAYA_CONFIG_STRING, "\"127.0.0.1:6379\"", 0, 0,
+         "comma-separated \"host:port\" or \"unix:/path\"; one node, or any cluster nodes as seeds"},
+        {sizeof(chihaya_config_key), "user", CHIHAYA_CONFIG_STRING, "\"\"", 0, 0,
+         "ACL user for AUTH (\"\" = the default user)"},
+        {sizeof(chihaya_config_key), "password", CHIHAYA_CONFIG_STRING, "\"\"", 0, 0,
+         "password for AUTH (\"\" = no AUTH)"},
+        {sizeof(chihaya_config_key), "database", CHIHAYA_CONFIG_INT, "0", 0, 65535,
+         "database number (SELECT); must be 0 with cluster = true"},
+        {sizeof(chihaya_config_key), "key_prefix", CHIHAYA_CONFIG_STRING, "\"chihaya\"", 0, 0,
+         "prefix of every key (\"<prefix>:{<info_hash hex>}:...\"); lets trackers share a Redis"},
+        {sizeof(chihaya_config_key), "connections", CHIHAYA_CONFIG_INT, "2", 1, 64,
+         "pipelined connections per Redis node"},
+        {sizeof(chihaya_config_key), "connect_timeout_ms", CHIHAYA_CONFIG_INT, "1000", 10, 60000,
+         "connect + handshake deadline (also bounds start-up waits)"},
+        {sizeof(chihaya_config_key), "command_timeout_ms", CHIHAYA_CONFIG_INT, "500", 10, 60000,
+         "a reply later than this fails the connection's pending requests (storage unavailable) "
+         "and reconnects"},
+        {sizeof(chihaya_config_key), "cluster", CHIHAYA_CONFIG_BOOL, "false", 0, 0,
+         "addresses are Redis Cluster seed nodes: follow the slot map, MOVED and ASK"},
+        {sizeof(chihaya_config_key), "io_threads", CHIHAYA_CONFIG_INT, "1", 1, 64,
+         "driver threads running the Redis connections (each its own event loop)"},
+        {sizeof(chihaya_config_key), "max_in_flight", CHIHAYA_CONFIG_INT, "4096", 1, 1000000,
+         "requests queued or awaiting a reply per connection; beyond it announces fail at once"},
+    };
+
+    RedisCacheDriver(const chihaya::Host& host, const chihaya::Config& config)
+        : cache_(host, options(config)) {}
+
+    void announce(const chihaya_announce_request& request, chihaya_announce_result& result,
+                  chihaya::Completion done) {
+        cache_.announce(request, result, done);
+    }
+
+    void scrape(chihaya_scrape_request& request, chihaya::Completion done) {
+        cache_.scrape(request, done);
+    }
+    // No scrape_all (full scrape is opt-in and would SCAN every node) and no tick (expiry is
+    // server-side): see README.md.
+
+private:
+    static RedisCacheOptions options(const chihaya::Config& config) {
+        RedisCacheOptions o;
+        std::string list(config.string("addresses"));
+        std::stringstream in(list);
+        for (std::string item; std::getline(in, item, ',');) {
+            size_t a = item.find_first_not_of(" \t"), b = item.find_last_not_of(" \t");
+            if (a == std::string::npos) continue;
+            o.addresses.push_back(chihaya::redis::parse_endpoint(item.substr(a, b - a + 1)));
+        }
+        if (o.addresses.empty()) throw std::invalid_argument("redis: addresses is empty");
+        o.connection.user = std::string(config.string("user"));
+        o.connection.password = std::string(config.string("password"));
+        o.connection.database = config.integer("database");
+        o.key_prefix = std::string(config.string("key_prefix"));
+        o.connections = static_cast<unsigned>(config.integer("connections"));
+        o.connection.connect_timeout = std::chrono::milliseconds(config.integer("connect_timeout_ms"));
+        o.connection.command_timeout = std::chrono::milliseconds(config.integer("command_timeout_ms"));
+        o.cluster = config.boolean("cluster");
+        o.io_threads = static_cast<unsigned>(config.integer("io_threads"));
+        o.connection.max_in_flight = static_cast<uint32_t>(config.integer("max_in_flight"));
+        return o;
+    }
+
+    RedisCache cache_;
+};
+
+}  // namespace
+
+CHIHAYA_REGISTER_CACHE("redis", RedisCacheDriver)

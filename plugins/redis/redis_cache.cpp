@@ -1,0 +1,382 @@
+// redis_cache.cpp: announce/scrape requests as script calls, their replies, redirects, failures.
+#include "redis_cache.hpp"
+
+#include "crc16.hpp"
+#include "resp.hpp"
+#include "scripts.hpp"
+#include "sha1.hpp"
+
+#include <boost/asio/steady_timer.hpp>
+
+#include <atomic>
+#include <charconv>
+#include <chrono>
+#include <cstring>
+#include <stdexcept>
+
+namespace chihaya::redis {
+
+namespace {
+
+constexpr int kMaxRedirects = 5;
+constexpr int kMaxTryAgain = 10;
+constexpr std::chrono::milliseconds kTryAgainDelay{20};
+constexpr const char* kAnnounceKeys[] = {"s4", "l4", "s6", "l6", "n", "c"};
+constexpr const char* kScrapeKeys[] = {"s4", "l4", "s6", "l6", "n"};
+
+// Errors that say "Redis cannot serve this now" rather than "this request is wrong".
+chihaya_status status_for(std::string_view error) {
+    for (std::string_view p : {"LOADING", "BUSY", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN", "OOM",
+                               "READONLY", "NOREPLICAS", "MOVED", "ASK"})
+        if (error.starts_with(p)) return CHIHAYA_UNAVAILABLE;
+    return CHIHAYA_INTERNAL;
+}
+
+// Per-thread seed for the script's shuffle (Redis may reseed math.random per script call).
+uint32_t random_seed() {
+    thread_local uint64_t state =
+        uint64_t(std::chrono::steady_clock::now().time_since_epoch().count()) ^
+        reinterpret_cast<uintptr_t>(&state);
+    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return static_cast<uint32_t>((z ^ (z >> 31)) & 0x7fffffff);
+}
+
+uint64_t reply_uint(const redisReply* r) {
+    if (r->type == REDIS_REPLY_INTEGER) return r->integer < 0 ? 0 : uint64_t(r->integer);
+    if (r->type == REDIS_REPLY_STRING) {
+        uint64_t v = 0;
+        std::from_chars(r->str, r->str + r->len, v);
+        return v;
+    }
+    return 0;
+}
+
+uint32_t clamp32(uint64_t v) { return v > UINT32_MAX ? UINT32_MAX : uint32_t(v); }
+
+}  // namespace
+
+// One EVALSHA in flight, with what it takes to send it again: the redirect count, and the EVAL
+// fallback when Redis lost the script (SCRIPT FLUSH, or a failover to a node that never had
+// it; a reconnect loads it again).
+class RedisCache::ScriptCall : public Command {
+public:
+    ScriptCall(RedisCache& cache, const std::string& sha, const char* script, size_t argc)
+        : cache_(cache), script_(script), argc_(argc) {
+        wire.reserve(512);
+        resp::array(wire, argc);
+        resp::bulk(wire, "EVALSHA");
+        resp::bulk(wire, sha);
+        tail_ = wire.size();
+    }
+
+    void on_reply(Connection& from, redisReply* reply) noexcept override {
+        if (reply->type != REDIS_REPLY_ERROR) {
+            finish(reply);
+            return;
+        }
+        std::string_view error(reply->str, reply->len);
+        if (error.starts_with("NOSCRIPT") && !evaled_) {
+            if (use_eval()) {
+                from.submit(this);
+                return;
+            }
+        }
+        bool moved = error.starts_with("MOVED "), ask = error.starts_with("ASK ");
+        if ((moved || ask) && ++redirects_ <= kMaxRedirects) {
+            // "MOVED <slot> <host>:<port>"
+            size_t a = error.find(' '), b = error.find(' ', a + 1);
+            if (b != std::string_view::npos) {
+                if (Connection* to = cache_.topology_.redirect(slot, error.substr(b + 1), moved)) {
+                    asking = ask;
+                    to->submit(this);
+                    return;
+                }
+            }
+        }
+        // A multi-key script whose slot is being migrated, with its keys split or absent on one
+        // side, gets TRYAGAIN until the migration of that slot ends: retry a few times from the
+        // slot's owner (which may ASK again), spaced out, within the redirect budget.
+        if (error.starts_with("TRYAGAIN") && ++retries_ <= kMaxTryAgain && retry_later(from)) return;
+        std::string message = "redis: " + std::string(error.substr(0, 120));
+        fail(status_for(error), message.c_str());
+    }
+
+    void on_failure(const char* why) noexcept override { fail(CHIHAYA_UNAVAILABLE, why); }
+
+    uint16_t slot = 0;
+
+protected:
+    virtual void finish(redisReply* reply) noexcept = 0;
+    virtual void fail(chihaya_status status, const char* why) noexcept = 0;
+
+private:
+    bool retry_later(Connection& from) noexcept {
+        try {
+            auto timer = std::make_shared<asio::steady_timer>(from.io(), kTryAgainDelay);
+            timer->async_wait([this, timer](const boost::system::error_code&) {
+                // Also after a cancel (shutdown): route() then refuses and fails us at once.
+                if (Connection* to = cache_.topology_.route(slot)) to->submit(this);
+                else on_failure("redis: no node serves this torrent's slot");
+            });
+            return true;
+        } catch (...) {
+            return false;
+        }
+    }
+
+    bool use_eval() noexcept {
+        evaled_ = true;
+        try {
+            std::string w;
+            w.reserve(wire.size() + std::strlen(script_) + 16);
+            resp::array(w, argc_);
+            resp::bulk(w, "EVAL");
+            resp::bulk(w, script_);
+            w.append(wire, tail_, std::string::npos);
+            wire.swap(w);
+            return true;
+        } catch (...) {
+            return false;
+        }
+    }
+
+    RedisCache& cache_;
+    const char* script_;
+    size_t argc_;
+    size_t tail_ = 0;
+    int redirects_ = 0;
+    int retries_ = 0;
+    bool evaled_ = false;
+};
+
+// One announce: owns nothing of the host's; writes the result and completes exactly once.
+class RedisCache::AnnounceCall final : public ScriptCall {
+public:
+    AnnounceCall(RedisCache& cache, chihaya_announce_result& result, chihaya::Completion done,
+                 size_t entry_bytes, uint32_t want)
+        : ScriptCall(cache, cache.announce_sha_, scripts::kAnnounce, 3 + 6 + 10),
+          result_(result), done_(done), entry_bytes_(entry_bytes), want_(want) {}
+
+private:
+    void finish(redisReply* r) noexcept override {
+        if (r->type != REDIS_REPLY_ARRAY || r->elements < 7 || r->element[6]->type != REDIS_REPLY_STRING) {
+            fail(CHIHAYA_INTERNAL, "redis: unexpected reply to the announce script");
+            return;
+        }
+        result_.complete = clamp32(reply_uint(r->element[0]));
+        result_.incomplete = clamp32(reply_uint(r->element[1]));
+        result_.downloaded = clamp32(reply_uint(r->element[2]));
+        result_.had_previous = reply_uint(r->element[3]) ? 1 : 0;
+        result_.previous_uploaded = reply_uint(r->element[4]);
+        result_.previous_downloaded = reply_uint(r->element[5]);
+        const redisReply* peers = r->element[6];
+        size_t count = peers->len / entry_bytes_;
+        if (count > want_) count = want_;
+        if (count) std::memcpy(result_.peers, peers->str, count * entry_bytes_);
+        result_.peer_count = static_cast<uint32_t>(count);
+        chihaya::Completion done = done_;
+        delete this;
+        done(CHIHAYA_OK);
+    }
+
+    void fail(chihaya_status status, const char* why) noexcept override {
+        chihaya::write_message(result_.message, CHIHAYA_MESSAGE_CAP, why);
+        result_.peer_count = 0;
+        chihaya::Completion done = done_;
+        delete this;
+        done(status);
+    }
+
+    chihaya_announce_result& result_;
+    chihaya::Completion done_;
+    size_t entry_bytes_;
+    uint32_t want_;
+};
+
+// A scrape of many hashes: one script call per hash (their slots, hence nodes, may differ),
+// pipelined; the host's call completes when the last reply is in.
+class RedisCache::ScrapeBatch {
+public:
+    ScrapeBatch(chihaya_scrape_request& request, chihaya::Completion done)
+        : request_(request), done_(done), left_(request.count + 1) {}
+
+    // The extra count in left_ is the submitting thread's own: items may all complete before
+    // the submit loop ends, and the batch must outlive that loop.
+    void item_done(chihaya_status status, const char* why) noexcept {
+        if (status != CHIHAYA_OK) {
+            int expected = CHIHAYA_OK;
+            if (status_.compare_exchange_strong(expected, status))
+                chihaya::write_message(request_.message, CHIHAYA_MESSAGE_CAP, why);
+        }
+        if (left_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+            chihaya::Completion done = done_;
+            auto final_status = static_cast<chihaya_status>(status_.load());
+            delete this;
+            done(final_status);
+        }
+    }
+
+    chihaya_scrape_request& request_;
+    std::vector<std::unique_ptr<ScrapeItem>> items;
+
+private:
+    chihaya::Completion done_;
+    std::atomic<uint32_t> left_;
+    std::atomic<int> status_{CHIHAYA_OK};
+};
+
+class RedisCache::ScrapeItem final : public ScriptCall {
+public:
+    ScrapeItem(RedisCache& cache, ScrapeBatch& batch, uint32_t index)
+        : ScriptCall(cache, cache.scrape_sha_, scripts::kScrape, 3 + 5), batch_(batch), index_(index) {}
+
+private:
+    void finish(redisReply* r) noexcept override {
+        if (r->type != REDIS_REPLY_ARRAY || r->elements < 3) {
+            fail(CHIHAYA_INTERNAL, "redis: unexpected reply to the scrape script");
+            return;
+        }
+        chihaya_scrape_entry& e = batch_.request_.entries[index_];
+        e.complete = clamp32(reply_uint(r->element[0]));
+        e.incomplete = clamp32(reply_uint(r->element[1]));
+        e.downloaded = clamp32(reply_uint(r->element[2]));
+        batch_.item_done(CHIHAYA_OK, nullptr);
+    }
+    void fail(chihaya_status status, const char* why) noexcept override {
+        chihaya_scrape_entry& e = batch_.request_.entries[index_];
+        e.complete = e.incomplete = e.downloaded = 0;
+        batch_.item_done(status, why);
+    }
+
+    ScrapeBatch& batch_;
+    uint32_t index_;
+};
+
+RedisCache::RedisCache(const chihaya::Host& host, RedisCacheOptions options)
+    : host_(host),
+      options_(std::move(options)),
+      announce_sha_(sha1_hex(scripts::kAnnounce)),
+      scrape_sha_(sha1_hex(scripts::kScrape)),
+      io_(options_.io_threads),
+      topology_(io_, options_.connection, options_.connections, options_.cluster, host_) {
+    const std::string& prefix = options_.key_prefix;
+    if (prefix.find_first_of("{}") != std::string::npos)
+        throw std::invalid_argument("redis: key_prefix must not contain '{' or '}' (they are the hash tag)");
+    key_head_ = prefix.empty() ? "{" : prefix + ":{";
+    if (options_.cluster && options_.connection.database != 0)
+        throw std::invalid_argument("redis: database must be 0 with cluster = true (Redis Cluster has only db 0)");
+    io_.start();
+    try {
+        topology_.bootstrap(options_.addresses);
+    } catch (...) {
+        topology_.shutdown();
+        throw;
+    }
+    size_t down = topology_.wait_ready(options_.connection.connect_timeout);
+    if (down)
+        host_.warning(std::to_string(down) +
+                      " connection(s) not ready at start; announces fail with 'tracker storage "
+                      "unavailable' until Redis answers (reconnecting in the background)");
+    else
+        host_.info("connected (" + std::string(options_.cluster ? "cluster" : "single node") +
+                   ", key prefix \"" + prefix + "\")");
+}
+
+RedisCache::~RedisCache() { topology_.shutdown(); }
+
+uint16_t RedisCache::append_keys(std::string& wire, const uint8_t info_hash[20],
+                                 const char* const* suffixes, size_t count) const {
+    static const char hex[] = "0123456789abcdef";
+    char key[256];
+    size_t head = key_head_.size() < 200 ? key_head_.size() : 200;
+    std::memcpy(key, key_head_.data(), head);
+    char* p = key + head;
+    for (int i = 0; i < 20; ++i) {
+        *p++ = hex[info_hash[i] >> 4];
+        *p++ = hex[info_hash[i] & 15];
+    }
+    *p++ = '}';
+    *p++ = ':';
+    const size_t base = size_t(p - key);
+    for (size_t i = 0; i < count; ++i) {
+        size_t n = std::strlen(suffixes[i]);
+        std::memcpy(key + base, suffixes[i], n);
+        resp::bulk(wire, std::string_view(key, base + n));
+    }
+    // The hash tag is the 40 hex digits between the braces.
+    return crc16(std::string_view(key + head, 40)) & (kSlotCount - 1);
+}
+
+void RedisCache::announce(const chihaya_announce_request& request, chihaya_announce_result& result,
+                          chihaya::Completion done) noexcept {
+    const bool v6 = request.family == CHIHAYA_IPV6;
+    const size_t addr_bytes = v6 ? 16 : 4, entry_bytes = addr_bytes + 2;
+    uint32_t want = request.numwant < result.peers_capacity ? request.numwant : result.peers_capacity;
+    result.peer_count = 0;
+    result.had_previous = 0;
+    AnnounceCall* call;
+    try {
+        call = new AnnounceCall(*this, result, done, entry_bytes, want);
+        std::string& w = call->wire;
+        resp::bulk(w, "6");
+        call->slot = append_keys(w, request.info_hash, kAnnounceKeys, 6);
+        char member[18];
+        std::memcpy(member, request.addr, addr_bytes);
+        member[addr_bytes] = static_cast<char>(request.port >> 8);
+        member[addr_bytes + 1] = static_cast<char>(request.port & 0xff);
+        resp::bulk(w, std::string_view(member, entry_bytes));
+        resp::bulk(w, v6 ? "6" : "4");
+        char event = static_cast<char>('0' + (request.event <= 3 ? request.event : 0));
+        resp::bulk(w, std::string_view(&event, 1));
+        resp::bulk(w, request.left == 0 ? "1" : "0");
+        resp::bulk(w, uint64_t(want));
+        uint64_t ttl_ms = uint64_t(request.peer_ttl_s ? request.peer_ttl_s : 1) * 1000;
+        resp::bulk(w, ttl_ms);
+        resp::bulk(w, (request.flags & CHIHAYA_ANNOUNCE_TRACK_COUNTERS) ? "1" : "0");
+        resp::bulk(w, request.uploaded);
+        resp::bulk(w, request.downloaded);
+        resp::bulk(w, uint64_t(random_seed()));
+    } catch (const std::bad_alloc&) {
+        chihaya::write_message(result.message, CHIHAYA_MESSAGE_CAP, "redis: out of memory");
+        done(CHIHAYA_INTERNAL);
+        return;
+    }
+    Connection* to = topology_.route(call->slot);
+    if (!to) {
+        call->on_failure("redis: no node serves this torrent's slot");
+        return;
+    }
+    to->submit(call);
+}
+
+void RedisCache::scrape(chihaya_scrape_request& request, chihaya::Completion done) noexcept {
+    if (request.count == 0) {
+        done(CHIHAYA_OK);
+        return;
+    }
+    ScrapeBatch* batch = nullptr;
+    try {
+        batch = new ScrapeBatch(request, done);
+        batch->items.reserve(request.count);
+        for (uint32_t i = 0; i < request.count; ++i) {
+            auto item = std::make_unique<ScrapeItem>(*this, *batch, i);
+            resp::bulk(item->wire, "5");
+            item->slot = append_keys(item->wire, request.entries[i].info_hash, kScrapeKeys, 5);
+            batch->items.push_back(std::move(item));
+        }
+    } catch (const std::bad_alloc&) {
+        delete batch;  // nothing was submitted yet
+        chihaya::write_message(request.message, CHIHAYA_MESSAGE_CAP, "redis: out of memory");
+        done(CHIHAYA_INTERNAL);
+        return;
+    }
+    for (auto& item : batch->items) {
+        if (Connection* to = topology_.route(item->slot)) to->submit(item.get());
+        else item->on_failure("redis: no node serves this torrent's slot");
+    }
+    batch->item_done(CHIHAYA_OK, nullptr);
+}
+
+}  // namespace chihaya::redis

@@ -1,0 +1,17 @@
+# Integration tests of the redis cache driver against real redis-server processes (redis_fixture.py),
+# included from CMakeLists.txt after CHIHAYA_TEST_ENV is set. They need redis-server and
+# redis-cli on PATH; without them the tests fail and say so rather than vanish.
+if(NOT TARGET redis)
+  message(WARNING "the redis cache driver is not built: integration.redis* tests are not registered")
+  return()
+endif()
+
+foreach(name redis redis_cluster)
+  add_test(NAME integration.${name}
+           COMMAND ${CHIHAYA_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/test_${name}.py)
+  # RESOURCE_LOCK: the fault tests bound latencies, so the two suites do not share the 2 cores
+  # with each other's redis-servers.
+  set_tests_properties(integration.${name} PROPERTIES
+    ENVIRONMENT "${CHIHAYA_TEST_ENV}" TIMEOUT 90 LABELS "integration;redis"
+    RESOURCE_LOCK redis)
+endforeach()

@@ -1,0 +1,463 @@
+"""The redis cache driver in the real binary: two trackers on one redis-server, expiry, faults, config."""
+# Every test starts its own redis-server (redis_fixture) and trackers on free loopback ports.
+# The cluster cases live in test_redis_cluster.py.
+
+import os
+import socket
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from redis_fixture import RedisServer
+from tracker_fixture import (CHIHAYA_SOURCE_DIR, V4, V6, ConnectionClosed, Tracker, UdpError,
+                             announce_path, compact_peers, peer_id, random_hash, run_binary,
+                             scrape_path)
+
+UNAVAILABLE = "tracker storage unavailable"
+COMMAND_TIMEOUT_MS = 300
+# A failed announce must come back within the command timeout plus scheduling slack.
+FAILURE_LATENCY_BOUND_S = 2.0
+# Redis back (restarted, or awake again) to the first successful announce.
+RECOVERY_BOUND_S = 6.0
+
+
+def redis_overrides(addresses, tracker=None, **redis_keys):
+    """Tracker overrides selecting the redis driver on `addresses`."""
+    overrides = {"cache": {"driver": "redis"},
+                 "cache.redis": dict({"addresses": addresses}, **redis_keys)}
+    if tracker:
+        overrides["tracker"] = tracker
+    return overrides
+
+
+def start_tracker(case, overrides):
+    """A Tracker stopped (checked) and cleaned up when `case` ends; threads=1 to share 2 cores."""
+    t = Tracker(overrides, threads=1)
+    case.addCleanup(t.cleanup)
+    t.start()
+    case.addCleanup(lambda: t.alive() and t.stop_checked())
+    return t
+
+
+def start_redis(case, **kw):
+    server = RedisServer(**kw)
+    case.addCleanup(server.cleanup)
+    case.addCleanup(server.stop)
+    server.start()
+    return server
+
+
+# ---- requests ----------------------------------------------------------------------------------
+
+def http_announce(tracker, host, info_hash, pid, port, **kw):
+    with tracker.http(host) as c:
+        r = c.get(announce_path(info_hash, pid, port, **kw))
+    assert r.status == 200, r
+    d = r.bencoded()
+    assert b"failure reason" not in d, (d, tracker.log_text())
+    return d
+
+
+def http_peers(d, host):
+    family = socket.AF_INET6 if host == V6 else socket.AF_INET
+    return sorted(compact_peers(d.get(b"peers6" if host == V6 else b"peers", b""), family))
+
+
+def http_scrape(tracker, host, hashes):
+    with tracker.http(host) as c:
+        r = c.get(scrape_path(hashes))
+    assert r.status == 200, r
+    d = r.bencoded()
+    assert b"failure reason" not in d, (d, tracker.log_text())
+    return d[b"files"]
+
+
+def counts(files, h):
+    f = files.get(h, {b"complete": 0, b"incomplete": 0, b"downloaded": 0})
+    return f[b"complete"], f[b"incomplete"], f[b"downloaded"]
+
+
+# ---- two hosts on one redis-server -------------------------------------------------------------
+
+class SharedSwarm(unittest.TestCase):
+    """Two chihaya processes on one redis-server behave as one tracker."""
+
+    def setUp(self):
+        self.redis = start_redis(self)
+        overrides = redis_overrides(self.redis.address)
+        self.a = start_tracker(self, overrides)
+        self.b = start_tracker(self, overrides)
+
+    def test_peer_announced_to_a_is_served_by_b(self):
+        h = random_hash()
+        http_announce(self.a, V4, h, peer_id(), 7001, event="started", left=10)
+        http_announce(self.a, V6, h, peer_id(), 7002, event="started", left=0)
+
+        d = http_announce(self.b, V4, h, peer_id(), 7003, event="started", left=10)
+        self.assertEqual(http_peers(d, V4), [(V4, 7001)], "IPv4 peers only, from host A")
+        self.assertEqual((d[b"complete"], d[b"incomplete"]), (1, 2))
+        d = http_announce(self.b, V6, h, peer_id(), 7004, event="started", left=10)
+        self.assertEqual(http_peers(d, V6), [(V6, 7002)], "IPv6 peers only, from host A")
+        self.assertEqual(d.get(b"peers", b""), b"", "no IPv4 peer in an IPv6 answer")
+
+        with self.b.udp(V4) as c:
+            r = c.announce(h, peer_id(), 7005, event="started", left=10)
+        self.assertEqual(sorted(r["peers"]), [(V4, 7001), (V4, 7003)])
+        self.assertEqual((r["seeders"], r["leechers"]), (1, 4))
+        with self.b.udp(V6) as c:
+            r = c.announce(h, peer_id(), 7006, event="started", left=10)
+        self.assertEqual(sorted(r["peers"]), [(V6, 7002), (V6, 7004)])
+
+        # And back: host A hands out what host B was told.
+        d = http_announce(self.a, V4, h, peer_id(), 7007, event="started", left=10)
+        self.assertEqual(http_peers(d, V4), [(V4, 7001), (V4, 7003), (V4, 7005)])
+        d = http_announce(self.a, V6, h, peer_id(), 7008, left=10, compact=0)
+        self.assertEqual(sorted((p[b"ip"].decode(), p[b"port"]) for p in d[b"peers"]),
+                         [(V6, 7002), (V6, 7004), (V6, 7006)])
+
+    def test_counts_and_downloaded_agree_between_hosts(self):
+        h = random_hash()
+        p1, p2, p3 = peer_id(), peer_id(), peer_id()
+        http_announce(self.a, V4, h, p1, 7101, event="started", left=100)
+        http_announce(self.b, V4, h, p2, 7102, event="started", left=0)
+        http_announce(self.a, V4, h, p1, 7101, event="completed", left=0)
+        http_announce(self.b, V6, h, p3, 7103, event="started", left=5)
+        http_announce(self.b, V6, h, p3, 7103, event="completed", left=0)
+        for tracker in (self.a, self.b):
+            for host in (V4, V6):
+                with self.subTest(tracker=tracker.http_port, host=host):
+                    self.assertEqual(counts(http_scrape(tracker, host, [h]), h), (3, 0, 2))
+            with tracker.udp(V4) as c:
+                self.assertEqual(c.scrape([h]), [{"seeders": 3, "completed": 2, "leechers": 0}])
+
+        # A client behind a load balancer may stop on the other host than it started on.
+        http_announce(self.a, V4, h, p2, 7102, event="stopped", left=0)
+        for tracker in (self.a, self.b):
+            self.assertEqual(counts(http_scrape(tracker, V4, [h]), h), (2, 0, 2))
+
+    def test_stopped_on_a_removes_the_peer_for_b(self):
+        for host in (V4, V6):
+            with self.subTest(host=host):
+                h = random_hash()
+                p1 = peer_id()
+                http_announce(self.a, host, h, p1, 7201, event="started", left=10)
+                p2 = peer_id()
+                d = http_announce(self.b, host, h, p2, 7202, event="started", left=10)
+                self.assertEqual(http_peers(d, host), [(host, 7201)])
+                http_announce(self.a, host, h, p1, 7201, event="stopped", left=10)
+                d = http_announce(self.b, host, h, p2, 7202, left=10)
+                self.assertEqual(http_peers(d, host), [])
+                self.assertEqual((d[b"complete"], d[b"incomplete"]), (0, 1))
+                with self.b.udp(host) as c:
+                    r = c.announce(h, peer_id(), 7203, event="started", left=10)
+                self.assertEqual(r["peers"], [(host, 7202)])
+
+
+def wait_for(predicate, timeout_s, step_s=0.05):
+    """Polls `predicate` until it is true or `timeout_s` passes; returns the last value."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(step_s)
+
+
+def torrent_keys(redis, info_hash, prefix="chihaya"):
+    """The torrent's keys in Redis: all share the hash tag {<hex info_hash>} (plugins/redis)."""
+    return redis.cli("--scan", "--pattern", "%s:{%s}:*" % (prefix, info_hash.hex())).split()
+
+
+# The least-privilege ACL user docs/redis.md recommends, word for word: the commands the driver
+# sends (handshake, EVALSHA/EVAL, cluster routing) and those its scripts run, on its keys only.
+ACL_RULES = ("on", "resetkeys", "~chihaya:*", "resetchannels", "-@all",
+             "+ping", "+select", "+script|load", "+evalsha", "+eval", "+cluster|slots", "+asking",
+             "+time", "+exists", "+get", "+incr", "+del", "+pttl", "+pexpire",
+             "+zadd", "+zrem", "+zscore", "+zcard", "+zcount", "+zrangebyscore",
+             "+zremrangebyscore", "+zrandmember", "+hget", "+hset", "+hdel")
+
+
+class Acl(unittest.TestCase):
+    def test_least_privilege_user(self):
+        redis = start_redis(self)
+        redis.cli("ACL", "SETUSER", "chihaya", *ACL_RULES, ">s3cret")
+        t = start_tracker(self, redis_overrides(redis.address, user="chihaya", password="s3cret"))
+        h = random_hash()
+        p1 = peer_id()
+        http_announce(t, V4, h, p1, 7601, event="started", left=10)
+        d = http_announce(t, V4, h, peer_id(), 7602, event="started", left=0)
+        self.assertEqual(http_peers(d, V4), [(V4, 7601)])
+        http_announce(t, V4, h, p1, 7601, event="completed", left=0)
+        self.assertEqual(counts(http_scrape(t, V4, [h]), h), (2, 0, 1))
+        http_announce(t, V4, h, p1, 7601, event="stopped", left=0)
+        self.assertEqual(counts(http_scrape(t, V4, [h]), h), (1, 0, 1))
+
+    def test_wrong_password_fails_announces_not_the_tracker(self):
+        redis = start_redis(self)
+        redis.cli("ACL", "SETUSER", "chihaya", *ACL_RULES, ">s3cret")
+        t = start_tracker(self, redis_overrides(redis.address, user="chihaya", password="wrong",
+                                                connect_timeout_ms=300,
+                                                command_timeout_ms=COMMAND_TIMEOUT_MS))
+        for host in (V4, V6):
+            t0 = time.monotonic()
+            with t.http(host) as c:
+                r = c.get(announce_path(random_hash(), peer_id(), 7603, left=1))
+            self.assertLess(time.monotonic() - t0, FAILURE_LATENCY_BOUND_S)
+            self.assertEqual(r.bencoded().get(b"failure reason"), UNAVAILABLE.encode(), r)
+        self.assertTrue(t.alive(), t.log_text())
+
+
+class Expiry(unittest.TestCase):
+    """Peers expire in Redis on their own: no announce or scrape reaches the torrent meanwhile."""
+
+    PEER_LIFETIME_S = 2
+
+    def test_idle_peer_expires_server_side(self):
+        redis = start_redis(self)
+        overrides = redis_overrides(redis.address, tracker={
+            "announce_interval": 1, "min_interval": 1, "peer_lifetime": self.PEER_LIFETIME_S})
+        a = start_tracker(self, overrides)
+        b = start_tracker(self, overrides)
+        h = random_hash()
+        http_announce(a, V4, h, peer_id(), 7301, event="started", left=10)
+        http_announce(a, V6, h, peer_id(), 7302, event="started", left=0)
+        self.assertEqual(counts(http_scrape(b, V4, [h]), h)[:2], (1, 1))
+        self.assertTrue(torrent_keys(redis, h), "the announces wrote no key for the torrent")
+
+        # Each key's PEXPIRE is its longest-lived peer's: Redis drops the swarm by itself.
+        time.sleep(self.PEER_LIFETIME_S + 0.5)
+        left = wait_for(lambda: not torrent_keys(redis, h), 2.0, step_s=0.1)
+        self.assertTrue(left, "keys outlived the peer lifetime: %r" % torrent_keys(redis, h))
+        self.assertEqual(counts(http_scrape(b, V4, [h]), h)[:2], (0, 0))
+        for joined, host in enumerate((V4, V6), 1):
+            d = http_announce(b, host, h, peer_id(), 7303, event="started", left=10)
+            self.assertEqual(http_peers(d, host), [], "an expired peer was handed out")
+            self.assertEqual((d[b"complete"], d[b"incomplete"]), (0, joined))
+
+
+# ---- faults ------------------------------------------------------------------------------------
+
+class Load:
+    """Bounded background announces over HTTP (v4, v6) and UDP (v4, v6).
+
+    Each thread sends one announce at a time, about every PAUSE_S, until stopped, `duration_s`
+    passes or it has sent `max_requests`. Every answer is recorded as
+    (start time, seconds taken, "ok" | "unavailable" | "timeout" | other text)."""
+
+    PAUSE_S = 0.02
+
+    def __init__(self, tracker, duration_s=20.0, max_requests=2000):
+        self.tracker = tracker
+        self.deadline = time.monotonic() + duration_s
+        self.max_requests = max_requests
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+        self.results = []
+        self.torrents = [random_hash() for _ in range(20)]
+        self.threads = [threading.Thread(target=self._run, args=(kind, host), daemon=True)
+                        for kind in ("http", "udp") for host in (V4, V6)]
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def stop(self):
+        self.stopping.set()
+        for t in self.threads:
+            t.join(timeout=10)
+        assert not any(t.is_alive() for t in self.threads), "a load thread did not stop"
+
+    def _record(self, t0, outcome):
+        with self.lock:
+            self.results.append((t0, time.monotonic() - t0, outcome))
+
+    def _run(self, kind, host):
+        pid = peer_id()
+        port = 20000 + (hash((kind, host)) & 0x3fff)
+        for i in range(self.max_requests):
+            if self.stopping.is_set() or time.monotonic() > self.deadline:
+                return
+            h = self.torrents[i % len(self.torrents)]
+            t0 = time.monotonic()
+            try:
+                outcome = self._http(host, h, pid, port) if kind == "http" \
+                    else self._udp(host, h, pid, port)
+            except (OSError, ConnectionClosed, AssertionError) as e:
+                outcome = "%s: %s" % (type(e).__name__, e)
+            self._record(t0, outcome)
+            self.stopping.wait(self.PAUSE_S)
+
+    def _http(self, host, h, pid, port):
+        with self.tracker.http(host, timeout=5.0) as c:
+            try:
+                r = c.get(announce_path(h, pid, port, left=10))
+            except socket.timeout:
+                return "timeout"
+        d = r.bencoded()
+        if b"failure reason" not in d:
+            return "ok"
+        reason = d[b"failure reason"].decode("utf-8", "replace")
+        return "unavailable" if reason == UNAVAILABLE else reason
+
+    def _udp(self, host, h, pid, port):
+        with self.tracker.udp(host, timeout=5.0) as c:
+            try:
+                c.announce(h, pid, port, left=10)
+            except UdpError as e:
+                return "unavailable" if str(e).rstrip("\0") == UNAVAILABLE else str(e)
+            except AssertionError as e:
+                return "timeout" if "no UDP reply" in str(e) else str(e)
+        return "ok"
+
+    def between(self, t_from, t_to):
+        with self.lock:
+            return [r for r in self.results if t_from <= r[0] and r[0] + r[1] <= t_to]
+
+    def first_ok_after(self, t):
+        with self.lock:
+            oks = [r[0] + r[1] for r in self.results if r[0] >= t and r[2] == "ok"]
+        return min(oks) if oks else None
+
+
+class Faults(unittest.TestCase):
+    """Redis killed or stalled under load: fast, explicit failures, a live tracker, recovery."""
+
+    def setUp(self):
+        self.redis = start_redis(self)
+        self.tracker = start_tracker(self, redis_overrides(
+            self.redis.address, command_timeout_ms=COMMAND_TIMEOUT_MS, connect_timeout_ms=300))
+
+    def assert_announce_fails_fast(self):
+        """One HTTP and one UDP announce on each family: the failure text, within the bound."""
+        for host in (V4, V6):
+            t0 = time.monotonic()
+            with self.tracker.http(host) as c:
+                r = c.get(announce_path(random_hash(), peer_id(), 7401, left=1))
+            self.assertLess(time.monotonic() - t0, FAILURE_LATENCY_BOUND_S)
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.bencoded().get(b"failure reason"), UNAVAILABLE.encode(), r)
+            t0 = time.monotonic()
+            with self.tracker.udp(host, timeout=5.0) as c:
+                with self.assertRaises(UdpError) as e:
+                    c.announce(random_hash(), peer_id(), 7402, left=1)
+            self.assertLess(time.monotonic() - t0, FAILURE_LATENCY_BOUND_S)
+            self.assertEqual(str(e.exception).rstrip("\0"), UNAVAILABLE)
+
+    def assert_results(self, results, allowed, what):
+        self.assertTrue(results, "no request completed while " + what)
+        bad = [r for r in results if r[2] not in allowed]
+        self.assertFalse(bad, "while %s: %d unexpected outcomes, first %r\n%s"
+                         % (what, len(bad), bad[:3], self.tracker.log_text()))
+        slow = [r for r in results if r[1] >= FAILURE_LATENCY_BOUND_S]
+        self.assertFalse(slow, "while %s: %d requests took >= %.1f s, slowest %.2f s"
+                         % (what, len(slow), FAILURE_LATENCY_BOUND_S, max(r[1] for r in slow)
+                            if slow else 0))
+
+    def test_redis_killed_under_load_then_restarted(self):
+        with Load(self.tracker) as load:
+            time.sleep(1.0)
+            t_kill = time.monotonic()
+            self.redis.kill()
+            time.sleep(0.3)
+            self.assert_announce_fails_fast()
+            time.sleep(1.2)
+            self.assertTrue(self.tracker.alive(), self.tracker.log_text())
+            t_restart = time.monotonic()
+            self.redis.restart()
+            recovered = wait_for(lambda: load.first_ok_after(t_restart), RECOVERY_BOUND_S)
+            load.stop()
+
+        self.assert_results(load.between(0, t_kill), {"ok"}, "Redis was up")
+        down = load.between(t_kill + 0.05, t_restart)
+        self.assert_results(down, {"unavailable"}, "Redis was down")
+        self.assert_results(load.between(t_kill, time.monotonic()), {"ok", "unavailable"},
+                            "Redis went down and came back")
+        self.assertIsNotNone(recovered, "no announce succeeded within %.0f s of the restart:\n%s"
+                             % (RECOVERY_BOUND_S, self.tracker.log_text()))
+        self.assertTrue(self.tracker.alive(), self.tracker.log_text())
+        http_announce(self.tracker, V4, random_hash(), peer_id(), 7403, left=1)
+
+    def test_redis_paused_then_resumed(self):
+        """CLIENT PAUSE ALL: the server holds every command (what DEBUG SLEEP does, without
+        needing enable-debug-command), then runs the timed-out ones when the pause ends."""
+        self.check_stall(lambda s: self.redis.cli("CLIENT", "PAUSE", str(int(s * 1000)), "ALL"))
+
+    def test_redis_process_stopped_then_continued(self):
+        """SIGSTOP: the kernel still accepts connections but nothing answers."""
+        def stop_for(s):
+            self.redis.pause()
+            try:
+                time.sleep(s)
+            finally:
+                self.redis.resume()
+        self.check_stall(stop_for)
+
+    def check_stall(self, stall_for):
+        stall_s = 3.0
+        h = random_hash()
+        http_announce(self.tracker, V4, h, peer_id(), 7501, event="started", left=1)
+        stall = threading.Thread(target=stall_for, args=(stall_s,), daemon=True)
+        t_stall = time.monotonic()
+        stall.start()
+        time.sleep(0.2)  # the stall is in place before the announces arrive
+        self.assert_announce_fails_fast()
+        self.assertLess(time.monotonic() - t_stall, stall_s, "the stall ended before the checks")
+        stall.join(timeout=stall_s + 5)
+        self.assertFalse(stall.is_alive())
+        self.assertTrue(self.tracker.alive(), self.tracker.log_text())
+
+        def announce_ok():
+            try:
+                return http_announce(self.tracker, V4, h, peer_id(), 7502, left=1)
+            except AssertionError:
+                return None
+        d = wait_for(announce_ok, RECOVERY_BOUND_S, step_s=0.1)
+        self.assertIsNotNone(d, "no announce succeeded within %.0f s of the stall's end:\n%s"
+                             % (RECOVERY_BOUND_S, self.tracker.log_text()))
+        self.assertIn((V4, 7501), http_peers(d, V4), "the swarm did not survive the stall")
+        with self.tracker.udp(V4) as c:
+            self.assertIn((V4, 7501), c.announce(h, peer_id(), 7503, left=1)["peers"])
+
+
+# ---- config ------------------------------------------------------------------------------------
+
+class Config(unittest.TestCase):
+    def test_shipped_redis_configs_pass(self):
+        for name in ("chihaya-redis.toml", "chihaya-redis-cluster.toml"):
+            with self.subTest(name):
+                path = os.path.join(CHIHAYA_SOURCE_DIR, "etc", name)
+                self.assertTrue(os.path.exists(path), "etc/%s is missing" % name)
+                rc, out = run_binary(["--check-config", path])
+                self.assertEqual(rc, 0, out)
+
+    def test_unknown_redis_key_names_file_line_key(self):
+        lines = [
+            'plugins_dir = "%s"' % os.environ.get("CHIHAYA_PLUGINS_DIR", ""),
+            "",
+            "[cache]",
+            'driver = "redis"',
+            "",
+            "[cache.redis]",
+            'addresses = "127.0.0.1:6379"',
+            "command_timeout_ms = 500",
+            "comand_timeout_ms = 500",
+        ]
+        with tempfile.TemporaryDirectory(prefix="chihaya-config-") as d:
+            path = os.path.join(d, "chihaya.toml")
+            with open(path, "w") as f:
+                f.write("\n".join(lines) + "\n")
+            rc, out = run_binary(["--check-config", path])
+        self.assertEqual(rc, 1, out)
+        self.assertIn("%s:%d" % (path, len(lines)), out, "message must name file:line")
+        self.assertIn("comand_timeout_ms", out, "message must name the key")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
