@@ -1,4 +1,5 @@
 // chihaya: start order config → plugins → drivers → frontends; the reverse on SIGINT/SIGTERM.
+#include "cli/options.hpp"
 #include "config/config.hpp"
 #include "frontend/http/http_frontend.hpp"
 #include "frontend/udp/udp_frontend.hpp"
@@ -7,11 +8,6 @@
 #include "plugin/loader.hpp"
 #include "plugin/registry.hpp"
 #include "tracker/tracker.hpp"
-
-#include <Poco/Util/HelpFormatter.h>
-#include <Poco/Util/OptionException.h>
-#include <Poco/Util/OptionProcessor.h>
-#include <Poco/Util/OptionSet.h>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -35,59 +31,10 @@ namespace {
 // How long in-flight requests get to finish after SIGINT/SIGTERM before the loops are stopped.
 constexpr auto kShutdownGrace = std::chrono::seconds(5);
 
-struct Options {
-    std::string config;
-    bool check_only = false;
-    bool list_drivers = false;
-};
-
 fs::path exe_dir() {
     std::error_code error;
     fs::path self = fs::read_symlink("/proc/self/exe", error);
     return error ? fs::current_path() : self.parent_path();
-}
-
-void print_help(const Poco::Util::OptionSet& set) {
-    Poco::Util::HelpFormatter help(set);
-    help.setUnixStyle(true);
-    help.setCommand("chihaya");
-    help.setUsage("[--config PATH] | --check-config PATH | --list-drivers | --help | --version");
-    help.setHeader("A BitTorrent tracker (HTTP and UDP, IPv4 and IPv6) with pluggable cache and storage drivers.");
-    help.setFooter("Without --config, reads etc/chihaya.toml beside the build, then /etc/chihaya/chihaya.toml.");
-    help.format(std::cout);
-}
-
-// Returns -1 to go on, otherwise the exit code.
-int parse_options(int argc, char** argv, Options& out) {
-    using Poco::Util::Option;
-    Poco::Util::OptionSet set;
-    set.addOption(Option("config", "c", "read the configuration from PATH").argument("PATH"));
-    set.addOption(Option("check-config", "", "validate PATH (and the drivers' tables) and exit 0 or 1").argument("PATH"));
-    set.addOption(Option("list-drivers", "", "list the drivers in plugins_dir with their config keys"));
-    set.addOption(Option("help", "h", "show this help"));
-    set.addOption(Option("version", "v", "print the version"));
-    Poco::Util::OptionProcessor processor(set);
-    processor.setUnixStyle(true);
-    try {
-        for (int i = 1; i < argc; ++i) {
-            std::string name, value;
-            if (!processor.process(argv[i], name, value))
-                throw Poco::Util::UnknownOptionException(argv[i]);
-            if (name == "help") { print_help(set); return 0; }
-            if (name == "version") {
-                std::cout << "chihaya " << CHIHAYA_VERSION << " (plugin ABI " << host_abi_version() << ")\n";
-                return 0;
-            }
-            if (name == "config") out.config = value;
-            if (name == "check-config") { out.config = value; out.check_only = true; }
-            if (name == "list-drivers") out.list_drivers = true;
-        }
-        processor.checkRequired();
-    } catch (const Poco::Exception& e) {
-        std::cerr << "chihaya: " << e.displayText() << " (see --help)\n";
-        return 2;
-    }
-    return -1;
 }
 
 std::string find_config() {
@@ -148,8 +95,14 @@ int run(const Options& options) {
 
     DriverInstance storage = registry.create(CHIHAYA_KIND_STORAGE, config.storage, config.source, host_api());
     DriverInstance cache = registry.create(CHIHAYA_KIND_CACHE, config.cache, config.source, host_api());
+    // Plugins with no selected driver are unloaded: an instance keeps its own library loaded,
+    // and an unused driver's code and libraries would only cost resident memory.
+    registry = Registry();
+    plugins.clear();
     Tracker tracker(config.tracker, {static_cast<const chihaya_cache_vtable*>(cache.vtable()), cache.get()});
-    const ConnectionIdKey key = ConnectionIdKey::random();
+    const ConnectionIdKey key = config.udp.connection_id_secret.empty()
+                                    ? ConnectionIdKey::random()
+                                    : ConnectionIdKey::from_hex(config.udp.connection_id_secret);
 
     unsigned threads = config.workers.threads ? config.workers.threads
                                               : std::max(1u, std::thread::hardware_concurrency());
@@ -238,7 +191,7 @@ int run(const Options& options) {
 int main(int argc, char** argv) {
     std::signal(SIGPIPE, SIG_IGN);
     Options options;
-    if (int code = parse_options(argc, argv, options); code >= 0) return code;
+    if (int code = parse_options(argc, argv, options, std::cout, std::cerr); code >= 0) return code;
     try {
         return run(options);
     } catch (const ConfigError& e) {

@@ -26,6 +26,9 @@ struct UdpConfig {
     bool enabled = true;
     std::vector<std::string> listen = {"0.0.0.0:6969", "[::]:6969"};  // host:port, [v6]:port
     uint32_t receive_buffer = 8 << 20;   // SO_RCVBUF bytes per socket
+    // 32 hex digits shared by every host behind one UDP address, so a connection id issued by one
+    // is accepted by the others; "" = a random secret per process.
+    std::string connection_id_secret;
 };
 
 // [http]: BEP 3 / BEP 23 / BEP 48 frontend.

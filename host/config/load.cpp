@@ -174,6 +174,12 @@ Config read(const toml::table& root, const std::string& file) {
         r.boolean("enabled", config.udp.enabled);
         r.strings("listen", config.udp.listen, check_listen);
         r.u32("receive_buffer", config.udp.receive_buffer, 0, 1 << 30);
+        if (const toml::node* node = r.string("connection_id_secret", config.udp.connection_id_secret)) {
+            const std::string& secret = config.udp.connection_id_secret;
+            bool hex = secret.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos;
+            if (!secret.empty() && (secret.size() != 32 || !hex))
+                fail(file, node->source(), "udp.connection_id_secret", "expected 32 hex digits or \"\"");
+        }
         r.finish();
     }
     if (const toml::table* t = top.table("http")) {

@@ -100,7 +100,12 @@ public:
         // slot's owner (which may ASK again), spaced out, within the redirect budget.
         if (error.starts_with("TRYAGAIN") && ++retries_ <= kMaxTryAgain && retry_later(from)) return;
         std::string message = "redis: " + std::string(error.substr(0, 120));
-        fail(status_for(error), message.c_str());
+        chihaya_status status = status_for(error);
+        // Redis refusing the script itself (an ACL missing a command, a script error) fails every
+        // announce alike while clients only see "internal tracker error": the operator must see
+        // why, once in a while rather than once per request.
+        if (status == CHIHAYA_INTERNAL) cache_.warn_rarely(message);
+        fail(status, message.c_str());
     }
 
     void on_failure(const char* why) noexcept override { fail(CHIHAYA_UNAVAILABLE, why); }
@@ -267,6 +272,9 @@ RedisCache::RedisCache(const chihaya::Host& host, RedisCacheOptions options)
     key_head_ = prefix.empty() ? "{" : prefix + ":{";
     if (options_.cluster && options_.connection.database != 0)
         throw std::invalid_argument("redis: database must be 0 with cluster = true (Redis Cluster has only db 0)");
+    // Every (re)connect loads the scripts first, so EVALSHA finds them and the EVAL fallback
+    // on NOSCRIPT stays for a server flushed mid-connection.
+    options_.connection.scripts = {scripts::kAnnounce, scripts::kScrape};
     io_.start();
     try {
         topology_.bootstrap(options_.addresses);
@@ -285,6 +293,15 @@ RedisCache::RedisCache(const chihaya::Host& host, RedisCacheOptions options)
 }
 
 RedisCache::~RedisCache() { topology_.shutdown(); }
+
+void RedisCache::warn_rarely(const std::string& message) noexcept {
+    constexpr uint64_t kQuietMs = 10000;
+    uint64_t now = host_.now_ms();
+    uint64_t last = last_warning_ms_.load(std::memory_order_relaxed);
+    if (last != 0 && now - last < kQuietMs) return;
+    if (!last_warning_ms_.compare_exchange_strong(last, now)) return;  // another thread logs it
+    host_.warning(message + " (further such errors are not logged for 10 s)");
+}
 
 uint16_t RedisCache::append_keys(std::string& wire, const uint8_t info_hash[20],
                                  const char* const* suffixes, size_t count) const {

@@ -7,6 +7,7 @@
 
 #include <chihaya/driver.hpp>
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -47,6 +48,8 @@ private:
     // Appends the torrent's keys ("<prefix>:{<hex>}:<suffix>") to a command; returns the slot.
     uint16_t append_keys(std::string& wire, const uint8_t info_hash[20], const char* const* suffixes,
                          size_t count) const;
+    // A warning at most every 10 s, from any thread.
+    void warn_rarely(const std::string& message) noexcept;
 
     chihaya::Host host_;
     RedisCacheOptions options_;
@@ -54,6 +57,7 @@ private:
     std::string announce_sha_, scrape_sha_;
     IoPool io_;
     Topology topology_;
+    std::atomic<uint64_t> last_warning_ms_{0};
 };
 
 }  // namespace chihaya::redis

@@ -8,7 +8,7 @@ endif()
 
 foreach(name redis redis_cluster)
   add_test(NAME integration.${name}
-           COMMAND ${CHIHAYA_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/test_${name}.py)
+           COMMAND ${CHIHAYA_TEST_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_${name}.py)
   # RESOURCE_LOCK: the fault tests bound latencies, so the two suites do not share the 2 cores
   # with each other's redis-servers.
   set_tests_properties(integration.${name} PROPERTIES

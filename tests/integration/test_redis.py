@@ -1,6 +1,7 @@
-"""The redis cache driver in the real binary: two trackers on one redis-server, expiry, faults, config."""
+"""The redis cache driver in the real binary: hosts sharing one redis-server, expiry, faults."""
 # Every test starts its own redis-server (redis_fixture) and trackers on free loopback ports.
-# The cluster cases live in test_redis_cluster.py.
+# The cluster cases live in test_redis_cluster.py. Without redis-server the suite fails (it does
+# not skip): a CI that lost its Redis must say so.
 
 import os
 import socket
@@ -11,7 +12,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from redis_fixture import RedisServer
+from redis_fixture import REDIS_SERVER, RedisServer, have_redis
 from tracker_fixture import (CHIHAYA_SOURCE_DIR, V4, V6, ConnectionClosed, Tracker, UdpError,
                              announce_path, compact_peers, peer_id, random_hash, run_binary,
                              scrape_path)
@@ -22,6 +23,16 @@ COMMAND_TIMEOUT_MS = 300
 FAILURE_LATENCY_BOUND_S = 2.0
 # Redis back (restarted, or awake again) to the first successful announce.
 RECOVERY_BOUND_S = 6.0
+
+
+def setUpModule():
+    require_redis()
+
+
+def require_redis():
+    if not have_redis():
+        raise RuntimeError("redis-server and redis-cli are needed (REDIS_SERVER=%s); on Debian: "
+                           "apt-get install redis-server" % REDIS_SERVER)
 
 
 def redis_overrides(addresses, tracker=None, **redis_keys):

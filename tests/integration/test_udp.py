@@ -234,5 +234,22 @@ class Hostile(TrackerCase):
         self.assert_serves()
 
 
+class SharedSecret(unittest.TestCase):
+    """Hosts behind one UDP address accept each other's connection ids when they share a secret."""
+
+    SECRET = "00112233445566778899aabbccddeeff"
+
+    def test_id_from_one_host_is_valid_on_another_with_the_same_secret(self):
+        shared = {"udp": {"connection_id_secret": self.SECRET}}
+        with Tracker(shared) as a, Tracker(shared) as b, Tracker() as own:
+            with a.udp(V4) as ca, b.udp(V4) as cb, own.udp(V4) as co:
+                cid = ca.connect()
+                cb.connection_id = cid
+                cb.announce(random_hash(), peer_id(), 6881, event="started", left=1)
+                co.connection_id = cid
+                with self.assertRaises(UdpError):
+                    co.announce(random_hash(), peer_id(), 6881, event="started", left=1)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -43,6 +43,7 @@ TEST_CASE("etc/chihaya.toml is valid and spells out the defaults") {
     CHECK(shipped.tracker.max_scrape_torrents == defaults.tracker.max_scrape_torrents);
     CHECK(shipped.udp.listen == defaults.udp.listen);
     CHECK(shipped.udp.receive_buffer == defaults.udp.receive_buffer);
+    CHECK(shipped.udp.connection_id_secret == defaults.udp.connection_id_secret);
     CHECK(shipped.http.listen == defaults.http.listen);
     CHECK(shipped.http.idle_timeout == defaults.http.idle_timeout);
     CHECK(shipped.http.request_timeout == defaults.http.request_timeout);
@@ -108,6 +109,9 @@ TEST_CASE("errors name the file, the line and the key") {
     CHECK(error_of("[udp]\nlisten = [\"localhost:80\"]\n").find("x.toml:2: udp.listen: \"localhost:80\"") == 0);
     CHECK(error_of("[udp]\nlisten = [\"1.2.3.4:99999\"]\n").find("x.toml:2: udp.listen:") == 0);
     CHECK(error_of("[http]\ntrusted_proxies = [\"proxy\"]\n") == "x.toml:2: http.trusted_proxies: \"proxy\": not an IP address");
+    CHECK(error_of("[udp]\nconnection_id_secret = \"abc\"\n") ==
+          "x.toml:2: udp.connection_id_secret: expected 32 hex digits or \"\"");
+    CHECK(error_of("[udp]\nconnection_id_secret = \"00112233445566778899aabbccddeeff\"\n").empty());
     CHECK(error_of("[log]\nlevel = \"loud\"\n") == "x.toml:2: log.level: expected debug, info, warning or error");
     CHECK(error_of("[tracker]\nmin_interval = 2000\n").find("tracker.min_interval: must not exceed") != std::string::npos);
     CHECK(error_of("tracker = 3\n") == "x.toml:1: tracker: expected a table");

@@ -71,3 +71,14 @@ TEST_CASE("different keys give different ids") {
     CHECK(r1.issue(client(1), 100) != r2.issue(client(1), 100));
     CHECK(r1.valid(r1.issue(client(1), 100), client(1), 100));
 }
+
+TEST_CASE("hosts sharing a secret accept each other's ids") {
+    auto a = ConnectionIdKey::from_hex("00112233445566778899aabbccddeeff");
+    auto b = ConnectionIdKey::from_hex("00112233445566778899AABBCCDDEEFF");
+    auto other = ConnectionIdKey::from_hex("ffeeddccbbaa99887766554433221100");
+    uint64_t id = a.issue(client(3), 1000);
+    CHECK(b.valid(id, client(3), 1000));
+    CHECK_FALSE(other.valid(id, client(3), 1000));
+    CHECK_THROWS(ConnectionIdKey::from_hex("0011"));
+    CHECK_THROWS(ConnectionIdKey::from_hex("zz112233445566778899aabbccddeeff"));
+}

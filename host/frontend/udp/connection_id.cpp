@@ -18,6 +18,15 @@ ConnectionIdKey ConnectionIdKey::random() {
     return ConnectionIdKey(secret);
 }
 
+ConnectionIdKey ConnectionIdKey::from_hex(const std::string& hex) {
+    std::array<uint8_t, 16> secret{};
+    size_t used = 0;
+    if (hex.size() != 32 || sodium_hex2bin(secret.data(), secret.size(), hex.data(), hex.size(),
+                                           nullptr, &used, nullptr) != 0 || used != 16)
+        throw std::runtime_error("udp: connection_id_secret must be 32 hex digits");
+    return ConnectionIdKey(secret);
+}
+
 // SipHash is a PRF: without the key an id cannot be computed for an address the attacker does
 // not receive packets at, so a valid id proves the sender can read replies sent to it (which is
 // what stops spoofed announces). The port is left out on purpose: a client keeps one id per

@@ -6,12 +6,15 @@
 
 #include <array>
 #include <cstdint>
+#include <string>
 
 namespace chihaya {
 
 class ConnectionIdKey {
 public:
     static ConnectionIdKey random();  // a fresh secret from the OS; one per process
+    // 32 hex digits (checked by the config loader), shared by hosts behind one address.
+    static ConnectionIdKey from_hex(const std::string& hex);
     explicit ConnectionIdKey(const std::array<uint8_t, 16>& secret) : secret_(secret) {}
 
     // `now_s`: monotonic seconds. The id is valid for at least `window_s` and at most 2 windows.
