@@ -11,12 +11,12 @@ using chihaya::memory::MemoryCacheOptions;
 class MemoryCacheDriver {
 public:
     static constexpr chihaya_config_key config_keys[] = {
-        {sizeof(chihaya_config_key), "shards", CHIHAYA_CONFIG_INT, "1024", 1, 65536,
-         "number of independently locked swarm shards (a power of two); more shards, less "
-         "contention between workers"},
-        {sizeof(chihaya_config_key), "shards_per_tick", CHIHAYA_CONFIG_INT, "64", 1, 65536,
-         "shards swept for expired peers per housekeeping tick; a full pass takes "
-         "shards / shards_per_tick ticks (swarms are also expired when touched)"},
+        chihaya::config_int("shards", "1024", 1, 65536,
+            "number of independently locked swarm shards (a power of two); more shards, less "
+            "contention between workers"),
+        chihaya::config_int("shards_per_tick", "64", 1, 65536,
+            "shards swept for expired peers per housekeeping tick; a full pass takes "
+            "shards / shards_per_tick ticks (swarms are also expired when touched)"),
     };
 
     MemoryCacheDriver(const chihaya::Host& host, const chihaya::Config& config)

@@ -6,9 +6,9 @@ namespace {
 class GoodCache {
 public:
     static constexpr chihaya_config_key config_keys[] = {
-        {sizeof(chihaya_config_key), "size", CHIHAYA_CONFIG_INT, "8", 1, 64, "a bounded integer"},
-        {sizeof(chihaya_config_key), "label", CHIHAYA_CONFIG_STRING, "\"x\"", 0, 0, "a string"},
-        {sizeof(chihaya_config_key), "strict", CHIHAYA_CONFIG_BOOL, "false", 0, 0, "a flag"},
+        chihaya::config_int("size", "8", 1, 64, "a bounded integer"),
+        chihaya::config_string("label", "\"x\"", "a string"),
+        chihaya::config_bool("strict", false, "a flag"),
     };
     GoodCache(const chihaya::Host&, const chihaya::Config& config)
         : size_(config.integer("size")), label_(config.string("label")), strict_(config.boolean("strict")) {}

@@ -8,7 +8,7 @@ namespace {
 class ThrowingCache {
 public:
     static constexpr chihaya_config_key config_keys[] = {
-        {sizeof(chihaya_config_key), "fail_create", CHIHAYA_CONFIG_BOOL, "false", 0, 0, "throw in create"},
+        chihaya::config_bool("fail_create", false, "throw in create"),
     };
     ThrowingCache(const chihaya::Host&, const chihaya::Config& config) {
         if (config.boolean("fail_create")) throw std::runtime_error("cannot reach the store at 127.0.0.1:1");

@@ -2,7 +2,9 @@
 //
 //   class MyCache {
 //    public:
-//     static constexpr chihaya_config_key config_keys[] = {...};   // may be empty: omit it
+//     static constexpr chihaya_config_key config_keys[] = {           // omit when there are none
+//         chihaya::config_int("shards", "64", 1, 4096, "lock shards"),
+//     };
 //     MyCache(const chihaya::Host& host, const chihaya::Config& config);  // throw to refuse
 //     void announce(const chihaya_announce_request&, chihaya_announce_result&, chihaya::Completion);
 //     void scrape(chihaya_scrape_request&, chihaya::Completion);
@@ -42,6 +44,22 @@ inline void write_message(char* buffer, size_t cap, std::string_view text) noexc
     size_t n = text.size() < cap - 1 ? text.size() : cap - 1;
     std::memcpy(buffer, text.data(), n);
     buffer[n] = '\0';
+}
+
+// Config key declarations for `static constexpr chihaya_config_key config_keys[]`. Defaults are
+// written as TOML text, so the host can print them and check them against the type and range.
+constexpr chihaya_config_key config_int(const char* key, const char* default_value, int64_t min,
+                                        int64_t max, const char* doc) {
+    return {sizeof(chihaya_config_key), key, CHIHAYA_CONFIG_INT, default_value, min, max, doc};
+}
+// `quoted_default` includes the quotes: "\"127.0.0.1:6379\"".
+constexpr chihaya_config_key config_string(const char* key, const char* quoted_default,
+                                           const char* doc) {
+    return {sizeof(chihaya_config_key), key, CHIHAYA_CONFIG_STRING, quoted_default, 0, 0, doc};
+}
+constexpr chihaya_config_key config_bool(const char* key, bool default_value, const char* doc) {
+    return {sizeof(chihaya_config_key), key, CHIHAYA_CONFIG_BOOL, default_value ? "true" : "false",
+            0, 0, doc};
 }
 
 // The host's services, as lent to the driver. Cheap to copy; valid for the instance's lifetime.
