@@ -61,6 +61,8 @@ struct AnnounceResponse {
     uint32_t incomplete = 0;
     uint32_t downloaded = 0;
     uint32_t peer_count = 0;  // compact entries written at AnnounceCall::peers
+    // Non-fatal note for the client (HTTP "warning message"), static text or null.
+    const char* warning = nullptr;
 };
 
 // Frontend-owned state of one announce in flight. It must stay alive and unmoved from

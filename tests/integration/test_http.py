@@ -185,22 +185,35 @@ class ClientAddress(TrackerCase):
         h = random_hash()
         with tracker.http() as c:
             r = c.get(announce_path(h, peer_id(), 7951, event="started", left=1,
-                                    extra="ip=10.9.8.7"),
-                      headers=[("X-Forwarded-For", "1.2.3.4")])
+                                    extra="ip=127.9.8.7"),
+                      headers=[("X-Forwarded-For", "127.1.2.3")])
             self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.bencoded()[b"warning message"],
+                             b"ip parameter ignored: peers get the address this request came from")
         d = announce(V4, h, peer_id(), 7952, event="started", left=1)
         self.assertEqual(compact_peers(d[b"peers"], socket.AF_INET), [(V4, 7951)])
+
+    def test_ip_param_believed_when_allowed(self):
+        with Tracker({"http": {"allow_ip_param": True}}) as t:
+            h = random_hash()
+            with t.http() as c:
+                r = c.get(announce_path(h, peer_id(), 7955, event="started", left=1,
+                                        extra="ip=127.9.8.7"))
+                self.assertNotIn(b"warning message", r.bencoded())
+                r = c.get(announce_path(h, peer_id(), 7956, event="started", left=1))
+            peers = compact_peers(r.bencoded()[b"peers"], socket.AF_INET)
+            self.assertEqual(peers, [("127.9.8.7", 7955)])
 
     def test_trusted_proxy_header_believed(self):
         with Tracker({"http": {"trusted_proxies": ["127.0.0.1"]}}) as t:
             h = random_hash()
             with t.http() as c:
                 r = c.get(announce_path(h, peer_id(), 7953, event="started", left=1),
-                          headers=[("X-Forwarded-For", "198.51.100.1, 203.0.113.9")])
+                          headers=[("X-Forwarded-For", "127.0.0.5, 127.0.0.9")])
                 self.assertEqual(r.status, 200, r)
                 r = c.get(announce_path(h, peer_id(), 7954, event="started", left=1))
             peers = compact_peers(r.bencoded()[b"peers"], socket.AF_INET)
-            self.assertEqual(peers, [("203.0.113.9", 7953)], "the last X-Forwarded-For entry wins")
+            self.assertEqual(peers, [("127.0.0.9", 7953)], "the last X-Forwarded-For entry wins")
 
 
 class Connection(TrackerCase):

@@ -142,3 +142,17 @@ TEST_CASE("size bounds hold at the extremes") {
     std::vector<char> fbuf(failure_bound(CHIHAYA_MESSAGE_CAP));
     CHECK(write_failure(fbuf, std::string(CHIHAYA_MESSAGE_CAP, 'x')) != 0);
 }
+
+TEST_CASE("a warning message follows the peers, keeping keys sorted") {
+    AnnounceResponse r = counts(0);
+    r.warning = "ip parameter ignored";
+    const std::string got = run([&](std::span<char> out) {
+        return write_announce(out, r, CHIHAYA_IPV4, nullptr, true);
+    });
+    CHECK(got == kCounts + "5:peers0:15:warning message20:ip parameter ignorede");
+    const size_t exact = got.size();
+    CHECK(exact <= announce_bound(0) + warning_bound(std::strlen(r.warning)));
+    CHECK(run([&](std::span<char> out) { return write_announce(out, r, CHIHAYA_IPV4, nullptr, true); },
+              exact - 1)
+              .empty());
+}

@@ -80,6 +80,10 @@ size_t write_announce(std::span<char> out, const AnnounceResponse& response, chi
         }
         w.raw("e");
     }
+    if (response.warning) {  // keys stay sorted: "warning message" sorts after "peers"/"peers6"
+        w.raw("15:warning message");
+        w.string(std::string_view(response.warning));
+    }
     w.raw("e");
     return w.finish();
 }

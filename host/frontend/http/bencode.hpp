@@ -19,6 +19,7 @@ namespace chihaya::http {
 // IPv4, 18 for IPv6), as the driver wrote them. compact: BEP 23 byte string under "peers" for an
 // IPv4 requester, BEP 7 "peers6" for an IPv6 one. Otherwise the BEP 3 dictionary model: "peers"
 // as a list of {"ip", "port"} ("peer id" is omitted: the driver hands out compact entries only).
+// A non-null response.warning adds "warning message" (its length counts against `out`).
 size_t write_announce(std::span<char> out, const AnnounceResponse& response, chihaya_family family,
                       const uint8_t* peers, bool compact);
 
@@ -39,5 +40,6 @@ constexpr size_t announce_bound(uint32_t peer_count) {
 }
 constexpr size_t scrape_bound(size_t count) { return kScrapeFixedBound + count * kScrapeEntryBound; }
 constexpr size_t failure_bound(size_t reason_len) { return 32 + reason_len; }
+constexpr size_t warning_bound(size_t warning_len) { return 24 + warning_len; }  // on top of announce_bound
 
 }  // namespace chihaya::http

@@ -194,9 +194,13 @@ void Session::announce(std::string_view query, const RequestHead& head) {
     }
     Endpoint peer = remote_;
     if (remote_is_proxy_ && !head.real_ip.empty()) last_forwarded_address(head.real_ip, peer);
+    warning_ = nullptr;
     if (worker_->config.allow_ip_param && q.has_ip) {
         peer.family = q.ip.family;
         peer.addr = q.ip.addr;
+    } else if (q.has_ip) {
+        // Believing ip= would let anyone add any address to a swarm; say why it had no effect.
+        warning_ = "ip parameter ignored: peers get the address this request came from";
     }
     peer.port = q.port;
 
@@ -317,7 +321,10 @@ void Session::finish_announce() {
         return;
     }
     r.peer_count = std::min(r.peer_count, announce_call_.peers_capacity);
-    const size_t n = write_announce(body_area(announce_bound(r.peer_count)), r,
+    r.warning = warning_;
+    const size_t bound =
+        announce_bound(r.peer_count) + (r.warning ? warning_bound(std::strlen(r.warning)) : 0);
+    const size_t n = write_announce(body_area(bound), r,
                                     announce_call_.request.peer.family, peers_.data(), compact_);
     send(Status::Ok, n);
 }

@@ -111,6 +111,7 @@ private:
     bool head_started_ = false;     // a request head is being read; its deadline is fixed
     bool served_any_ = false;       // idle_timeout applies between requests, request_timeout before the first
     bool compact_ = true;
+    const char* warning_ = nullptr;  // "warning message" for the announce in flight
     size_t consumed_ = 0;           // bytes of in_ that belong to the request being answered
 
     // Buffers grow to what the connection needs once, then are reused for every request.
