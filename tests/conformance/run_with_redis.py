@@ -1,5 +1,5 @@
 """Runs the cache conformance suite against the redis driver on a throwaway redis-server."""
-# Usage (ctest does this): run_with_redis.py [--cluster] <cache_conformance> [suite args...]
+# Usage (ctest does this): run_with_redis.py [--cluster | --unix] <cache_conformance> [args...]
 # CHIHAYA_PLUGIN / CHIHAYA_DRIVER come from the environment as for any driver; the Redis
 # address (and cluster = true) is added to CHIHAYA_DRIVER_CONFIG in front of any overrides.
 
@@ -14,11 +14,14 @@ SUITE_TIMEOUT_S = 300
 
 
 def main(argv):
-    cluster = False
+    cluster = unix = False
     if argv and argv[0] == "--cluster":
         cluster, argv = True, argv[1:]
+    elif argv and argv[0] == "--unix":
+        unix, argv = True, argv[1:]
     if not argv:
-        print("usage: run_with_redis.py [--cluster] <cache_conformance> [args...]", file=sys.stderr)
+        print("usage: run_with_redis.py [--cluster | --unix] <cache_conformance> [args...]",
+              file=sys.stderr)
         return 2
     if not redis_fixture.have_redis():
         print("redis-server/redis-cli not installed", file=sys.stderr)
@@ -26,13 +29,14 @@ def main(argv):
     server = redis_fixture.RedisCluster() if cluster else redis_fixture.RedisServer()
     with server:
         # Every seed for a cluster: the driver must accept a list and learn the slots from any.
-        config = ["addresses=" + (server.addresses if cluster else server.address)]
+        address = (server.addresses if cluster else
+                   server.unix_address if unix else server.address)
+        config = ["addresses=" + address]
         if cluster:
             config.append("cluster=true")
         extra = os.environ.get("CHIHAYA_DRIVER_CONFIG", "")
         env = dict(os.environ, CHIHAYA_DRIVER_CONFIG="\n".join(config + [extra]).strip())
-        print("redis %s at %s" % ("cluster" if cluster else "server",
-                                  server.addresses if cluster else server.address), flush=True)
+        print("redis %s at %s" % ("cluster" if cluster else "server", address), flush=True)
         try:
             return subprocess.run(argv, env=env, timeout=SUITE_TIMEOUT_S).returncode
         except subprocess.TimeoutExpired:

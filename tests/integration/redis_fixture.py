@@ -66,10 +66,16 @@ class RedisServer:
     def address(self):
         return "%s:%d" % (self.host, self.port)
 
+    @property
+    def unix_address(self):
+        """The same server on its unix socket, as the driver's addresses key spells it."""
+        return "unix:" + os.path.join(self.dir, "redis.sock")
+
     def _args(self):
         args = [REDIS_SERVER, "--bind", self.host, "--port", str(self.port), "--dir", self.dir,
                 "--save", "", "--appendonly", "no", "--daemonize", "no",
-                "--logfile", self.log_path]
+                "--logfile", self.log_path,
+                "--unixsocket", os.path.join(self.dir, "redis.sock"), "--unixsocketperm", "700"]
         if self.password is not None:
             args += ["--requirepass", self.password]
         if self.cluster:
