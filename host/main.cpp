@@ -179,9 +179,13 @@ int run(const Options& options) {
         w->io.stop();
         w->thread.join();
     }
-    workers.clear();   // frontends closed before the drivers they call
-    cache.reset();     // then drivers, each before its library is unloaded
+    // Drivers go first, while the frontends and their (stopped) event loops still exist: a driver
+    // that still holds calls past the grace period fails them in destroy, and those completions
+    // post into the loops, which must be alive to accept (and then discard) them. Each driver is
+    // destroyed before its library is unloaded.
+    cache.reset();
     storage.reset();
+    workers.clear();
     log::info("main", "stopped");
     return 0;
 }

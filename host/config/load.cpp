@@ -6,6 +6,7 @@
 
 #include <toml++/toml.h>
 
+#include <charconv>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -107,10 +108,25 @@ std::string check_listen(const std::string& text) {
     return parse_listen_address(text) ? "" : "expected host:port or [ipv6]:port with a numeric address";
 }
 
-std::string check_ip(const std::string& text) {
+// An address, or a network in CIDR notation ("10.0.0.0/8", "fd00::/8"), as the HTTP frontend's
+// parse_trusted_proxy reads it.
+std::string check_proxy(const std::string& text) {
+    std::string_view address = text;
+    std::string_view bits;
+    if (auto slash = address.find('/'); slash != std::string_view::npos) {
+        bits = address.substr(slash + 1);
+        address = address.substr(0, slash);
+    }
     boost::system::error_code error;
-    boost::asio::ip::make_address(text, error);
-    return error ? "not an IP address" : "";
+    auto ip = boost::asio::ip::make_address(std::string(address), error);
+    if (error) return "not an IP address or CIDR network";
+    if (text.find('/') == std::string::npos) return "";
+    unsigned prefix = 0;
+    auto [end, ec] = std::from_chars(bits.data(), bits.data() + bits.size(), prefix);
+    if (bits.empty() || ec != std::errc() || end != bits.data() + bits.size() ||
+        prefix > (ip.is_v4() ? 32u : 128u))
+        return "not an IP address or CIDR network";
+    return "";
 }
 
 // [cache] / [storage]: `driver` plus one sub-table per driver, validated once the driver's
@@ -191,7 +207,7 @@ Config read(const toml::table& root, const std::string& file) {
         r.u32("idle_timeout", c.idle_timeout, 1, 3600);
         r.u32("request_timeout", c.request_timeout, 1, 600);
         r.u32("max_connections", c.max_connections, 1, 1000000);
-        r.strings("trusted_proxies", c.trusted_proxies, check_ip);
+        r.strings("trusted_proxies", c.trusted_proxies, check_proxy);
         r.string("real_ip_header", c.real_ip_header);
         r.boolean("allow_ip_param", c.allow_ip_param);
         r.finish();

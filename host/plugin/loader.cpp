@@ -15,15 +15,18 @@
 namespace chihaya {
 namespace {
 
-void host_log(chihaya_log_level level, chihaya_str source, chihaya_str message) {
+// Called by plugins through the C ABI: a line that cannot be written (out of memory) is dropped
+// rather than unwinding into the plugin.
+void host_log(chihaya_log_level level, chihaya_str source, chihaya_str message) noexcept try {
     log::Level l = level == CHIHAYA_LOG_DEBUG     ? log::Level::Debug
                    : level == CHIHAYA_LOG_INFO    ? log::Level::Info
                    : level == CHIHAYA_LOG_WARNING ? log::Level::Warning
                                                   : log::Level::Error;
     log::write(l, {source.ptr, source.len}, {message.ptr, message.len});
+} catch (...) {
 }
 
-uint64_t host_now_ms() { return now_ms(); }
+uint64_t host_now_ms() noexcept { return now_ms(); }
 
 const chihaya_host_api kHostApi = {
     sizeof(chihaya_host_api), CHIHAYA_ABI_MAJOR, CHIHAYA_ABI_MINOR, &host_log, &host_now_ms,

@@ -17,7 +17,10 @@ struct CallScope {
     const void* previous;
 };
 
-void announce_done(void* ctx, chihaya_status status) {
+// The three *_done functions are what drivers call through the C ABI: nothing may unwind out of
+// them into a driver's frames. A frontend that cannot take the answer (out of memory while
+// posting it back) loses that one call; there is no one left to tell.
+void announce_done(void* ctx, chihaya_status status) noexcept try {
     auto* call = static_cast<AnnounceCall*>(ctx);
     const chihaya_announce_result& r = call->abi_result;
     AnnounceResponse& out = call->response;
@@ -30,12 +33,14 @@ void announce_done(void* ctx, chihaya_status status) {
         out.failure = failure_reason(status);
     }
     call->complete(call, t_calling == call);
+} catch (...) {
 }
 
-void scrape_done(void* ctx, chihaya_status status) {
+void scrape_done(void* ctx, chihaya_status status) noexcept try {
     auto* call = static_cast<ScrapeCall*>(ctx);
     if (status != CHIHAYA_OK) call->failure = failure_reason(status);
     call->complete(call, t_calling == call);
+} catch (...) {
 }
 
 struct ScrapeAllContext {
@@ -43,13 +48,14 @@ struct ScrapeAllContext {
     void* ctx;
 };
 
-void scrape_all_done(void* ctx, chihaya_status status) {
+void scrape_all_done(void* ctx, chihaya_status status) noexcept try {
     auto* c = static_cast<ScrapeAllContext*>(ctx);
     auto done = c->done;
     void* done_ctx = c->ctx;
     bool inline_ = t_calling == c;
     delete c;  // full scrape is rare and opt-in; one allocation per call is fine
     done(done_ctx, status == CHIHAYA_OK ? nullptr : failure_reason(status), inline_);
+} catch (...) {
 }
 
 }  // namespace

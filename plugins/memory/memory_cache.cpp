@@ -3,6 +3,8 @@
 
 #include <chihaya/driver.hpp>
 
+#include <sodium.h>
+
 #include <new>
 #include <stdexcept>
 #include <vector>
@@ -17,7 +19,18 @@ MemoryCache::MemoryCache(MemoryCacheOptions options, uint64_t epoch_ms)
     if (options.shards == 0 || (options.shards & (options.shards - 1)) != 0)
         throw std::invalid_argument("shards must be a power of two");
     if (per_tick_ == 0 || per_tick_ > count_) per_tick_ = count_;
+    if (sodium_init() < 0) throw std::runtime_error("memory: libsodium failed to initialise");
+    randombytes_buf(hash_key_, sizeof hash_key_);
     shards_ = std::make_unique<Shard[]>(count_);
+    for (uint32_t i = 0; i < count_; ++i)
+        shards_[i].swarms = decltype(Shard::swarms)(0, InfoHashHasher{hash_key_});
+}
+
+uint64_t InfoHashHasher::keyed_hash(const uint8_t* info_hash, const uint8_t* key) noexcept {
+    static_assert(crypto_shorthash_BYTES == 8 && crypto_shorthash_KEYBYTES == 16);
+    uint64_t h;
+    crypto_shorthash(reinterpret_cast<unsigned char*>(&h), info_hash, 20, key);
+    return h;
 }
 
 chihaya_status MemoryCache::announce(const chihaya_announce_request& request,

@@ -204,6 +204,19 @@ class ClientAddress(TrackerCase):
             peers = compact_peers(r.bencoded()[b"peers"], socket.AF_INET)
             self.assertEqual(peers, [("127.9.8.7", 7955)])
 
+    def test_unreadable_header_from_trusted_proxy_refused(self):
+        with Tracker({"http": {"trusted_proxies": ["127.0.0.0/8"]}}) as t:
+            h = random_hash()
+            with t.http() as c:
+                r = c.get(announce_path(h, peer_id(), 7957, event="started", left=1),
+                          headers=[("X-Forwarded-For", "unknown")])
+                self.assertEqual(r.bencoded()[b"failure reason"],
+                                 b"unreadable client address from the proxy")
+                r = c.get(scrape_path([h]))
+                counts = r.bencoded()[b"files"][h]
+                self.assertEqual(counts[b"complete"] + counts[b"incomplete"], 0,
+                                 "nothing was added to the swarm")
+
     def test_trusted_proxy_header_believed(self):
         with Tracker({"http": {"trusted_proxies": ["127.0.0.1"]}}) as t:
             h = random_hash()

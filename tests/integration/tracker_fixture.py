@@ -100,7 +100,7 @@ class Tracker:
     """One chihaya process. `overrides` merges into the tables, e.g. {"tracker": {...}}."""
 
     def __init__(self, overrides=None, udp=True, http=True, threads=2, log_level="info",
-                 plugins_dir=None):
+                 plugins_dir=None, wrapper=()):
         require_binary()
         self.dir = tempfile.TemporaryDirectory(prefix="chihaya-test-")
         self.udp_port = free_port(socket.SOCK_DGRAM) if udp else None
@@ -129,10 +129,11 @@ class Tracker:
         self.log_path = os.path.join(self.dir.name, "chihaya.log")
         self.proc = None
         self.stop_seconds = None
+        self.wrapper = list(wrapper)  # e.g. unshare(1) options: runs the binary under them
 
     def start(self):
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([CHIHAYA_BIN, "--config", self.config_path],
+        self.proc = subprocess.Popen(self.wrapper + [CHIHAYA_BIN, "--config", self.config_path],
                                      stdin=subprocess.DEVNULL, stdout=self._log,
                                      stderr=subprocess.STDOUT)
         deadline = time.monotonic() + START_TIMEOUT_S

@@ -108,7 +108,10 @@ TEST_CASE("errors name the file, the line and the key") {
     CHECK(error_of("[udp]\nenabled = 1\n") == "x.toml:2: udp.enabled: expected true or false");
     CHECK(error_of("[udp]\nlisten = [\"localhost:80\"]\n").find("x.toml:2: udp.listen: \"localhost:80\"") == 0);
     CHECK(error_of("[udp]\nlisten = [\"1.2.3.4:99999\"]\n").find("x.toml:2: udp.listen:") == 0);
-    CHECK(error_of("[http]\ntrusted_proxies = [\"proxy\"]\n") == "x.toml:2: http.trusted_proxies: \"proxy\": not an IP address");
+    CHECK(error_of("[http]\ntrusted_proxies = [\"proxy\"]\n") ==
+          "x.toml:2: http.trusted_proxies: \"proxy\": not an IP address or CIDR network");
+    CHECK(error_of("[http]\ntrusted_proxies = [\"127.0.0.0/33\"]\n").find("127.0.0.0/33") != std::string::npos);
+    CHECK(error_of("[http]\ntrusted_proxies = [\"127.0.0.0/8\", \"::1/128\", \"fd00::/8\"]\n").empty());
     CHECK(error_of("[udp]\nconnection_id_secret = \"abc\"\n") ==
           "x.toml:2: udp.connection_id_secret: expected 32 hex digits or \"\"");
     CHECK(error_of("[udp]\nconnection_id_secret = \"00112233445566778899aabbccddeeff\"\n").empty());

@@ -440,3 +440,36 @@ TEST_CASE("MemoryCache: times are seconds since the epoch; shards must be a powe
     CHECK(cache.seconds(6000) == 1);
     CHECK_THROWS(MemoryCache({12, 4}, 0));
 }
+
+TEST_CASE("MemoryCache: info_hashes an attacker makes alike still spread over the shards") {
+    // 1,000 hashes equal in their first 16 bytes: without a keyed hash of all 20 bytes they
+    // would share one shard and one bucket chain.
+    MemoryCache a({1024, 64}, 0), b({1024, 64}, 0);
+    std::set<uint32_t> shards;
+    int same_in_both = 0;
+    for (uint32_t i = 0; i < 1000; ++i) {
+        uint8_t h[20] = {0};
+        std::memcpy(h + 16, &i, 4);
+        shards.insert(a.shard_of(h));
+        same_in_both += a.shard_of(h) == b.shard_of(h);
+    }
+    CHECK(shards.size() > 500);
+    // Each instance draws its own key, so the layout cannot be precomputed.
+    CHECK(same_in_both < 50);
+
+    for (uint32_t i = 0; i < 2000; ++i) {
+        chihaya_announce_request r{};
+        std::memcpy(r.info_hash + 16, &i, 4);
+        r.family = CHIHAYA_IPV4;
+        r.port = 6881;
+        r.left = 1;
+        r.numwant = 5;
+        r.peer_ttl_s = 60;
+        uint8_t out[5 * 6];
+        chihaya_announce_result res{};
+        res.peers = out;
+        res.peers_capacity = 5;
+        REQUIRE(a.announce(r, res) == CHIHAYA_OK);
+    }
+    CHECK(a.swarm_count() == 2000);
+}

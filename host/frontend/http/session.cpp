@@ -193,7 +193,11 @@ void Session::announce(std::string_view query, const RequestHead& head) {
         return;
     }
     Endpoint peer = remote_;
-    if (remote_is_proxy_ && !head.real_ip.empty()) last_forwarded_address(head.real_ip, peer);
+    if (remote_is_proxy_ && !head.real_ip.empty() && !last_forwarded_address(head.real_ip, peer)) {
+        // Going on would put the proxy's own address in the swarm under the client's port.
+        respond_failure("unreadable client address from the proxy");
+        return;
+    }
     warning_ = nullptr;
     if (worker_->config.allow_ip_param && q.has_ip) {
         peer.family = q.ip.family;

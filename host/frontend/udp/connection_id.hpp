@@ -17,7 +17,7 @@ public:
     static ConnectionIdKey from_hex(const std::string& hex);
     explicit ConnectionIdKey(const std::array<uint8_t, 16>& secret) : secret_(secret) {}
 
-    // `now_s`: monotonic seconds. The id is valid for at least `window_s` and at most 2 windows.
+    // `now_s`: Unix seconds (shared by hosts that share a secret). The id is valid for at least `window_s` and at most 2 windows.
     uint64_t issue(const Endpoint& client, uint64_t now_s) const;
     bool valid(uint64_t id, const Endpoint& client, uint64_t now_s) const;
 

@@ -59,9 +59,13 @@ constexpr size_t kImmediateCap = 64;  // connect replies and our own short error
 // a BEP 15 client retries on its own, whereas queueing would only add latency and memory.
 constexpr uint32_t kSlots = 512;
 
-uint64_t monotonic_s() {
+// Connection-id windows count Unix time, not uptime: hosts that share connection_id_secret
+// behind one address must agree on the window, and NTP keeps their wall clocks within a second
+// where their uptimes differ by days. A clock stepped backwards only makes the ids issued in the
+// last window fail early; clients connect again.
+uint64_t unix_s() {
     using namespace std::chrono;
-    return uint64_t(duration_cast<seconds>(steady_clock::now().time_since_epoch()).count());
+    return uint64_t(duration_cast<seconds>(system_clock::now().time_since_epoch()).count());
 }
 
 // The sender as the tracker sees it; nullopt for a family we do not serve.
@@ -237,7 +241,7 @@ void UdpFrontend::Impl::drain(uint32_t s) {
             }
             break;
         }
-        now_s = monotonic_s();
+        now_s = unix_s();
         for (int i = 0; i < n; ++i) handle(s, unsigned(i), rx_msgs[i].msg_len);
         flush(s);
         if (unsigned(n) < kBatch) break;
@@ -259,7 +263,17 @@ void UdpFrontend::Impl::handle(uint32_t s, unsigned i, size_t size) {
                                                       key.issue(*source, now_s)));
     case udp::Action::Announce: return start_announce(s, i, *header, packet, *source);
     case udp::Action::Scrape: return start_scrape(s, i, *header, packet, *source);
-    default: return reply_error(i, header->transaction_id, udp::Fault::UnknownAction, size);
+    case udp::Action::Error:
+        // Never answer an error: a spoofed packet would otherwise start two trackers (or a
+        // tracker and any UDP service that echoes) answering each other's errors for ever.
+        return;
+    default:
+        // Only an authenticated sender learns that its action is unknown. Another tracker's
+        // replies (connect, announce, scrape) read as requests land here with a random action
+        // and no valid id, and are dropped, which ends any reflection loop after one hop.
+        if (key.valid(header->connection_id, *source, now_s))
+            reply_error(i, header->transaction_id, udp::Fault::UnknownAction, size);
+        return;
     }
 }
 
