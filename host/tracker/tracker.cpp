@@ -2,7 +2,7 @@
 #include "tracker/tracker.hpp"
 
 #include <algorithm>
-#include <chrono>
+#include <time.h>
 
 namespace chihaya {
 namespace {
@@ -60,10 +60,13 @@ void scrape_all_done(void* ctx, chihaya_status status) noexcept try {
 
 }  // namespace
 
+// CLOCK_MONOTONIC_COARSE: a few milliseconds of resolution is plenty for expiry in seconds, and
+// it is a plain memory read where the precise clock reads the TSC on every announce (2.5 % of an
+// HTTP announce in a profile).
 uint64_t now_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::steady_clock::now().time_since_epoch())
-        .count();
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1000000;
 }
 
 const char* failure_reason(chihaya_status status) {

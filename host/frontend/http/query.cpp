@@ -4,18 +4,25 @@
 #include "frontend/http/client_address.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <limits>
 
 namespace chihaya::http {
 namespace {
 
-int hex_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
+// A table, not comparisons: clients send info_hash and peer_id as 60 characters of %XX each, and
+// decoding them was 6 % of an HTTP announce's CPU in a profile with the branchy version.
+constexpr std::array<int8_t, 256> kHexValue = [] {
+    std::array<int8_t, 256> t{};
+    for (auto& v : t) v = -1;
+    for (int c = '0'; c <= '9'; ++c) t[c] = int8_t(c - '0');
+    for (int c = 'a'; c <= 'f'; ++c) t[c] = int8_t(c - 'a' + 10);
+    for (int c = 'A'; c <= 'F'; ++c) t[c] = int8_t(c - 'A' + 10);
+    return t;
+}();
+
+int hex_value(char c) { return kHexValue[static_cast<uint8_t>(c)]; }
 
 // Digits only: no sign, no space, no empty string, no overflow. Clients that send anything else
 // are broken, and guessing what they meant would corrupt swarm statistics.
@@ -82,19 +89,22 @@ void for_each_param(std::string_view query, F&& f) {
 }  // namespace
 
 ptrdiff_t percent_decode(std::string_view in, uint8_t* out, size_t cap) {
+    const char* p = in.data();
+    const char* const end = p + in.size();
     size_t n = 0;
-    for (size_t i = 0; i < in.size(); ++i) {
+    while (p != end) {
         if (n == cap) return -1;
-        char c = in[i];
+        const char c = *p;
         if (c == '%') {
-            if (i + 2 >= in.size()) return -1;
-            const int hi = hex_value(in[i + 1]);
-            const int lo = hex_value(in[i + 2]);
-            if (hi < 0 || lo < 0) return -1;
+            if (end - p < 3) return -1;
+            const int hi = hex_value(p[1]);
+            const int lo = hex_value(p[2]);
+            if ((hi | lo) < 0) return -1;
             out[n++] = static_cast<uint8_t>(hi << 4 | lo);
-            i += 2;
+            p += 3;
         } else {
             out[n++] = static_cast<uint8_t>(c == '+' ? ' ' : c);
+            ++p;
         }
     }
     return static_cast<ptrdiff_t>(n);
