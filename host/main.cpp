@@ -73,7 +73,9 @@ int run(const Options& options) {
         config = load_config(found);
     }
     bool level_ok = false;
-    log::init(log::parse_level(config.log.level, &level_ok));
+    // Validating or listing prints its own answer: only refused plugins and worse are logged.
+    log::Level level = log::parse_level(config.log.level, &level_ok);
+    log::init(options.check_only || options.list_drivers ? std::max(level, log::Level::Warning) : level);
     if (!options.check_only)
         log::info("main", config.source.empty() ? "no config file found, using built-in defaults"
                                                 : "config: " + config.source);
