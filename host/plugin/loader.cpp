@@ -54,13 +54,13 @@ std::unique_ptr<LoadedPlugin> load_plugin(const std::string& path, const chihaya
     }
     auto entry = library->get<const chihaya_plugin_descriptor*(const chihaya_host_api*)>(
         CHIHAYA_PLUGIN_ENTRY_SYMBOL);
-    const chihaya_plugin_descriptor* descriptor = entry(host);
-    why = check_plugin(descriptor);
-    if (!why.empty()) return nullptr;
+    auto tables = handshake(entry(host), why);
+    if (!tables) return nullptr;
+    const chihaya_plugin_descriptor* descriptor = &tables->plugin;
     if (descriptor->abi_minor > CHIHAYA_ABI_MINOR)
-        log::info("plugin", path + ": built for ABI minor " + std::to_string(descriptor->abi_minor) +
-                                ", host has " + host_abi_version() + "; newer calls stay unused");
-    return std::make_unique<LoadedPlugin>(LoadedPlugin{path, std::move(library), descriptor});
+        log::info("plugin", path + ": built for ABI " + std::to_string(descriptor->abi_major) + "." + std::to_string(descriptor->abi_minor) +
+                                ", host speaks " + host_abi_version() + "; newer calls stay unused");
+    return std::make_unique<LoadedPlugin>(LoadedPlugin{path, std::move(library), std::move(tables), descriptor});
 }
 
 std::vector<LoadedPlugin> load_plugins(const std::string& dir, const chihaya_host_api* host) {

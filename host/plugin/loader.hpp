@@ -13,10 +13,12 @@ namespace chihaya {
 
 // A plugin that passed the handshake. The library stays loaded while any copy of `library`
 // lives: the registry and every driver instance created from it hold one.
+struct PluginTables;
 struct LoadedPlugin {
     std::string path;
     std::shared_ptr<boost::dll::shared_library> library;
-    const chihaya_plugin_descriptor* descriptor = nullptr;
+    std::shared_ptr<const PluginTables> tables;           // the host-layout copy (handshake.hpp)
+    const chihaya_plugin_descriptor* descriptor = nullptr;  // &tables->plugin
 };
 
 // Opens `path` (RTLD_NOW | RTLD_LOCAL), calls its entry and checks the descriptor. On failure

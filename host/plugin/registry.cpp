@@ -76,7 +76,7 @@ void Registry::add(const LoadedPlugin& plugin) {
                                      "\" is registered twice: by " + it->second.plugin_path +
                                      " and by " + plugin.path + "; registered " +
                                      kind_name(d.kind) + " drivers: " + joined(names(d.kind)));
-        drivers_[key] = RegisteredDriver{&d, plugin.path, plugin.library};
+        drivers_[key] = RegisteredDriver{&d, plugin.path, plugin.library, plugin.tables};
     }
 }
 
@@ -143,10 +143,10 @@ DriverInstance Registry::create(chihaya_driver_kind kind, const DriverSelection&
                 resolved[i].integer = it->second.integer;
             }
         }
-        values[i] = {key.key, key.type, {resolved[i].string.data(), resolved[i].string.size()},
-                     resolved[i].integer};
+        values[i] = {sizeof(chihaya_config_value), key.type, key.key,
+                     {resolved[i].string.data(), resolved[i].string.size()}, resolved[i].integer};
     }
-    chihaya_config config{d.config_key_count, values.data()};
+    chihaya_config config{sizeof(chihaya_config), d.config_key_count, values.data()};
     char error[512] = {0};
     // Both vtables begin with struct_size, create, destroy; create's signature is shared.
     auto create = kind == CHIHAYA_KIND_CACHE
@@ -168,7 +168,8 @@ std::string Registry::describe() const {
         out << "[" << kind_name(d.kind) << "." << d.name << "]  # " << driver.plugin_path << "\n";
         for (uint32_t i = 0; i < d.config_key_count; ++i) {
             const chihaya_config_key& k = config_key_at(d, i);
-            out << k.key << " = " << k.default_value << "  # " << (k.doc ? k.doc : "");
+            out << k.key << " = " << ((k.flags & CHIHAYA_CONFIG_SECRET) && k.default_value[2] ? "\"(secret)\"" : k.default_value)
+                << "  # " << (k.doc ? k.doc : "");
             if (k.type == CHIHAYA_CONFIG_INT) out << " [" << k.min << ", " << k.max << "]";
             out << "\n";
         }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "config/config.hpp"
+#include "plugin/handshake.hpp"
 #include "plugin/loader.hpp"
 
 #include <chihaya/abi.h>
@@ -17,6 +18,7 @@ struct RegisteredDriver {
     const chihaya_driver_descriptor* descriptor = nullptr;
     std::string plugin_path;
     std::shared_ptr<boost::dll::shared_library> library;
+    std::shared_ptr<const PluginTables> tables;  // owns *descriptor
 };
 
 // A created driver. Destroying it calls the driver's destroy and only then lets go of the

@@ -46,6 +46,7 @@ void scrape_done(void* ctx, chihaya_status status) noexcept try {
 struct ScrapeAllContext {
     void (*done)(void*, const char*, bool);
     void* ctx;
+    chihaya_completion completion;
 };
 
 void scrape_all_done(void* ctx, chihaya_status status) noexcept try {
@@ -125,8 +126,9 @@ void Tracker::announce(AnnounceCall& call) const {
     res.had_previous = 0;
     res.message[0] = '\0';
 
+    call.completion = {sizeof(chihaya_completion), 0, &announce_done, &call};
     CallScope scope(&call);
-    cache_.vtable->announce(cache_.instance, &r, &res, {&announce_done, &call});
+    cache_.vtable->announce(cache_.instance, &r, &res, &call.completion);
 }
 
 void Tracker::scrape(ScrapeCall& call) const {
@@ -140,10 +142,12 @@ void Tracker::scrape(ScrapeCall& call) const {
     r.struct_size = sizeof r;
     r.count = call.count;
     r.entries = call.entries;
+    for (uint32_t i = 0; i < call.count; ++i) call.entries[i].struct_size = sizeof(chihaya_scrape_entry);
     r.now_ms = now_ms();
     r.message[0] = '\0';
+    call.completion = {sizeof(chihaya_completion), 0, &scrape_done, &call};
     CallScope scope(&call);
-    cache_.vtable->scrape(cache_.instance, &r, {&scrape_done, &call});
+    cache_.vtable->scrape(cache_.instance, &r, &call.completion);
 }
 
 void Tracker::scrape_all(chihaya_scrape_visit visit, void* visit_ctx,
@@ -156,9 +160,10 @@ void Tracker::scrape_all(chihaya_scrape_visit visit, void* visit_ctx,
         done(done_ctx, "full scrape not supported by the cache driver", true);
         return;
     }
-    auto* ctx = new ScrapeAllContext{done, done_ctx};
+    auto* ctx = new ScrapeAllContext{done, done_ctx, {}};
+    ctx->completion = {sizeof(chihaya_completion), 0, &scrape_all_done, ctx};
     CallScope scope(ctx);
-    scrape_all_(cache_.instance, visit, visit_ctx, {&scrape_all_done, ctx});
+    scrape_all_(cache_.instance, visit, visit_ctx, &ctx->completion);
 }
 
 void Tracker::tick() const {

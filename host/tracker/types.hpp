@@ -82,6 +82,7 @@ struct AnnounceCall {
     // Tracker-private: the ABI structs handed to the driver.
     chihaya_announce_request abi_request{};
     chihaya_announce_result abi_result{};
+    chihaya_completion completion{};
 };
 
 // Frontend-owned scrape in flight; same lifetime rule as AnnounceCall. The frontend fills
@@ -94,6 +95,7 @@ struct ScrapeCall {
     void* owner = nullptr;
 
     chihaya_scrape_request abi_request{};  // tracker-private
+    chihaya_completion completion{};       // tracker-private
 };
 
 }  // namespace chihaya

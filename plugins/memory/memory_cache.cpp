@@ -64,7 +64,7 @@ chihaya_status MemoryCache::announce(const chihaya_announce_request& request,
 chihaya_status MemoryCache::scrape(chihaya_scrape_request& request) noexcept {
     uint32_t now_s = seconds(request.now_ms);
     for (uint32_t n = 0; n < request.count; ++n) {
-        chihaya_scrape_entry& entry = request.entries[n];
+        chihaya_scrape_entry& entry = *CHIHAYA_AT(chihaya_scrape_entry, request.entries, n);
         InfoHash key;
         std::memcpy(key.bytes, entry.info_hash, 20);
         SwarmCounts counts;
@@ -99,6 +99,7 @@ chihaya_status MemoryCache::scrape_all(uint64_t now_ms, chihaya_scrape_visit vis
                 batch.reserve(shard.swarms.size());
                 for (const auto& [hash, swarm] : shard.swarms) {
                     chihaya_scrape_entry e{};
+                    e.struct_size = sizeof e;
                     std::memcpy(e.info_hash, hash.bytes, 20);
                     SwarmCounts c = swarm.counts();
                     e.complete = c.complete;

@@ -243,14 +243,14 @@ private:
             fail(CHIHAYA_INTERNAL, "redis: unexpected reply to the scrape script");
             return;
         }
-        chihaya_scrape_entry& e = batch_.request_.entries[index_];
+        chihaya_scrape_entry& e = chihaya::scrape_entry(batch_.request_, index_);
         e.complete = clamp32(reply_uint(r->element[0]));
         e.incomplete = clamp32(reply_uint(r->element[1]));
         e.downloaded = clamp32(reply_uint(r->element[2]));
         batch_.item_done(CHIHAYA_OK, nullptr);
     }
     void fail(chihaya_status status, const char* why) noexcept override {
-        chihaya_scrape_entry& e = batch_.request_.entries[index_];
+        chihaya_scrape_entry& e = chihaya::scrape_entry(batch_.request_, index_);
         e.complete = e.incomplete = e.downloaded = 0;
         batch_.item_done(status, why);
     }
@@ -380,7 +380,7 @@ void RedisCache::scrape(chihaya_scrape_request& request, chihaya::Completion don
         for (uint32_t i = 0; i < request.count; ++i) {
             auto item = std::make_unique<ScrapeItem>(*this, *batch, i);
             resp::bulk(item->wire, "5");
-            item->slot = append_keys(item->wire, request.entries[i].info_hash, kScrapeKeys, 5);
+            item->slot = append_keys(item->wire, chihaya::scrape_entry(request, i).info_hash, kScrapeKeys, 5);
             batch->items.push_back(std::move(item));
         }
     } catch (const std::bad_alloc&) {

@@ -79,6 +79,7 @@ std::string trim(std::string s) {
 // Parses a TOML-ish scalar as declared: ints, true/false, "quoted" strings.
 bool parse_value(const chihaya_config_key& key, const std::string& text, chihaya_config_value& out,
                  std::string& storage, std::string& error) {
+    out.struct_size = sizeof out;
     out.key = key.key;
     out.type = key.type;
     switch (key.type) {
@@ -130,7 +131,7 @@ bool resolve_config(Driver& d) {
     d.strings.resize(n);
     d.values.resize(n);
     for (uint32_t i = 0; i < n; ++i) {
-        const chihaya_config_key& key = d.descriptor->config_keys[i];
+        const chihaya_config_key& key = *CHIHAYA_AT(const chihaya_config_key, d.descriptor->config_keys, i);
         std::string value = key.default_value ? key.default_value : "";
         if (auto it = overrides.find(key.key); it != overrides.end()) {
             value = it->second;
@@ -171,7 +172,7 @@ Driver load() {
         return d;
     }
     for (uint32_t i = 0; i < d.plugin->driver_count; ++i) {
-        const chihaya_driver_descriptor& desc = d.plugin->drivers[i];
+        const chihaya_driver_descriptor& desc = *CHIHAYA_AT(const chihaya_driver_descriptor, d.plugin->drivers, i);
         if (desc.kind == CHIHAYA_KIND_CACHE && name == desc.name) d.descriptor = &desc;
     }
     if (!d.descriptor) {
@@ -197,6 +198,7 @@ struct Waiter {
     std::condition_variable cv;
     int calls = 0;
     chihaya_status status = CHIHAYA_INTERNAL;
+    chihaya_completion completion{sizeof(chihaya_completion), 0, &Waiter::done, this};
 
     static void done(void* ctx, chihaya_status status) {
         auto* w = static_cast<Waiter*>(ctx);
@@ -279,7 +281,7 @@ public:
     Instance() {
         Driver& d = driver();
         REQUIRE_MESSAGE(d.error.empty(), d.error);
-        chihaya_config config{static_cast<uint32_t>(d.values.size()), d.values.data()};
+        chihaya_config config{sizeof(chihaya_config), static_cast<uint32_t>(d.values.size()), d.values.data()};
         char error[256] = {};
         handle_ = d.vtable->create(&host_api, &config, error, sizeof error);
         REQUIRE_MESSAGE(handle_ != nullptr, "create failed: " << error);
@@ -315,7 +317,7 @@ public:
         answer.result.peers = buffer.data();
         answer.result.peers_capacity = a.capacity;
         auto waiter = std::make_shared<Waiter>();
-        driver().vtable->announce(handle_, &req, &answer.result, {&Waiter::done, waiter.get()});
+        driver().vtable->announce(handle_, &req, &answer.result, &waiter->completion);
         answer.completed = waiter->wait();
         if (!answer.completed) {
             // Keep the memory the driver may still write to.
@@ -336,6 +338,7 @@ public:
     std::vector<chihaya_scrape_entry> scrape(const std::vector<Hash>& hashes) {
         std::vector<chihaya_scrape_entry> entries(hashes.size());
         for (size_t i = 0; i < hashes.size(); ++i) {
+            entries[i].struct_size = sizeof(chihaya_scrape_entry);
             std::memcpy(entries[i].info_hash, hashes[i].data(), 20);
             entries[i].complete = entries[i].incomplete = entries[i].downloaded = 0xdead;
         }
@@ -345,7 +348,7 @@ public:
         req.entries = entries.data();
         req.now_ms = host_now_ms();
         auto waiter = std::make_shared<Waiter>();
-        driver().vtable->scrape(handle_, &req, {&Waiter::done, waiter.get()});
+        driver().vtable->scrape(handle_, &req, &waiter->completion);
         REQUIRE(waiter->wait());
         REQUIRE_MESSAGE(waiter->status == CHIHAYA_OK, req.message);
         return entries;
@@ -378,7 +381,7 @@ TEST_CASE("the plugin declares a usable cache driver") {
     CHECK(reinterpret_cast<const void*>(d.vtable->announce) != nullptr);
     CHECK(reinterpret_cast<const void*>(d.vtable->scrape) != nullptr);
     for (uint32_t i = 0; i < d.descriptor->config_key_count; ++i) {
-        const chihaya_config_key& k = d.descriptor->config_keys[i];
+        const chihaya_config_key& k = *CHIHAYA_AT(const chihaya_config_key, d.descriptor->config_keys, i);
         CHECK(k.key != nullptr);
         CHECK(k.doc != nullptr);
         CHECK(k.default_value != nullptr);
@@ -604,7 +607,7 @@ TEST_CASE("scrape_all visits every torrent and stops when the visitor says so") 
     };
     Visit all;
     auto waiter = std::make_shared<Waiter>();
-    driver().vtable->scrape_all(c.handle(), visit, &all, {&Waiter::done, waiter.get()});
+    driver().vtable->scrape_all(c.handle(), visit, &all, &waiter->completion);
     REQUIRE(waiter->wait());
     CHECK(waiter->status == CHIHAYA_OK);
     CHECK_FALSE(all.overlapped);
@@ -615,7 +618,7 @@ TEST_CASE("scrape_all visits every torrent and stops when the visitor says so") 
     Visit some;
     some.stop_after = 5;
     waiter = std::make_shared<Waiter>();
-    driver().vtable->scrape_all(c.handle(), visit, &some, {&Waiter::done, waiter.get()});
+    driver().vtable->scrape_all(c.handle(), visit, &some, &waiter->completion);
     REQUIRE(waiter->wait());
     CHECK(some.calls == 5);
 }

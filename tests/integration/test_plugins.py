@@ -11,13 +11,15 @@ from tracker_fixture import (CHIHAYA_PLUGINS_DIR, V4, V6, Tracker, announce_path
                              random_hash)
 
 BROKEN_DIR = os.environ.get("CHIHAYA_TEST_PLUGIN_DIR", "")
+ABI20_DIR = os.environ.get("CHIHAYA_ABI20_PLUGIN_DIR", "")
 
 # file → what the log line must say about it
 BROKEN = {
-    "wrong_major.so": "built for ABI 99.3, this host speaks ABI 1.",
+    "wrong_major.so": "built for ABI 99.3, this host speaks ABI 2.",
     "bad_magic.so": "not a chihaya plugin",
     "no_entry.so": "no entry symbol chihaya_plugin_entry",
     "missing_symbol.so": "chihaya_test_symbol_that_does_not_exist",
+    "needs_newer_host.so": "needs a host of ABI 2.9 or newer; this host speaks ABI 2.1",
 }
 
 
@@ -87,6 +89,27 @@ class BrokenPlugins(unittest.TestCase):
                 t.cleanup()
         finally:
             shutil.rmtree(d)
+
+
+class OlderMinorPlugins(unittest.TestCase):
+    def test_plugins_built_against_abi_2_0_serve_open_mode(self):
+        """The memory cache and none storage from the frozen 2.0 headers run the open tracker."""
+        self.assertTrue(ABI20_DIR and os.path.isdir(ABI20_DIR), "CHIHAYA_ABI20_PLUGIN_DIR not built")
+        with Tracker(plugins_dir=ABI20_DIR) as t:
+            log = t.log_text()
+            self.assertIn("abi2.0", log)  # the 2.0 builds were the ones loaded
+            h = random_hash()
+            with t.http(V4) as c:
+                r = c.get(announce_path(h, peer_id(), 7000, event="started", left=0))
+                self.assertEqual(r.bencoded()[b"complete"], 1, r)
+                r = c.get(announce_path(h, peer_id(), 7001, event="started", left=5))
+                body = r.bencoded()
+                self.assertEqual((body[b"complete"], body[b"incomplete"]), (1, 1), r)
+                self.assertEqual(len(body[b"peers"]), 6)
+            with t.udp(V4) as u:
+                u.connect()
+                reply = u.announce(h, peer_id(), 7002, event="started", left=5)
+                self.assertEqual(reply["seeders"], 1, reply)
 
 
 if __name__ == "__main__":

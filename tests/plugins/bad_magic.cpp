@@ -2,7 +2,7 @@
 #include <chihaya/abi.h>
 
 static const chihaya_plugin_descriptor descriptor = {
-    0xdeadbeef, CHIHAYA_ABI_MAJOR, CHIHAYA_ABI_MINOR, sizeof(chihaya_plugin_descriptor), "x", "1", 0, nullptr};
+    0xdeadbeef, CHIHAYA_ABI_MAJOR, CHIHAYA_ABI_MINOR, sizeof(chihaya_plugin_descriptor), 0, 0, "x", "1", nullptr};
 
 extern "C" __attribute__((visibility("default"))) const chihaya_plugin_descriptor*
 chihaya_plugin_entry(const chihaya_host_api*) {

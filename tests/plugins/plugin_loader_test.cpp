@@ -31,9 +31,12 @@ bool contains(const std::string& text, const std::string& part) {
     return text.find(part) != std::string::npos;
 }
 
+void record(void* ctx, chihaya_status status);
+
 struct Outcome {
     int calls = 0;
     chihaya_status status = CHIHAYA_OK;
+    chihaya_completion completion{sizeof(chihaya_completion), 0, &record, this};
 };
 
 void record(void* ctx, chihaya_status status) {
@@ -48,7 +51,7 @@ chihaya_announce_result announce(const DriverInstance& driver, Outcome& outcome)
     chihaya_announce_result result{};
     result.struct_size = sizeof result;
     static_cast<const chihaya_cache_vtable*>(driver.vtable())
-        ->announce(driver.get(), &request, &result, {&record, &outcome});
+        ->announce(driver.get(), &request, &result, &outcome.completion);
     return result;
 }
 
@@ -66,7 +69,7 @@ std::string config_error(const Registry& registry, const std::string& toml) {
 
 TEST_CASE("handshake refusals name the reason") {
     CHECK(contains(refusal("wrong_major.so"), "ABI 99.3"));
-    CHECK(contains(refusal("wrong_major.so"), "this host speaks ABI 1."));
+    CHECK(contains(refusal("wrong_major.so"), "this host speaks ABI 2."));
     CHECK(contains(refusal("bad_magic.so"), "not a chihaya plugin"));
     CHECK(contains(refusal("no_entry.so"), "no entry symbol chihaya_plugin_entry"));
     CHECK(contains(refusal("no_drivers.so"), "registers no driver"));
@@ -74,11 +77,40 @@ TEST_CASE("handshake refusals name the reason") {
     CHECK(contains(refusal("does_not_exist.so"), "does_not_exist.so"));
 }
 
+TEST_CASE("a plugin of a newer minor loads when it needs nothing the host lacks") {
+    LoadedPlugin plugin = load("newer_minor.so");
+    CHECK(plugin.descriptor->abi_minor == 9);
+    REQUIRE(plugin.descriptor->driver_count == 2);
+    // Read with the plugin's (larger) stride: both names and the key come out intact.
+    CHECK(std::string(driver_at(plugin.descriptor, 0).name) == "future_a");
+    CHECK(std::string(driver_at(plugin.descriptor, 1).name) == "future_b");
+    const chihaya_config_key& key = config_key_at(driver_at(plugin.descriptor, 1), 0);
+    CHECK(std::string(key.key) == "answer");
+    CHECK(std::string(key.default_value) == "42");
+
+    Registry registry;
+    registry.add(plugin);
+    Config config = parse_config("[cache]\ndriver = \"future_b\"\n", "t.toml");
+    DriverInstance driver = registry.create(CHIHAYA_KIND_CACHE, config.cache, config.source, host_api());
+    Outcome outcome;
+    chihaya_announce_result result = announce(driver, outcome);
+    CHECK(outcome.calls == 1);
+    CHECK(result.complete == 29);
+    // The host's copy of the table has the host's size: the 2.9 member is not reachable.
+    CHECK(static_cast<const chihaya_cache_vtable*>(driver.vtable())->struct_size == sizeof(chihaya_cache_vtable));
+}
+
+TEST_CASE("a plugin that needs a newer host minor is refused, naming both versions") {
+    std::string why = refusal("needs_newer_host.so");
+    CHECK(contains(why, "needs a host of ABI 2.9 or newer"));
+    CHECK(contains(why, "this host speaks ABI 2.1"));
+}
+
 TEST_CASE("a directory scan keeps the good plugins and skips the broken ones") {
     std::vector<LoadedPlugin> plugins = load_plugins(dir, host_api());
     std::vector<std::string> names;
     for (const auto& p : plugins) names.push_back(p.descriptor->name);
-    CHECK(names == std::vector<std::string>{"dup", "dup", "good", "throwing"});
+    CHECK(names == std::vector<std::string>{"dup", "dup", "good", "future", "throwing"});
     CHECK_THROWS(load_plugins(dir + "/nowhere", host_api()));
 }
 
@@ -173,7 +205,7 @@ TEST_CASE("exceptions inside a driver become status codes at the boundary") {
     chihaya_scrape_request scrape{};
     scrape.struct_size = sizeof scrape;
     Outcome scraped;
-    static_cast<const chihaya_cache_vtable*>(driver.vtable())->scrape(driver.get(), &scrape, {&record, &scraped});
+    static_cast<const chihaya_cache_vtable*>(driver.vtable())->scrape(driver.get(), &scrape, &scraped.completion);
     CHECK(scraped.calls == 1);
     CHECK(scraped.status == CHIHAYA_INTERNAL);
     CHECK(std::string(scrape.message) == "unknown exception");

@@ -386,6 +386,7 @@ TEST_CASE("MemoryCache: scrape counts known torrents, zeros for unknown ones") {
     cache.announce(Announce(1, true).hash(1).event(CHIHAYA_EVENT_COMPLETED).r, a.r);
     cache.announce(Announce(2).hash(1).r, a.r);
     chihaya_scrape_entry entries[2]{};
+    entries[0].struct_size = entries[1].struct_size = sizeof entries[0];
     std::memset(entries[0].info_hash, 1, 20);
     std::memset(entries[1].info_hash, 5, 20);
     entries[1].complete = 99;

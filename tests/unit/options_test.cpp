@@ -56,7 +56,7 @@ TEST_CASE("--help and --version print and exit 0") {
     CHECK(help.out.find("--check-config PATH") != std::string::npos);
     Parsed version = parse({"-v"});
     CHECK(version.code == 0);
-    CHECK(version.out.find("chihaya " CHIHAYA_VERSION " (plugin ABI 1.") == 0);
+    CHECK(version.out.find("chihaya " CHIHAYA_VERSION " (plugin ABI 2.") == 0);
 }
 
 TEST_CASE("usage errors exit 2 and say what is wrong") {

@@ -22,7 +22,7 @@ struct Script {
 Script* script = nullptr;
 
 void announce(chihaya_instance*, const chihaya_announce_request* r, chihaya_announce_result* out,
-              chihaya_completion c) {
+              const chihaya_completion* c) {
     ++script->announces;
     script->seen = *r;
     script->seen_capacity = out->peers_capacity;
@@ -32,14 +32,17 @@ void announce(chihaya_instance*, const chihaya_announce_request* r, chihaya_anno
     out->peer_count = r->numwant;
     for (uint32_t i = 0; i < r->numwant * 6; ++i) out->peers[i] = uint8_t(i);
     if (script->from_thread)
-        script->worker = std::thread([c, s = script->status] { c.done(c.ctx, s); });
+        script->worker = std::thread([c, s = script->status] { c->done(c->ctx, s); });
     else
-        c.done(c.ctx, script->status);
+        c->done(c->ctx, script->status);
 }
 
-void scrape(chihaya_instance*, chihaya_scrape_request* r, chihaya_completion c) {
-    for (uint32_t i = 0; i < r->count; ++i) r->entries[i].complete = r->entries[i].info_hash[0];
-    c.done(c.ctx, script->status);
+void scrape(chihaya_instance*, chihaya_scrape_request* r, const chihaya_completion* c) {
+    for (uint32_t i = 0; i < r->count; ++i) {
+        chihaya_scrape_entry& e = *CHIHAYA_AT(chihaya_scrape_entry, r->entries, i);
+        e.complete = e.info_hash[0];
+    }
+    c->done(c->ctx, script->status);
 }
 
 const chihaya_cache_vtable vtable = {sizeof(chihaya_cache_vtable), nullptr, nullptr, &announce,

@@ -296,7 +296,10 @@ int Session::on_full_scrape_visit(void* ctx, const chihaya_scrape_entry* entry) 
     auto* s = static_cast<Session*>(ctx);
     // Called through the driver's C boundary: no exception may escape.
     try {
-        s->full_scrape_.push_back(*entry);
+        // The driver's entry may be of an older (smaller) layout: copy what it covers.
+        chihaya_scrape_entry& copy = s->full_scrape_.emplace_back();
+        std::memcpy(&copy, entry, std::min<size_t>(entry->struct_size, sizeof copy));
+        copy.struct_size = sizeof copy;
         return 1;
     } catch (const std::bad_alloc&) {
         std::strncpy(s->full_scrape_failure_, "full scrape too large", sizeof s->full_scrape_failure_ - 1);

@@ -3,14 +3,29 @@
  * This header is the whole plugin boundary. Everything that crosses it is a C type:
  * fixed-width integers, {pointer, length} strings, plain structs, function pointers and
  * opaque handles. No C++ standard-library type and no exception ever crosses it, so a driver
- * built with clang and libc++ loads into a host built with g++ and libstdc++.
+ * built with clang and libc++ loads into a host built with g++ and libstdc++. No enum type
+ * appears in a struct or a signature either (an enum's size depends on the compiler and on
+ * -fshort-enums): the named constants below are plain integers of the typedef'd width.
  *
- * VERSIONING
+ * VERSIONING (sdk/CHANGELOG.md records every version)
  *   CHIHAYA_ABI_MAJOR changes when anything existing changes meaning or layout; the host refuses
- *   a plugin of another major. CHIHAYA_ABI_MINOR grows when members are appended to the end of a
- *   struct or function table. Every struct and table that may grow starts with `struct_size`;
- *   a reader uses a member only if `struct_size` covers it (CHIHAYA_HAS_MEMBER below). Members
- *   are never removed or reordered within a major.
+ *   a plugin of another major, naming both versions. CHIHAYA_ABI_MINOR grows when members are
+ *   appended to the end of a struct or function table; nothing is removed or reordered within a
+ *   major. Every struct that may grow starts with `struct_size`, written by whoever fills the
+ *   struct (sizeof in the writer's build), and:
+ *   - a reader uses a member only if `struct_size` covers it (CHIHAYA_HAS_MEMBER); the host reads
+ *     a plugin's smaller (older) struct as if the missing members were zero/NULL, and ignores the
+ *     extra members of a larger (newer) one;
+ *   - an array of such structs is walked with the writer's stride, `array[0].struct_size`
+ *     (CHIHAYA_AT), never with the reader's sizeof.
+ *   Each struct has a smallest size, the one it had in the major's first release (2.0); a struct
+ *   smaller than that is refused.
+ *   Newer plugin, older host: a plugin built against minor M loads into a host of minor N < M as
+ *   long as it does not need what N lacks. A plugin states what it needs in `min_host_minor`
+ *   (C++ layer: #define CHIHAYA_MIN_HOST_MINOR before including chihaya/driver.hpp); the host
+ *   refuses it, naming both versions, when its own minor is lower. Members the host lacks are
+ *   simply never called. A plugin that calls an appended member of chihaya_host_api checks it
+ *   with CHIHAYA_HAS_MEMBER first.
  *
  * LOADING
  *   A plugin is a shared object exporting exactly one symbol, CHIHAYA_PLUGIN_ENTRY_SYMBOL. The host
@@ -26,14 +41,16 @@
  *     thread (and tick from the main thread). A driver is responsible for its own locking.
  *   - `done` completion callbacks fire exactly once per call, either inline (before the call
  *     returns, on the calling thread) or later from any thread the driver owns. The host never
- *     blocks waiting for one. After `done` returns the driver must not touch the request or the
- *     result again.
+ *     blocks waiting for one. After `done` returns the driver must not touch the request, the
+ *     result or the completion again.
  *   - Host services (chihaya_host_api) may be called from any thread at any time between the
  *     entry call and the destroy of the plugin's last instance.
+ *   - Storage calls have their own rules, written beside chihaya_storage_vtable.
  *
  * MEMORY
- *   - The host owns every request and result struct and every buffer they point into, from the
- *     call until the driver calls `done`. The driver keeps no pointer into them after that.
+ *   - The host owns every request, result and completion struct and every buffer they point into,
+ *     from the call until the driver calls `done`. The driver keeps no pointer into them after
+ *     that.
  *   - The driver owns its instance from create until destroy.
  *   - Strings handed to the driver (chihaya_str) are not NUL-terminated unless stated; they live
  *     as long as the call that carries them (config values: until create returns).
@@ -49,13 +66,18 @@ extern "C" {
 #endif
 
 #define CHIHAYA_PLUGIN_MAGIC 0x43484948u /* "CHIH" */
-#define CHIHAYA_ABI_MAJOR 1u
-#define CHIHAYA_ABI_MINOR 0u
+#define CHIHAYA_ABI_MAJOR 2u
+#define CHIHAYA_ABI_MINOR 1u
 #define CHIHAYA_PLUGIN_ENTRY_SYMBOL "chihaya_plugin_entry"
 
 /* True when a struct that starts with `struct_size` is large enough to hold `member`. */
 #define CHIHAYA_HAS_MEMBER(ptr, type, member) \
     ((ptr)->struct_size >= offsetof(type, member) + sizeof(((type*)0)->member))
+
+/* Element i of an array of structs that start with `struct_size`, walked with the writer's
+ * stride. `type` is the reader's struct type; read only the members CHIHAYA_HAS_MEMBER allows. */
+#define CHIHAYA_AT(type, array, i) \
+    ((type*)((char*)(array) + (size_t)(i) * (size_t)(array)[0].struct_size))
 
 /* Size of the messages a driver may write for the host (NUL-terminated, truncated to fit). */
 #define CHIHAYA_MESSAGE_CAP 160u
@@ -67,25 +89,22 @@ typedef struct chihaya_str {
 
 /* Result of every call. CHIHAYA_UNAVAILABLE means the backing store cannot be reached or did not
  * answer in time: the host tells the client "tracker storage unavailable" and keeps serving. */
-typedef enum chihaya_status {
-    CHIHAYA_OK = 0,
-    CHIHAYA_INVALID = 1,     /* the request or config is wrong; the message says how */
-    CHIHAYA_NOT_FOUND = 2,   /* unknown torrent/user where the driver enforces a registry */
-    CHIHAYA_UNAVAILABLE = 3, /* store down, slow or overloaded */
-    CHIHAYA_INTERNAL = 4     /* a bug or an exception caught at the boundary */
-} chihaya_status;
+typedef uint32_t chihaya_status;
+#define CHIHAYA_OK 0u
+#define CHIHAYA_INVALID 1u     /* the request or config is wrong; the message says how */
+#define CHIHAYA_NOT_FOUND 2u   /* unknown torrent/user where the driver enforces a registry */
+#define CHIHAYA_UNAVAILABLE 3u /* store down, slow or overloaded */
+#define CHIHAYA_INTERNAL 4u    /* a bug or an exception caught at the boundary */
 
-typedef enum chihaya_driver_kind {
-    CHIHAYA_KIND_CACHE = 1,  /* swarm state: peers and counts, shared between tracker hosts */
-    CHIHAYA_KIND_STORAGE = 2 /* the web application's database: users, torrents, deltas */
-} chihaya_driver_kind;
+typedef uint32_t chihaya_driver_kind;
+#define CHIHAYA_KIND_CACHE 1u   /* swarm state: peers and counts, shared between tracker hosts */
+#define CHIHAYA_KIND_STORAGE 2u /* the web application's database: users, torrents, deltas */
 
-typedef enum chihaya_log_level {
-    CHIHAYA_LOG_DEBUG = 0,
-    CHIHAYA_LOG_INFO = 1,
-    CHIHAYA_LOG_WARNING = 2,
-    CHIHAYA_LOG_ERROR = 3
-} chihaya_log_level;
+typedef uint32_t chihaya_log_level;
+#define CHIHAYA_LOG_DEBUG 0u
+#define CHIHAYA_LOG_INFO 1u
+#define CHIHAYA_LOG_WARNING 2u
+#define CHIHAYA_LOG_ERROR 3u
 
 /* Services the host lends to plugins, so that plugins link no host symbol. Passed to the entry
  * and to create; valid until the plugin's last instance is destroyed. Thread-safe. */
@@ -93,7 +112,8 @@ typedef struct chihaya_host_api {
     uint32_t struct_size;
     uint32_t abi_major;
     uint32_t abi_minor;
-    /* Writes one log line attributed to `source` (the driver name). */
+    /* Writes one log line attributed to `source` (the driver name). Never pass a secret
+     * (password, passkey, connection string) in a message. */
     void (*log)(chihaya_log_level level, chihaya_str source, chihaya_str message);
     /* Monotonic milliseconds; the clock every expiry decision uses. */
     uint64_t (*now_ms)(void);
@@ -101,59 +121,65 @@ typedef struct chihaya_host_api {
 
 /* ---- configuration ------------------------------------------------------------------------ */
 
-typedef enum chihaya_config_type {
-    CHIHAYA_CONFIG_STRING = 1,
-    CHIHAYA_CONFIG_INT = 2,
-    CHIHAYA_CONFIG_BOOL = 3
-} chihaya_config_type;
+typedef uint32_t chihaya_config_type;
+#define CHIHAYA_CONFIG_STRING 1u
+#define CHIHAYA_CONFIG_INT 2u
+#define CHIHAYA_CONFIG_BOOL 3u
 
 /* One key a driver accepts in its table ([cache.<name>] or [storage.<name>]). The host rejects
  * unknown keys, wrong types and integers outside [min, max] with file:line:key, fills defaults,
- * and prints the keys with their docs. Strings: NUL-terminated, static. */
+ * and prints the keys with their docs. Strings: NUL-terminated, static. A key whose value is a
+ * secret (a password, a connection string) sets CHIHAYA_CONFIG_SECRET: the host never prints it. */
+#define CHIHAYA_CONFIG_SECRET 0x1u
 typedef struct chihaya_config_key {
     uint32_t struct_size;
-    const char* key;
     chihaya_config_type type;
+    const char* key;
     const char* default_value; /* as it would be written in TOML, e.g. "256", "true", "\"x\"" */
     int64_t min;               /* INT only */
     int64_t max;               /* INT only */
     const char* doc;           /* one line */
+    uint32_t flags;            /* CHIHAYA_CONFIG_SECRET */
+    uint32_t reserved;
 } chihaya_config_key;
 
 /* One resolved value handed to create: every declared key is present exactly once. */
 typedef struct chihaya_config_value {
-    const char* key;      /* NUL-terminated, same pointer as in the declaration */
+    uint32_t struct_size;
     chihaya_config_type type;
+    const char* key;      /* NUL-terminated, same pointer as in the declaration */
     chihaya_str string;   /* STRING */
     int64_t integer;      /* INT, and BOOL as 0/1 */
 } chihaya_config_value;
 
 typedef struct chihaya_config {
+    uint32_t struct_size;
     uint32_t count;
-    const chihaya_config_value* values;
+    const chihaya_config_value* values; /* walk with CHIHAYA_AT */
 } chihaya_config;
 
 /* ---- completions -------------------------------------------------------------------------- */
 
-/* Called by the driver exactly once per call; see THREADS above. */
+/* Handed to every asynchronous call by pointer; host-owned until `done` has been called.
+ * The driver calls done(ctx, status) exactly once; see THREADS above. */
 typedef struct chihaya_completion {
+    uint32_t struct_size;
+    uint32_t reserved;
     void (*done)(void* ctx, chihaya_status status);
     void* ctx;
 } chihaya_completion;
 
 /* ---- cache: announce ---------------------------------------------------------------------- */
 
-typedef enum chihaya_event {
-    CHIHAYA_EVENT_NONE = 0, /* values match BEP 15 */
-    CHIHAYA_EVENT_COMPLETED = 1,
-    CHIHAYA_EVENT_STARTED = 2,
-    CHIHAYA_EVENT_STOPPED = 3
-} chihaya_event;
+typedef uint8_t chihaya_event;
+#define CHIHAYA_EVENT_NONE 0u /* values match BEP 15 */
+#define CHIHAYA_EVENT_COMPLETED 1u
+#define CHIHAYA_EVENT_STARTED 2u
+#define CHIHAYA_EVENT_STOPPED 3u
 
-typedef enum chihaya_family {
-    CHIHAYA_IPV4 = 4,
-    CHIHAYA_IPV6 = 6
-} chihaya_family;
+typedef uint8_t chihaya_family;
+#define CHIHAYA_IPV4 4u
+#define CHIHAYA_IPV6 6u
 
 /* Request flags. */
 #define CHIHAYA_ANNOUNCE_TRACK_COUNTERS 0x1u /* keep uploaded/downloaded per peer and hand the
@@ -167,8 +193,8 @@ typedef struct chihaya_announce_request {
     uint32_t flags;
     uint8_t info_hash[20];
     uint8_t peer_id[20];
-    uint8_t family;       /* chihaya_family */
-    uint8_t event;        /* chihaya_event */
+    chihaya_family family;
+    chihaya_event event;
     uint16_t port;        /* host byte order */
     uint8_t addr[16];     /* network byte order; IPv4 uses the first 4 bytes */
     uint64_t uploaded;
@@ -182,16 +208,16 @@ typedef struct chihaya_announce_request {
 /* The driver's answer, written into host-owned memory. */
 typedef struct chihaya_announce_result {
     uint32_t struct_size;
+    uint32_t peers_capacity;
     /* Output area owned by the host: room for `peers_capacity` compact entries of the
      * requester's family (6 bytes for IPv4: addr + port; 18 for IPv6), network byte order. */
     uint8_t* peers;
-    uint32_t peers_capacity;
     uint32_t peer_count;  /* written: entries placed in `peers`; never the requester itself */
     uint32_t complete;    /* written: seeders, after this announce */
     uint32_t incomplete;  /* written: leechers, after this announce */
     uint32_t downloaded;  /* written: completed events counted for this torrent */
     uint8_t had_previous; /* written: 1 when the driver knew this peer before (see flags) */
-    uint8_t reserved[3];
+    uint8_t reserved[7];
     uint64_t previous_uploaded;   /* written when TRACK_COUNTERS and had_previous */
     uint64_t previous_downloaded; /* written when TRACK_COUNTERS and had_previous */
     char message[CHIHAYA_MESSAGE_CAP]; /* written on failure: why, NUL-terminated */
@@ -199,7 +225,9 @@ typedef struct chihaya_announce_result {
 
 /* ---- cache: scrape ------------------------------------------------------------------------ */
 
+/* Host-filled, host-strided: a driver walks request->entries with CHIHAYA_AT. */
 typedef struct chihaya_scrape_entry {
+    uint32_t struct_size;
     uint8_t info_hash[20];
     uint32_t complete;   /* written */
     uint32_t incomplete; /* written */
@@ -217,7 +245,8 @@ typedef struct chihaya_scrape_request {
 } chihaya_scrape_request;
 
 /* Full scrape visitor: called once per torrent, from the thread that runs scrape_all or from
- * the driver's own thread, never concurrently for one scrape_all call. Returning 0 stops. */
+ * the driver's own thread, never concurrently for one scrape_all call. Returning 0 stops.
+ * The entry is driver-filled (its struct_size is the driver's). */
 typedef int (*chihaya_scrape_visit)(void* ctx, const chihaya_scrape_entry* entry);
 
 /* ---- driver function tables --------------------------------------------------------------- */
@@ -234,26 +263,162 @@ typedef struct chihaya_cache_vtable {
     /* One call per announce: apply the peer's change and choose peers in one operation, so a
      * networked store costs one round trip. Completion-based; see THREADS and MEMORY. */
     void (*announce)(chihaya_instance* instance, const chihaya_announce_request* request,
-                     chihaya_announce_result* result, chihaya_completion completion);
+                     chihaya_announce_result* result, const chihaya_completion* completion);
     /* One call per scrape of any number of torrents. */
     void (*scrape)(chihaya_instance* instance, chihaya_scrape_request* request,
-                   chihaya_completion completion);
+                   const chihaya_completion* completion);
     /* Every torrent the driver knows, for the (opt-in) full scrape. May be NULL. */
     void (*scrape_all)(chihaya_instance* instance, chihaya_scrape_visit visit, void* visit_ctx,
-                       chihaya_completion completion);
+                       const chihaya_completion* completion);
     /* Housekeeping, about once a second from the main thread, concurrent with announces:
      * expire peers, drop empty swarms. Must return quickly. May be NULL. */
     void (*tick)(chihaya_instance* instance, uint64_t now_ms);
 } chihaya_cache_vtable;
 
-/* The storage kind: the web application's database. ABI 1.0 defines only its lifetime;
- * private-mode calls (authenticate, torrent lookup, delta flush) are appended in a later minor.
- * The built-in "none" storage accepts everything and stores nothing. */
+/* ---- storage: the web application's registry (2.1) ------------------------------------------
+ * In private mode the host keeps users, torrents and the client whitelist in memory and never
+ * asks the storage anything while answering an announce. The storage driver fills that registry
+ * through a sink the host lends it, and keeps it current. */
+
+/* Multipliers are in per mille: 1000 counts traffic once, 2000 twice, 0 not at all
+ * (freeleech is a torrent download multiplier of 0). */
+#define CHIHAYA_MULTIPLIER_ONE 1000u
+
+#define CHIHAYA_ENABLED 0x1u /* flags of users and torrents: may announce */
+
+typedef struct chihaya_user {
+    uint32_t struct_size;
+    uint32_t flags;               /* CHIHAYA_ENABLED */
+    uint64_t id;
+    chihaya_str passkey;          /* 1..64 bytes of [0-9A-Za-z_-]; a secret: never log it */
+    uint32_t upload_multiplier;   /* per mille */
+    uint32_t download_multiplier; /* per mille */
+    uint32_t leech_slots;         /* torrents this user may leech at once; 0 = no limit */
+    uint32_t reserved;
+} chihaya_user;
+
+typedef struct chihaya_torrent {
+    uint32_t struct_size;
+    uint32_t flags;               /* CHIHAYA_ENABLED */
+    uint64_t id;
+    uint8_t info_hash[20];
+    uint32_t upload_multiplier;   /* per mille */
+    uint32_t download_multiplier; /* per mille */
+    uint32_t reserved;
+} chihaya_torrent;
+
+/* One allowed client: a peer_id whose first bytes equal `prefix` (e.g. "-lt20", "-qB4"). */
+typedef struct chihaya_client {
+    uint32_t struct_size;
+    uint32_t reserved;
+    uint64_t id;
+    chihaya_str prefix;           /* 1..20 bytes */
+} chihaya_client;
+
+/* The host's registry as the storage driver sees it. Every function is host-implemented,
+ * noexcept, and copies what it needs before returning. A driver calls them from one thread at a
+ * time (never two calls concurrently). Rows are keyed by id: a second put of an id replaces it. */
+typedef struct chihaya_registry_sink {
+    uint32_t struct_size;
+    uint32_t reserved;
+    void* ctx;
+    void (*put_user)(void* ctx, const chihaya_user* user);
+    void (*remove_user)(void* ctx, uint64_t id);
+    void (*put_torrent)(void* ctx, const chihaya_torrent* torrent);
+    void (*remove_torrent)(void* ctx, uint64_t id);
+    void (*put_client)(void* ctx, const chihaya_client* client);
+    void (*remove_client)(void* ctx, uint64_t id);
+    /* Forget everything: a complete load follows (used when the driver cannot tell what it
+     * missed). Until `loaded` is called again the host keeps answering from what it had. */
+    void (*reset)(void* ctx);
+    /* A complete load (the first one, or one after reset) has been delivered. */
+    void (*loaded)(void* ctx);
+} chihaya_registry_sink;
+
+/* ---- storage: accounting (2.1) --------------------------------------------------------------
+ * The host turns each private-mode announce into per-peer accounting and hands the storage
+ * batches of it. One delta per (user, torrent, peer_id) per batch. */
+
+#define CHIHAYA_DELTA_ANCHORED 0x1u  /* the cache did not know this peer: credit the anchor report
+                                        against the last report the storage keeps for the peer */
+#define CHIHAYA_DELTA_COMPLETED 0x2u /* a `completed` event: record a snatch once per (user, torrent) */
+#define CHIHAYA_DELTA_STOPPED 0x4u   /* the peer left: the storage may forget its last report */
+#define CHIHAYA_DELTA_SEEDER 0x8u    /* left == 0 in the latest report */
+
+typedef struct chihaya_peer_delta {
+    uint32_t struct_size;
+    uint32_t flags;                /* CHIHAYA_DELTA_* */
+    uint64_t user_id;
+    uint64_t torrent_id;
+    uint8_t peer_id[20];
+    uint32_t upload_multiplier;    /* per mille, for the anchored part */
+    uint32_t download_multiplier;
+    uint32_t reserved;
+    /* Bytes to add to the user's totals, multipliers applied, from reports the cache could chain
+     * to the previous one (a report lower than the previous is a restarted client: its own value
+     * counts). */
+    uint64_t credit_uploaded;
+    uint64_t credit_downloaded;
+    /* ANCHORED: the first report of the chain. The storage credits
+     *   stored ? (anchor >= stored ? anchor - stored : anchor) : 0        (times the multiplier)
+     * against the last report it keeps for the peer, then adds credit_*. */
+    uint64_t anchor_uploaded;
+    uint64_t anchor_downloaded;
+    /* The latest cumulative report: what the storage keeps for the peer afterwards. */
+    uint64_t uploaded;
+    uint64_t downloaded;
+    uint64_t left;
+    uint64_t unix_ms;              /* wall-clock time of the latest report */
+} chihaya_peer_delta;
+
+/* Seeders and leechers of a torrent as the cache counted them at the last announce in the batch. */
+typedef struct chihaya_torrent_stats {
+    uint32_t struct_size;
+    uint32_t seeders;
+    uint64_t torrent_id;
+    uint32_t leechers;
+    uint32_t snatched;             /* the cache's completed count */
+} chihaya_torrent_stats;
+
+/* One batch. (host_id, sequence) names it: sequences of one host_id strictly increase, and the
+ * storage applies a batch at most once, in one transaction, so that a batch re-sent after a lost
+ * commit reply, a crash or a restart adds nothing. */
+typedef struct chihaya_delta_batch {
+    uint32_t struct_size;
+    uint32_t delta_count;
+    chihaya_str host_id;           /* stable across restarts of one tracker host */
+    uint64_t sequence;
+    const chihaya_peer_delta* deltas;       /* walk with CHIHAYA_AT */
+    uint32_t torrent_count;
+    uint32_t reserved;
+    const chihaya_torrent_stats* torrents;  /* walk with CHIHAYA_AT */
+    char message[CHIHAYA_MESSAGE_CAP];      /* written on failure */
+} chihaya_delta_batch;
+
+/* The storage kind: the web application's database.
+ *
+ * 2.0 defines only its lifetime; 2.1 appends private mode (subscribe, apply). A storage without
+ * them (the built-in "none") serves open mode only; the host refuses private mode with it.
+ *
+ * THREADS for storage: create/subscribe/destroy on the main thread. subscribe delivers the
+ * complete registry into `sink` before it returns (on the calling thread), then every later
+ * change from the driver's own thread until destroy. apply is called by the host's flusher
+ * thread, one batch at a time, in sequence order; its completion may come from any thread. */
 typedef struct chihaya_storage_vtable {
     uint32_t struct_size;
     chihaya_instance* (*create)(const chihaya_host_api* host, const chihaya_config* config,
                                 char* error, size_t error_cap);
     void (*destroy)(chihaya_instance* instance);
+    /* 2.1. Loads everything into `sink` (blocking; log progress for large tables), then keeps it
+     * current within about a second of a change, re-syncing by itself after a lost connection.
+     * The sink stays valid until destroy. On failure returns non-OK with why in error. */
+    chihaya_status (*subscribe)(chihaya_instance* instance, const chihaya_registry_sink* sink,
+                                char* error, size_t error_cap);
+    /* 2.1. Applies one batch in one transaction, at most once per (host_id, sequence); a batch
+     * already applied completes OK and changes nothing. UNAVAILABLE when the database cannot be
+     * reached: the host keeps the batch and sends it again later. */
+    void (*apply)(chihaya_instance* instance, chihaya_delta_batch* batch,
+                  const chihaya_completion* completion);
 } chihaya_storage_vtable;
 
 /* One driver a plugin offers. */
@@ -262,21 +427,23 @@ typedef struct chihaya_driver_descriptor {
     chihaya_driver_kind kind;
     const char* name; /* NUL-terminated, [a-z0-9_-]+, unique per kind across all plugins */
     uint32_t config_key_count;
-    const chihaya_config_key* config_keys;
+    uint32_t reserved;
+    const chihaya_config_key* config_keys; /* walk with CHIHAYA_AT */
     /* Points at a chihaya_cache_vtable or chihaya_storage_vtable, according to kind. */
     const void* vtable;
 } chihaya_driver_descriptor;
 
 /* What the entry symbol returns: static, constant data. */
 typedef struct chihaya_plugin_descriptor {
-    uint32_t magic;     /* CHIHAYA_PLUGIN_MAGIC */
-    uint32_t abi_major; /* CHIHAYA_ABI_MAJOR the plugin was built against */
-    uint32_t abi_minor;
-    uint32_t struct_size; /* sizeof(chihaya_plugin_descriptor) in the plugin's build */
-    const char* name;     /* plugin name, for logs */
-    const char* version;  /* plugin version, for logs */
+    uint32_t magic;          /* CHIHAYA_PLUGIN_MAGIC */
+    uint32_t abi_major;      /* CHIHAYA_ABI_MAJOR the plugin was built against */
+    uint32_t abi_minor;      /* CHIHAYA_ABI_MINOR the plugin was built against */
+    uint32_t struct_size;    /* sizeof(chihaya_plugin_descriptor) in the plugin's build */
+    uint32_t min_host_minor; /* the oldest host minor (same major) the plugin works with */
     uint32_t driver_count;
-    const chihaya_driver_descriptor* drivers;
+    const char* name;        /* plugin name, for logs */
+    const char* version;     /* plugin version, for logs */
+    const chihaya_driver_descriptor* drivers; /* walk with CHIHAYA_AT */
 } chihaya_plugin_descriptor;
 
 typedef const chihaya_plugin_descriptor* (*chihaya_plugin_entry_fn)(const chihaya_host_api* host);

@@ -13,8 +13,23 @@
 //   };
 //   CHIHAYA_REGISTER_CACHE("mycache", MyCache)
 //
+// A storage driver has the same constructor and, for private mode (ABI 2.1), optionally
+//     void subscribe(const chihaya::RegistrySink& sink);            // throw to refuse start-up
+//     void apply(chihaya_delta_batch& batch, chihaya::Completion done);
+//   CHIHAYA_REGISTER_STORAGE("mystore", MyStorage)
+//
+// The plugin's version string is CHIHAYA_PLUGIN_VERSION, which the build defines (the SDK's
+// chihaya_add_driver passes the project's version); define CHIHAYA_MIN_HOST_MINOR before this
+// include when the plugin needs a newer host minor than 0 (see VERSIONING in abi.h).
+//
 // A plugin with several drivers writes
-//   CHIHAYA_PLUGIN("my-plugin", "1.2.0", chihaya::cache_driver<A>("a"), chihaya::storage_driver<B>("b"))
+//   CHIHAYA_DRIVER_NAME(a_name, "a")
+//   CHIHAYA_DRIVER_NAME(b_name, "b")
+//   CHIHAYA_PLUGIN("my-plugin", "1.2.0", chihaya::cache_driver<A, &a_name>(),
+//                  chihaya::storage_driver<B, &b_name>())
+//
+// A method with the name of an optional one but the wrong signature is a compile error, and so
+// are an invalid driver name, config key name or default.
 //
 // The macros emit trampolines (each catching every exception and mapping it to
 // CHIHAYA_INTERNAL with its message), a constant descriptor table and the exported entry symbol.
@@ -28,13 +43,15 @@
 
 #include <chihaya/abi.h>
 
-#include <cstdarg>
-#include <cstdio>
 #include <cstring>
 #include <exception>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+
+#ifndef CHIHAYA_MIN_HOST_MINOR
+#define CHIHAYA_MIN_HOST_MINOR 0u
+#endif
 
 namespace chihaya {
 
@@ -46,20 +63,77 @@ inline void write_message(char* buffer, size_t cap, std::string_view text) noexc
     buffer[n] = '\0';
 }
 
+namespace detail {
+
+// Compile-time checks of what a driver declares. Evaluated in a constant expression (the
+// `static constexpr` tables below), a failed check is a compile error whose note names it.
+constexpr bool valid_name(const char* name) {
+    if (!name || !*name) return false;
+    size_t n = 0;
+    for (const char* p = name; *p; ++p, ++n)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
+            return false;
+    return n <= 64;
+}
+
+constexpr bool parse_int(const char* text, int64_t& out) {
+    if (!text || !*text) return false;
+    bool negative = *text == '-';
+    if (negative) ++text;
+    if (!*text) return false;
+    int64_t value = 0;
+    for (; *text; ++text) {
+        if (*text < '0' || *text > '9') return false;
+        if (value > (INT64_MAX - (*text - '0')) / 10) return false;
+        value = value * 10 + (*text - '0');
+    }
+    out = negative ? -value : value;
+    return true;
+}
+
+constexpr bool quoted(const char* text) {
+    if (!text || *text != '"') return false;
+    size_t n = 0;
+    while (text[n]) ++n;
+    return n >= 2 && text[n - 1] == '"';
+}
+
+inline void invalid_config_key_name() {}  // named in the compile error: see config_int & co.
+inline void invalid_config_default() {}
+inline void invalid_driver_name() {}
+
+}  // namespace detail
+
 // Config key declarations for `static constexpr chihaya_config_key config_keys[]`. Defaults are
 // written as TOML text, so the host can print them and check them against the type and range.
-constexpr chihaya_config_key config_int(const char* key, const char* default_value, int64_t min,
+// An invalid key name or a default that does not parse or lies outside [min, max] does not
+// compile.
+consteval chihaya_config_key config_int(const char* key, const char* default_value, int64_t min,
                                         int64_t max, const char* doc) {
-    return {sizeof(chihaya_config_key), key, CHIHAYA_CONFIG_INT, default_value, min, max, doc};
+    if (!detail::valid_name(key)) detail::invalid_config_key_name();
+    int64_t value = 0;
+    if (!detail::parse_int(default_value, value) || value < min || value > max)
+        detail::invalid_config_default();
+    return {sizeof(chihaya_config_key), CHIHAYA_CONFIG_INT, key, default_value, min, max, doc, 0, 0};
 }
 // `quoted_default` includes the quotes: "\"127.0.0.1:6379\"".
-constexpr chihaya_config_key config_string(const char* key, const char* quoted_default,
+consteval chihaya_config_key config_string(const char* key, const char* quoted_default,
                                            const char* doc) {
-    return {sizeof(chihaya_config_key), key, CHIHAYA_CONFIG_STRING, quoted_default, 0, 0, doc};
+    if (!detail::valid_name(key)) detail::invalid_config_key_name();
+    if (!detail::quoted(quoted_default)) detail::invalid_config_default();
+    return {sizeof(chihaya_config_key), CHIHAYA_CONFIG_STRING, key, quoted_default, 0, 0, doc, 0, 0};
 }
-constexpr chihaya_config_key config_bool(const char* key, bool default_value, const char* doc) {
-    return {sizeof(chihaya_config_key), key, CHIHAYA_CONFIG_BOOL, default_value ? "true" : "false",
-            0, 0, doc};
+// A string the host never prints or logs (passwords, connection strings).
+consteval chihaya_config_key config_secret(const char* key, const char* quoted_default,
+                                           const char* doc) {
+    chihaya_config_key k = config_string(key, quoted_default, doc);
+    k.flags = CHIHAYA_CONFIG_SECRET;
+    return k;
+}
+consteval chihaya_config_key config_bool(const char* key, bool default_value, const char* doc) {
+    if (!detail::valid_name(key)) detail::invalid_config_key_name();
+    return {sizeof(chihaya_config_key), CHIHAYA_CONFIG_BOOL, key, default_value ? "true" : "false",
+            0, 0, doc, 0, 0};
 }
 
 // The host's services, as lent to the driver. Cheap to copy; valid for the instance's lifetime.
@@ -93,22 +167,55 @@ public:
 
 private:
     const chihaya_config_value& find(std::string_view key) const {
-        for (uint32_t i = 0; i < config_->count; ++i)
-            if (key == config_->values[i].key) return config_->values[i];
+        for (uint32_t i = 0; i < config_->count; ++i) {
+            const chihaya_config_value& v = *CHIHAYA_AT(const chihaya_config_value, config_->values, i);
+            if (key == v.key) return v;
+        }
         throw std::invalid_argument("undeclared config key: " + std::string(key));
     }
     const chihaya_config* config_;
 };
 
-// Completion handle: call it exactly once.
+// Completion handle: call it exactly once. Holds the host's completion, valid until then.
 class Completion {
 public:
-    explicit Completion(chihaya_completion c) noexcept : c_(c) {}
-    void operator()(chihaya_status status) const noexcept { c_.done(c_.ctx, status); }
+    explicit Completion(const chihaya_completion* c) noexcept : c_(c) {}
+    void operator()(chihaya_status status) const noexcept { c_->done(c_->ctx, status); }
 
 private:
-    chihaya_completion c_;
+    const chihaya_completion* c_;
 };
+
+// Entry i of a scrape request, walked with the host's stride (see VERSIONING in abi.h).
+inline chihaya_scrape_entry& scrape_entry(chihaya_scrape_request& request, uint32_t i) noexcept {
+    return *CHIHAYA_AT(chihaya_scrape_entry, request.entries, i);
+}
+
+// The host's registry, as lent to a storage driver's subscribe (see chihaya_registry_sink).
+class RegistrySink {
+public:
+    explicit RegistrySink(const chihaya_registry_sink* sink) noexcept : s_(sink) {}
+    void put_user(const chihaya_user& u) const noexcept { s_->put_user(s_->ctx, &u); }
+    void remove_user(uint64_t id) const noexcept { s_->remove_user(s_->ctx, id); }
+    void put_torrent(const chihaya_torrent& t) const noexcept { s_->put_torrent(s_->ctx, &t); }
+    void remove_torrent(uint64_t id) const noexcept { s_->remove_torrent(s_->ctx, id); }
+    void put_client(const chihaya_client& c) const noexcept { s_->put_client(s_->ctx, &c); }
+    void remove_client(uint64_t id) const noexcept { s_->remove_client(s_->ctx, id); }
+    void reset() const noexcept { s_->reset(s_->ctx); }
+    void loaded() const noexcept { s_->loaded(s_->ctx); }
+
+private:
+    const chihaya_registry_sink* s_;
+};
+
+// Delta i of a batch and torrent stats i, walked with the host's stride.
+inline const chihaya_peer_delta& delta_at(const chihaya_delta_batch& batch, uint32_t i) noexcept {
+    return *CHIHAYA_AT(const chihaya_peer_delta, batch.deltas, i);
+}
+inline const chihaya_torrent_stats& torrent_stats_at(const chihaya_delta_batch& batch,
+                                                     uint32_t i) noexcept {
+    return *CHIHAYA_AT(const chihaya_torrent_stats, batch.torrents, i);
+}
 
 namespace detail {
 
@@ -150,14 +257,14 @@ void destroy(chihaya_instance* instance) noexcept {
 template <class T>
 T& self(chihaya_instance* instance) noexcept { return *reinterpret_cast<T*>(instance); }
 
-inline void fail(char* message, const char* what, chihaya_completion c) noexcept {
+inline void fail(char* message, const char* what, const chihaya_completion* c) noexcept {
     write_message(message, CHIHAYA_MESSAGE_CAP, what);
-    c.done(c.ctx, CHIHAYA_INTERNAL);
+    c->done(c->ctx, CHIHAYA_INTERNAL);
 }
 
 template <class T>
 void announce(chihaya_instance* instance, const chihaya_announce_request* request,
-              chihaya_announce_result* result, chihaya_completion c) noexcept {
+              chihaya_announce_result* result, const chihaya_completion* c) noexcept {
     try {
         self<T>(instance).announce(*request, *result, Completion(c));
     } catch (const std::exception& e) {
@@ -169,7 +276,7 @@ void announce(chihaya_instance* instance, const chihaya_announce_request* reques
 
 template <class T>
 void scrape(chihaya_instance* instance, chihaya_scrape_request* request,
-            chihaya_completion c) noexcept {
+            const chihaya_completion* c) noexcept {
     try {
         self<T>(instance).scrape(*request, Completion(c));
     } catch (const std::exception& e) {
@@ -181,11 +288,11 @@ void scrape(chihaya_instance* instance, chihaya_scrape_request* request,
 
 template <class T>
 void scrape_all(chihaya_instance* instance, chihaya_scrape_visit visit, void* ctx,
-                chihaya_completion c) noexcept {
+                const chihaya_completion* c) noexcept {
     try {
         self<T>(instance).scrape_all(visit, ctx, Completion(c));
     } catch (...) {
-        c.done(c.ctx, CHIHAYA_INTERNAL);
+        c->done(c->ctx, CHIHAYA_INTERNAL);
     }
 }
 
@@ -198,21 +305,51 @@ void tick(chihaya_instance* instance, uint64_t now_ms) noexcept {
     }
 }
 
-// Optional methods: present in the table only when the class has them.
 template <class T>
-constexpr auto scrape_all_fn() -> decltype(&scrape_all<T>) {
-    if constexpr (requires(T& t, chihaya_scrape_visit v, void* c, Completion d) { t.scrape_all(v, c, d); })
-        return &scrape_all<T>;
-    else
-        return nullptr;
+chihaya_status subscribe(chihaya_instance* instance, const chihaya_registry_sink* sink, char* error,
+                         size_t error_cap) noexcept {
+    try {
+        self<T>(instance).subscribe(RegistrySink(sink));
+        return CHIHAYA_OK;
+    } catch (const std::exception& e) {
+        write_message(error, error_cap, e.what());
+    } catch (...) {
+        write_message(error, error_cap, "unknown exception");
+    }
+    return CHIHAYA_UNAVAILABLE;
 }
+
 template <class T>
-constexpr auto tick_fn() -> decltype(&tick<T>) {
-    if constexpr (requires(T& t, uint64_t now) { t.tick(now); })
-        return &tick<T>;
-    else
-        return nullptr;
+void apply(chihaya_instance* instance, chihaya_delta_batch* batch,
+           const chihaya_completion* c) noexcept {
+    try {
+        self<T>(instance).apply(*batch, Completion(c));
+    } catch (const std::exception& e) {
+        fail(batch->message, e.what(), c);
+    } catch (...) {
+        fail(batch->message, "unknown exception", c);
+    }
 }
+
+// Optional methods: present in the table only when the class has them. A member of that name
+// with another signature is a mistake the compiler reports rather than a method silently unused.
+#define CHIHAYA_DETAIL_OPTIONAL(method, signature_text, ...)                                     \
+    template <class T>                                                                            \
+    constexpr auto method##_fn() -> decltype(&method<T>) {                                        \
+        constexpr bool named = requires { &T::method; };                                          \
+        constexpr bool callable = requires __VA_ARGS__;                                           \
+        static_assert(!named || callable, "optional driver method has the wrong signature; want " \
+                                          signature_text);                                        \
+        if constexpr (callable) return &method<T>; else return nullptr;                           \
+    }
+CHIHAYA_DETAIL_OPTIONAL(scrape_all, "void scrape_all(chihaya_scrape_visit, void*, chihaya::Completion)",
+                        (T& t, chihaya_scrape_visit v, void* c, Completion d) { t.scrape_all(v, c, d); })
+CHIHAYA_DETAIL_OPTIONAL(tick, "void tick(uint64_t now_ms)", (T& t, uint64_t now) { t.tick(now); })
+CHIHAYA_DETAIL_OPTIONAL(subscribe, "void subscribe(const chihaya::RegistrySink&)",
+                        (T& t, const RegistrySink& s) { t.subscribe(s); })
+CHIHAYA_DETAIL_OPTIONAL(apply, "void apply(chihaya_delta_batch&, chihaya::Completion)",
+                        (T& t, chihaya_delta_batch& b, Completion d) { t.apply(b, d); })
+#undef CHIHAYA_DETAIL_OPTIONAL
 
 template <class T, const char* const* Name>
 inline constexpr chihaya_cache_vtable cache_vtable = {
@@ -222,8 +359,13 @@ inline constexpr chihaya_cache_vtable cache_vtable = {
 
 template <class T, const char* const* Name>
 inline constexpr chihaya_storage_vtable storage_vtable = {
-    sizeof(chihaya_storage_vtable), &create<T, Name>, &destroy<T>,
+    sizeof(chihaya_storage_vtable), &create<T, Name>, &destroy<T>, subscribe_fn<T>(), apply_fn<T>(),
 };
+
+constexpr const char* checked_name(const char* name) {
+    if (!valid_name(name)) invalid_driver_name();  // want [a-z0-9_-]{1,64}
+    return name;
+}
 
 }  // namespace detail
 
@@ -231,21 +373,26 @@ inline constexpr chihaya_storage_vtable storage_vtable = {
 // trampolines can attribute log lines to the driver without any state set at load time.
 template <class T, const char* const* Name>
 constexpr chihaya_driver_descriptor cache_driver() {
-    return {sizeof(chihaya_driver_descriptor), CHIHAYA_KIND_CACHE, *Name,
-            detail::config_key_count<T>(), detail::config_keys<T>(),
+    return {sizeof(chihaya_driver_descriptor), CHIHAYA_KIND_CACHE, detail::checked_name(*Name),
+            detail::config_key_count<T>(), 0, detail::config_keys<T>(),
             &detail::cache_vtable<T, Name>};
 }
 
 template <class T, const char* const* Name>
 constexpr chihaya_driver_descriptor storage_driver() {
-    return {sizeof(chihaya_driver_descriptor), CHIHAYA_KIND_STORAGE, *Name,
-            detail::config_key_count<T>(), detail::config_keys<T>(),
+    return {sizeof(chihaya_driver_descriptor), CHIHAYA_KIND_STORAGE, detail::checked_name(*Name),
+            detail::config_key_count<T>(), 0, detail::config_keys<T>(),
             &detail::storage_vtable<T, Name>};
 }
 
 }  // namespace chihaya
 
 #define CHIHAYA_EXPORT __attribute__((visibility("default")))
+
+// Without a version from the build, the registration lines name the fix in the compile error.
+#ifndef CHIHAYA_PLUGIN_VERSION
+#define CHIHAYA_PLUGIN_VERSION chihaya_plugin_version_undefined_pass_DCHIHAYA_PLUGIN_VERSION
+#endif
 
 // The entry symbol with a constant table of drivers. Use once per plugin.
 #define CHIHAYA_PLUGIN(plugin_name, plugin_version, ...)                                        \
@@ -257,9 +404,10 @@ constexpr chihaya_driver_descriptor storage_driver() {
             CHIHAYA_ABI_MAJOR,                                                                  \
             CHIHAYA_ABI_MINOR,                                                                  \
             sizeof(chihaya_plugin_descriptor),                                                  \
+            CHIHAYA_MIN_HOST_MINOR,                                                             \
+            sizeof(drivers) / sizeof(drivers[0]),                                               \
             plugin_name,                                                                        \
             plugin_version,                                                                     \
-            sizeof(drivers) / sizeof(drivers[0]),                                               \
             drivers};                                                                           \
         return &descriptor;                                                                     \
     }
@@ -268,13 +416,16 @@ constexpr chihaya_driver_descriptor storage_driver() {
 #define CHIHAYA_DRIVER_NAME(ident, text) \
     namespace { constexpr const char ident##_text[] = text; constexpr const char* ident = ident##_text; }
 
-// One-driver plugins: the Go-style "Register(name, driver)" line.
+// One-driver plugins: the Go-style "Register(name, driver)" line. The plugin is named after its
+// driver and versioned with CHIHAYA_PLUGIN_VERSION.
 #define CHIHAYA_REGISTER_CACHE(name, Class)                                            \
     CHIHAYA_DRIVER_NAME(chihaya_cache_driver_name_, name)                              \
-    CHIHAYA_PLUGIN(name, "1", chihaya::cache_driver<Class, &chihaya_cache_driver_name_>())
+    CHIHAYA_PLUGIN(name, CHIHAYA_PLUGIN_VERSION,                                       \
+                   chihaya::cache_driver<Class, &chihaya_cache_driver_name_>())
 
 #define CHIHAYA_REGISTER_STORAGE(name, Class)                                          \
     CHIHAYA_DRIVER_NAME(chihaya_storage_driver_name_, name)                            \
-    CHIHAYA_PLUGIN(name, "1", chihaya::storage_driver<Class, &chihaya_storage_driver_name_>())
+    CHIHAYA_PLUGIN(name, CHIHAYA_PLUGIN_VERSION,                                       \
+                   chihaya::storage_driver<Class, &chihaya_storage_driver_name_>())
 
 #endif  // CHIHAYA_DRIVER_HPP

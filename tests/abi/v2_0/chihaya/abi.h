@@ -1,0 +1,319 @@
+/* FROZEN COPY of sdk/include/chihaya/abi.h as released in ABI 2.0. Never edit: plugins built
+ * against it prove that the current host still loads 2.0 plugins (tests/abi/CMakeLists.txt). */
+/* chihaya/abi.h: the C contract between the chihaya host and its driver plugins.
+ *
+ * This header is the whole plugin boundary. Everything that crosses it is a C type:
+ * fixed-width integers, {pointer, length} strings, plain structs, function pointers and
+ * opaque handles. No C++ standard-library type and no exception ever crosses it, so a driver
+ * built with clang and libc++ loads into a host built with g++ and libstdc++. No enum type
+ * appears in a struct or a signature either (an enum's size depends on the compiler and on
+ * -fshort-enums): the named constants below are plain integers of the typedef'd width.
+ *
+ * VERSIONING (sdk/CHANGELOG.md records every version)
+ *   CHIHAYA_ABI_MAJOR changes when anything existing changes meaning or layout; the host refuses
+ *   a plugin of another major, naming both versions. CHIHAYA_ABI_MINOR grows when members are
+ *   appended to the end of a struct or function table; nothing is removed or reordered within a
+ *   major. Every struct that may grow starts with `struct_size`, written by whoever fills the
+ *   struct (sizeof in the writer's build), and:
+ *   - a reader uses a member only if `struct_size` covers it (CHIHAYA_HAS_MEMBER); the host reads
+ *     a plugin's smaller (older) struct as if the missing members were zero/NULL, and ignores the
+ *     extra members of a larger (newer) one;
+ *   - an array of such structs is walked with the writer's stride, `array[0].struct_size`
+ *     (CHIHAYA_AT), never with the reader's sizeof.
+ *   Each struct has a smallest size, the one it had in the major's first release (2.0); a struct
+ *   smaller than that is refused.
+ *   Newer plugin, older host: a plugin built against minor M loads into a host of minor N < M as
+ *   long as it does not need what N lacks. A plugin states what it needs in `min_host_minor`
+ *   (C++ layer: #define CHIHAYA_MIN_HOST_MINOR before including chihaya/driver.hpp); the host
+ *   refuses it, naming both versions, when its own minor is lower. Members the host lacks are
+ *   simply never called. A plugin that calls an appended member of chihaya_host_api checks it
+ *   with CHIHAYA_HAS_MEMBER first.
+ *
+ * LOADING
+ *   A plugin is a shared object exporting exactly one symbol, CHIHAYA_PLUGIN_ENTRY_SYMBOL. The host
+ *   opens it RTLD_NOW | RTLD_LOCAL, calls the entry once on the main thread, and checks magic,
+ *   ABI major and struct sizes of the returned descriptor before it touches anything else. The
+ *   entry must do no work beyond returning static data: no threads, no I/O, no allocation that
+ *   must be freed. The library stays loaded until after the last instance it created is destroyed.
+ *
+ * THREADS (the rules every driver relies on and every host honours)
+ *   - create / destroy run on the host's main thread, before any frontend starts and after every
+ *     frontend has drained. No other call on that instance runs concurrently with them.
+ *   - announce / scrape / scrape_all / tick run concurrently on ONE instance from every worker
+ *     thread (and tick from the main thread). A driver is responsible for its own locking.
+ *   - `done` completion callbacks fire exactly once per call, either inline (before the call
+ *     returns, on the calling thread) or later from any thread the driver owns. The host never
+ *     blocks waiting for one. After `done` returns the driver must not touch the request, the
+ *     result or the completion again.
+ *   - Host services (chihaya_host_api) may be called from any thread at any time between the
+ *     entry call and the destroy of the plugin's last instance.
+ *
+ * MEMORY
+ *   - The host owns every request, result and completion struct and every buffer they point into,
+ *     from the call until the driver calls `done`. The driver keeps no pointer into them after
+ *     that.
+ *   - The driver owns its instance from create until destroy.
+ *   - Strings handed to the driver (chihaya_str) are not NUL-terminated unless stated; they live
+ *     as long as the call that carries them (config values: until create returns).
+ */
+#ifndef CHIHAYA_ABI_H
+#define CHIHAYA_ABI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CHIHAYA_PLUGIN_MAGIC 0x43484948u /* "CHIH" */
+#define CHIHAYA_ABI_MAJOR 2u
+#define CHIHAYA_ABI_MINOR 0u
+#define CHIHAYA_PLUGIN_ENTRY_SYMBOL "chihaya_plugin_entry"
+
+/* True when a struct that starts with `struct_size` is large enough to hold `member`. */
+#define CHIHAYA_HAS_MEMBER(ptr, type, member) \
+    ((ptr)->struct_size >= offsetof(type, member) + sizeof(((type*)0)->member))
+
+/* Element i of an array of structs that start with `struct_size`, walked with the writer's
+ * stride. `type` is the reader's struct type; read only the members CHIHAYA_HAS_MEMBER allows. */
+#define CHIHAYA_AT(type, array, i) \
+    ((type*)((char*)(array) + (size_t)(i) * (size_t)(array)[0].struct_size))
+
+/* Size of the messages a driver may write for the host (NUL-terminated, truncated to fit). */
+#define CHIHAYA_MESSAGE_CAP 160u
+
+typedef struct chihaya_str {
+    const char* ptr;
+    size_t len;
+} chihaya_str;
+
+/* Result of every call. CHIHAYA_UNAVAILABLE means the backing store cannot be reached or did not
+ * answer in time: the host tells the client "tracker storage unavailable" and keeps serving. */
+typedef uint32_t chihaya_status;
+#define CHIHAYA_OK 0u
+#define CHIHAYA_INVALID 1u     /* the request or config is wrong; the message says how */
+#define CHIHAYA_NOT_FOUND 2u   /* unknown torrent/user where the driver enforces a registry */
+#define CHIHAYA_UNAVAILABLE 3u /* store down, slow or overloaded */
+#define CHIHAYA_INTERNAL 4u    /* a bug or an exception caught at the boundary */
+
+typedef uint32_t chihaya_driver_kind;
+#define CHIHAYA_KIND_CACHE 1u   /* swarm state: peers and counts, shared between tracker hosts */
+#define CHIHAYA_KIND_STORAGE 2u /* the web application's database: users, torrents, deltas */
+
+typedef uint32_t chihaya_log_level;
+#define CHIHAYA_LOG_DEBUG 0u
+#define CHIHAYA_LOG_INFO 1u
+#define CHIHAYA_LOG_WARNING 2u
+#define CHIHAYA_LOG_ERROR 3u
+
+/* Services the host lends to plugins, so that plugins link no host symbol. Passed to the entry
+ * and to create; valid until the plugin's last instance is destroyed. Thread-safe. */
+typedef struct chihaya_host_api {
+    uint32_t struct_size;
+    uint32_t abi_major;
+    uint32_t abi_minor;
+    /* Writes one log line attributed to `source` (the driver name). Never pass a secret
+     * (password, passkey, connection string) in a message. */
+    void (*log)(chihaya_log_level level, chihaya_str source, chihaya_str message);
+    /* Monotonic milliseconds; the clock every expiry decision uses. */
+    uint64_t (*now_ms)(void);
+} chihaya_host_api;
+
+/* ---- configuration ------------------------------------------------------------------------ */
+
+typedef uint32_t chihaya_config_type;
+#define CHIHAYA_CONFIG_STRING 1u
+#define CHIHAYA_CONFIG_INT 2u
+#define CHIHAYA_CONFIG_BOOL 3u
+
+/* One key a driver accepts in its table ([cache.<name>] or [storage.<name>]). The host rejects
+ * unknown keys, wrong types and integers outside [min, max] with file:line:key, fills defaults,
+ * and prints the keys with their docs. Strings: NUL-terminated, static. A key whose value is a
+ * secret (a password, a connection string) sets CHIHAYA_CONFIG_SECRET: the host never prints it. */
+#define CHIHAYA_CONFIG_SECRET 0x1u
+typedef struct chihaya_config_key {
+    uint32_t struct_size;
+    chihaya_config_type type;
+    const char* key;
+    const char* default_value; /* as it would be written in TOML, e.g. "256", "true", "\"x\"" */
+    int64_t min;               /* INT only */
+    int64_t max;               /* INT only */
+    const char* doc;           /* one line */
+    uint32_t flags;            /* CHIHAYA_CONFIG_SECRET */
+    uint32_t reserved;
+} chihaya_config_key;
+
+/* One resolved value handed to create: every declared key is present exactly once. */
+typedef struct chihaya_config_value {
+    uint32_t struct_size;
+    chihaya_config_type type;
+    const char* key;      /* NUL-terminated, same pointer as in the declaration */
+    chihaya_str string;   /* STRING */
+    int64_t integer;      /* INT, and BOOL as 0/1 */
+} chihaya_config_value;
+
+typedef struct chihaya_config {
+    uint32_t struct_size;
+    uint32_t count;
+    const chihaya_config_value* values; /* walk with CHIHAYA_AT */
+} chihaya_config;
+
+/* ---- completions -------------------------------------------------------------------------- */
+
+/* Handed to every asynchronous call by pointer; host-owned until `done` has been called.
+ * The driver calls done(ctx, status) exactly once; see THREADS above. */
+typedef struct chihaya_completion {
+    uint32_t struct_size;
+    uint32_t reserved;
+    void (*done)(void* ctx, chihaya_status status);
+    void* ctx;
+} chihaya_completion;
+
+/* ---- cache: announce ---------------------------------------------------------------------- */
+
+typedef uint8_t chihaya_event;
+#define CHIHAYA_EVENT_NONE 0u /* values match BEP 15 */
+#define CHIHAYA_EVENT_COMPLETED 1u
+#define CHIHAYA_EVENT_STARTED 2u
+#define CHIHAYA_EVENT_STOPPED 3u
+
+typedef uint8_t chihaya_family;
+#define CHIHAYA_IPV4 4u
+#define CHIHAYA_IPV6 6u
+
+/* Request flags. */
+#define CHIHAYA_ANNOUNCE_TRACK_COUNTERS 0x1u /* keep uploaded/downloaded per peer and hand the
+                                                previous values back (private mode deltas) */
+
+/* One announce, already validated and normalised by the host:
+ * port != 0, numwant <= what fits in the caller's peer buffer, event one of the values above.
+ * A peer is identified in its swarm by (family, addr, port). */
+typedef struct chihaya_announce_request {
+    uint32_t struct_size;
+    uint32_t flags;
+    uint8_t info_hash[20];
+    uint8_t peer_id[20];
+    chihaya_family family;
+    chihaya_event event;
+    uint16_t port;        /* host byte order */
+    uint8_t addr[16];     /* network byte order; IPv4 uses the first 4 bytes */
+    uint64_t uploaded;
+    uint64_t downloaded;
+    uint64_t left;        /* 0 means the peer is a seeder */
+    uint32_t numwant;     /* peers wanted, of the requester's own family; 0 is valid */
+    uint32_t peer_ttl_s;  /* a peer not heard from for this long is gone */
+    uint64_t now_ms;      /* host clock at receipt (chihaya_host_api.now_ms) */
+} chihaya_announce_request;
+
+/* The driver's answer, written into host-owned memory. */
+typedef struct chihaya_announce_result {
+    uint32_t struct_size;
+    uint32_t peers_capacity;
+    /* Output area owned by the host: room for `peers_capacity` compact entries of the
+     * requester's family (6 bytes for IPv4: addr + port; 18 for IPv6), network byte order. */
+    uint8_t* peers;
+    uint32_t peer_count;  /* written: entries placed in `peers`; never the requester itself */
+    uint32_t complete;    /* written: seeders, after this announce */
+    uint32_t incomplete;  /* written: leechers, after this announce */
+    uint32_t downloaded;  /* written: completed events counted for this torrent */
+    uint8_t had_previous; /* written: 1 when the driver knew this peer before (see flags) */
+    uint8_t reserved[7];
+    uint64_t previous_uploaded;   /* written when TRACK_COUNTERS and had_previous */
+    uint64_t previous_downloaded; /* written when TRACK_COUNTERS and had_previous */
+    char message[CHIHAYA_MESSAGE_CAP]; /* written on failure: why, NUL-terminated */
+} chihaya_announce_result;
+
+/* ---- cache: scrape ------------------------------------------------------------------------ */
+
+/* Host-filled, host-strided: a driver walks request->entries with CHIHAYA_AT. */
+typedef struct chihaya_scrape_entry {
+    uint32_t struct_size;
+    uint8_t info_hash[20];
+    uint32_t complete;   /* written */
+    uint32_t incomplete; /* written */
+    uint32_t downloaded; /* written */
+} chihaya_scrape_entry;
+
+/* Counts for `count` torrents; the host fills info_hash, the driver the counts (zeros for a
+ * torrent it does not know). */
+typedef struct chihaya_scrape_request {
+    uint32_t struct_size;
+    uint32_t count;
+    chihaya_scrape_entry* entries;
+    uint64_t now_ms;
+    char message[CHIHAYA_MESSAGE_CAP]; /* written on failure */
+} chihaya_scrape_request;
+
+/* Full scrape visitor: called once per torrent, from the thread that runs scrape_all or from
+ * the driver's own thread, never concurrently for one scrape_all call. Returning 0 stops.
+ * The entry is driver-filled (its struct_size is the driver's). */
+typedef int (*chihaya_scrape_visit)(void* ctx, const chihaya_scrape_entry* entry);
+
+/* ---- driver function tables --------------------------------------------------------------- */
+
+typedef struct chihaya_instance chihaya_instance; /* opaque, owned by the driver */
+
+typedef struct chihaya_cache_vtable {
+    uint32_t struct_size;
+    /* Main thread. On failure returns NULL and writes why into error[error_cap]. */
+    chihaya_instance* (*create)(const chihaya_host_api* host, const chihaya_config* config,
+                                char* error, size_t error_cap);
+    /* Main thread, after every call on the instance has completed. */
+    void (*destroy)(chihaya_instance* instance);
+    /* One call per announce: apply the peer's change and choose peers in one operation, so a
+     * networked store costs one round trip. Completion-based; see THREADS and MEMORY. */
+    void (*announce)(chihaya_instance* instance, const chihaya_announce_request* request,
+                     chihaya_announce_result* result, const chihaya_completion* completion);
+    /* One call per scrape of any number of torrents. */
+    void (*scrape)(chihaya_instance* instance, chihaya_scrape_request* request,
+                   const chihaya_completion* completion);
+    /* Every torrent the driver knows, for the (opt-in) full scrape. May be NULL. */
+    void (*scrape_all)(chihaya_instance* instance, chihaya_scrape_visit visit, void* visit_ctx,
+                       const chihaya_completion* completion);
+    /* Housekeeping, about once a second from the main thread, concurrent with announces:
+     * expire peers, drop empty swarms. Must return quickly. May be NULL. */
+    void (*tick)(chihaya_instance* instance, uint64_t now_ms);
+} chihaya_cache_vtable;
+
+/* The storage kind: the web application's database. ABI 2.0 defines only its lifetime;
+ * private-mode calls are appended in a later minor. */
+typedef struct chihaya_storage_vtable {
+    uint32_t struct_size;
+    chihaya_instance* (*create)(const chihaya_host_api* host, const chihaya_config* config,
+                                char* error, size_t error_cap);
+    void (*destroy)(chihaya_instance* instance);
+} chihaya_storage_vtable;
+
+/* One driver a plugin offers. */
+typedef struct chihaya_driver_descriptor {
+    uint32_t struct_size;
+    chihaya_driver_kind kind;
+    const char* name; /* NUL-terminated, [a-z0-9_-]+, unique per kind across all plugins */
+    uint32_t config_key_count;
+    uint32_t reserved;
+    const chihaya_config_key* config_keys; /* walk with CHIHAYA_AT */
+    /* Points at a chihaya_cache_vtable or chihaya_storage_vtable, according to kind. */
+    const void* vtable;
+} chihaya_driver_descriptor;
+
+/* What the entry symbol returns: static, constant data. */
+typedef struct chihaya_plugin_descriptor {
+    uint32_t magic;          /* CHIHAYA_PLUGIN_MAGIC */
+    uint32_t abi_major;      /* CHIHAYA_ABI_MAJOR the plugin was built against */
+    uint32_t abi_minor;      /* CHIHAYA_ABI_MINOR the plugin was built against */
+    uint32_t struct_size;    /* sizeof(chihaya_plugin_descriptor) in the plugin's build */
+    uint32_t min_host_minor; /* the oldest host minor (same major) the plugin works with */
+    uint32_t driver_count;
+    const char* name;        /* plugin name, for logs */
+    const char* version;     /* plugin version, for logs */
+    const chihaya_driver_descriptor* drivers; /* walk with CHIHAYA_AT */
+} chihaya_plugin_descriptor;
+
+typedef const chihaya_plugin_descriptor* (*chihaya_plugin_entry_fn)(const chihaya_host_api* host);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CHIHAYA_ABI_H */
