@@ -1,12 +1,17 @@
 // chihaya: start order config → plugins → drivers → frontends; the reverse on SIGINT/SIGTERM.
+#include "accounting/ledger.hpp"
 #include "cli/options.hpp"
 #include "config/config.hpp"
+#include "flush/flusher.hpp"
+#include "flush/spool.hpp"
 #include "frontend/http/http_frontend.hpp"
 #include "frontend/udp/udp_frontend.hpp"
 #include "log/log.hpp"
 #include "plugin/handshake.hpp"
 #include "plugin/loader.hpp"
 #include "plugin/registry.hpp"
+#include "private/directory.hpp"
+#include "private/policy.hpp"
 #include "tracker/tracker.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -18,10 +23,13 @@
 #include <condition_variable>
 #include <csignal>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <mutex>
 #include <optional>
 #include <thread>
+
+#include <unistd.h>
 
 namespace fs = std::filesystem;
 using namespace chihaya;
@@ -52,6 +60,65 @@ std::string plugins_dir(const Config& config) {
     fs::path dir(config.plugins_dir);
     if (dir.is_relative() && !config.source.empty()) dir = fs::path(config.source).parent_path() / dir;
     return dir.lexically_normal().string();
+}
+
+// Relative paths in the config file are relative to the file.
+std::string beside_config(const Config& config, const std::string& path, const char* fallback) {
+    fs::path p(path.empty() ? fallback : path);
+    if (p.is_relative() && !config.source.empty()) p = fs::path(config.source).parent_path() / p;
+    return p.lexically_normal().string();
+}
+
+uint64_t resident_bytes() {
+    std::ifstream statm("/proc/self/statm");
+    uint64_t pages = 0, resident = 0;
+    statm >> pages >> resident;
+    return resident * uint64_t(::sysconf(_SC_PAGESIZE));
+}
+
+// Private mode's state, alive from before the storage driver is created until after it is
+// destroyed: the driver's own thread feeds the directory until its destroy returns.
+struct PrivateState {
+    Directory directory;
+    Ledger ledger;
+    std::unique_ptr<Spool> spool;
+    std::unique_ptr<Policy> policy;
+    std::unique_ptr<Flusher> flusher;
+};
+
+// Loads the registry through the storage (blocking: progress is the driver's to log) and starts
+// the flusher, which first applies what an earlier run left in the spool.
+void start_private_mode(PrivateState& state, const Config& config, const DriverInstance& storage) {
+    auto* v = static_cast<const chihaya_storage_vtable*>(storage.vtable());
+    if (!v->subscribe || !v->apply)
+        throw std::runtime_error(std::string("storage driver \"") + storage.name() +
+                                 "\" cannot serve private mode (it has no subscribe/apply, ABI 2.1); "
+                                 "set [storage] driver = \"postgres\" or [tracker] mode = \"open\"");
+    state.spool = std::make_unique<Spool>(beside_config(config, config.accounting.spool_dir, "spool"));
+    const auto started = std::chrono::steady_clock::now();
+    const uint64_t rss_before = resident_bytes();
+    char error[512] = {0};
+    if (v->subscribe(storage.get(), state.directory.sink(), error, sizeof error) != CHIHAYA_OK)
+        throw std::runtime_error(std::string("storage driver \"") + storage.name() +
+                                 "\" could not load the registry: " + (error[0] ? error : "no reason given"));
+    if (!state.directory.loaded())
+        throw std::runtime_error(std::string("storage driver \"") + storage.name() +
+                                 "\" returned from subscribe without a complete load");
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    const uint64_t rss_after = resident_bytes();
+    char line[256];
+    std::snprintf(line, sizeof line,
+                  "registry loaded: %zu users, %zu torrents, %zu allowed clients in %.2f s, %.1f MiB",
+                  state.directory.users(), state.directory.torrents(), state.directory.clients(), seconds,
+                  double(rss_after > rss_before ? rss_after - rss_before : 0) / (1 << 20));
+    log::info("private", line);
+    state.policy = std::make_unique<Policy>(state.directory, config.tracker.peer_lifetime);
+    state.flusher = std::make_unique<Flusher>(state.ledger, *state.spool,
+                                              StorageHandle{v, storage.get()}, config.accounting);
+    const size_t spooled = state.spool->pending().size();
+    if (spooled > 0)
+        log::info("flush", std::to_string(spooled) + " spooled batch(es) from an earlier run are applied first");
+    state.flusher->start();
 }
 
 // One event loop per thread, each with its own sockets (SO_REUSEPORT spreads the load).
@@ -95,13 +162,18 @@ int run(const Options& options) {
         return 0;
     }
 
+    const bool private_mode = config.tracker.mode == TrackerMode::Private;
+    std::unique_ptr<PrivateState> private_state;  // outlives the storage driver (declared first)
+    if (private_mode) private_state = std::make_unique<PrivateState>();
     DriverInstance storage = registry.create(CHIHAYA_KIND_STORAGE, config.storage, config.source, host_api());
     DriverInstance cache = registry.create(CHIHAYA_KIND_CACHE, config.cache, config.source, host_api());
+    if (private_mode) start_private_mode(*private_state, config, storage);
     // Plugins with no selected driver are unloaded: an instance keeps its own library loaded,
     // and an unused driver's code and libraries would only cost resident memory.
     registry = Registry();
     plugins.clear();
-    Tracker tracker(config.tracker, {static_cast<const chihaya_cache_vtable*>(cache.vtable()), cache.get()});
+    Tracker tracker(config.tracker, {static_cast<const chihaya_cache_vtable*>(cache.vtable()), cache.get()},
+                    private_mode ? PrivateMode{private_state->policy.get(), &private_state->ledger} : PrivateMode{});
     const ConnectionIdKey key = config.udp.connection_id_secret.empty()
                                     ? ConnectionIdKey::random()
                                     : ConnectionIdKey::from_hex(config.udp.connection_id_secret);
@@ -142,7 +214,8 @@ int run(const Options& options) {
         if (config.udp.enabled) for (auto& a : config.udp.listen) listening += " udp://" + a;
         if (config.http.enabled) for (auto& a : config.http.listen) listening += " http://" + a;
         log::info("main", "serving on" + listening + " with " + std::to_string(threads) +
-                              " worker(s), cache \"" + cache.name() + "\", storage \"" + storage.name() + "\"");
+                              " worker(s), " + (private_mode ? "private" : "open") + " mode, cache \"" +
+                              cache.name() + "\", storage \"" + storage.name() + "\"");
     }
 
     boost::asio::io_context main_io;
@@ -185,6 +258,9 @@ int run(const Options& options) {
     // that still holds calls past the grace period fails them in destroy, and those completions
     // post into the loops, which must be alive to accept (and then discard) them. Each driver is
     // destroyed before its library is unloaded.
+    // Every accepted announce is in the ledger now: seal it and hand it to the storage (or leave
+    // it spooled) while the storage driver still exists.
+    if (private_state) private_state->flusher->stop(kShutdownGrace);
     cache.reset();
     storage.reset();
     workers.clear();

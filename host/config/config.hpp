@@ -10,8 +10,15 @@
 
 namespace chihaya {
 
+// [tracker] mode: who may announce.
+enum class TrackerMode : uint8_t {
+    Open,     // anyone, any torrent; no storage calls
+    Private,  // a passkey in every URL, registered torrents only, traffic accounted to users
+};
+
 // [tracker]: swarm policy, independent of the wire protocol.
 struct TrackerConfig {
+    TrackerMode mode = TrackerMode::Open;
     uint32_t announce_interval = 1800;   // seconds a client should wait between announces
     uint32_t min_interval = 900;         // seconds a client must wait between announces
     uint32_t peer_lifetime = 2700;       // seconds without an announce after which a peer expires
@@ -69,6 +76,16 @@ struct DriverSelection {
     std::map<std::string, std::map<std::string, DriverTableValue>> tables;
 };
 
+// [storage] keys of the host's own (next to `driver`): how private-mode accounting reaches the
+// storage. Batching, the spool and the flush schedule are the host's, whatever the driver.
+struct AccountingConfig {
+    uint32_t flush_interval_ms = 3000;   // a batch is sealed and flushed at least this often
+    uint32_t max_batch = 100000;         // ... or as soon as this many peers have pending deltas
+    // Directory of batches not yet applied (written and fsync'd before every apply); relative to
+    // the config file. Must be writable; "" = "spool" beside the config file.
+    std::string spool_dir;
+};
+
 struct Config {
     std::string source;                  // path of the file read, for messages
     std::string plugins_dir;             // "" = the plugins/ folder beside the chihaya binary
@@ -79,6 +96,7 @@ struct Config {
     LogConfig log;
     DriverSelection cache{"memory", {}};
     DriverSelection storage{"none", {}};
+    AccountingConfig accounting;
 };
 
 // Thrown at start-up only: "file:line: key: what is wrong".

@@ -130,12 +130,25 @@ std::string check_proxy(const std::string& text) {
 }
 
 // [cache] / [storage]: `driver` plus one sub-table per driver, validated once the driver's
-// declared keys are known (plugin/registry.cpp).
-void read_selection(TableReader& parent, const char* key, DriverSelection& out) {
+// declared keys are known (plugin/registry.cpp). `host_keys` reads the table's other scalar keys
+// (the host's own settings for that kind), or is null when there are none.
+void read_selection(TableReader& parent, const char* key, DriverSelection& out,
+                    void (*host_keys)(TableReader&, Config&) = nullptr, Config* config = nullptr) {
     const toml::table* table = parent.table(key);
     if (!table) return;
+    if (host_keys) {
+        toml::table scalars;
+        for (const auto& [k, node] : *table)
+            if (k.str() != "driver" && !node.is_table()) scalars.insert(k, node);
+        TableReader r(scalars, key, parent.file());
+        host_keys(r, *config);
+        r.finish();
+    }
     for (const auto& [k, node] : *table) {
         std::string sub(k.str());
+        if (host_keys && !node.is_table()) {
+            if (sub != "driver") continue;
+        }
         if (sub == "driver") {
             auto value = node.value_exact<std::string>();
             if (!value) fail(parent.file(), node.source(), std::string(key) + ".driver", "expected a string");
@@ -165,6 +178,13 @@ void read_selection(TableReader& parent, const char* key, DriverSelection& out) 
     }
 }
 
+void read_accounting(TableReader& r, Config& config) {
+    AccountingConfig& c = config.accounting;
+    r.u32("flush_interval_ms", c.flush_interval_ms, 100, 600000);
+    r.u32("max_batch", c.max_batch, 1, 10000000);
+    r.string("spool_dir", c.spool_dir);
+}
+
 Config read(const toml::table& root, const std::string& file) {
     Config config;
     config.source = file;
@@ -174,6 +194,12 @@ Config read(const toml::table& root, const std::string& file) {
     if (const toml::table* t = top.table("tracker")) {
         TableReader r(*t, "tracker", file);
         TrackerConfig& c = config.tracker;
+        std::string mode = "open";
+        if (const toml::node* node = r.string("mode", mode)) {
+            if (mode == "open") c.mode = TrackerMode::Open;
+            else if (mode == "private") c.mode = TrackerMode::Private;
+            else fail(file, node->source(), "tracker.mode", "expected \"open\" or \"private\"");
+        }
         r.u32("announce_interval", c.announce_interval, 1, 86400);
         r.u32("min_interval", c.min_interval, 1, 86400);
         r.u32("peer_lifetime", c.peer_lifetime, 1, 7 * 86400);
@@ -227,7 +253,7 @@ Config read(const toml::table& root, const std::string& file) {
         r.finish();
     }
     read_selection(top, "cache", config.cache);
-    read_selection(top, "storage", config.storage);
+    read_selection(top, "storage", config.storage, &read_accounting, &config);
     top.finish();
     return config;
 }

@@ -1,7 +1,11 @@
 // The protocol-free announce and scrape path: normalise, one driver call, map the completion.
 #include "tracker/tracker.hpp"
 
+#include "accounting/ledger.hpp"
+#include "private/policy.hpp"
+
 #include <algorithm>
+#include <chrono>
 #include <time.h>
 
 namespace chihaya {
@@ -20,6 +24,29 @@ struct CallScope {
 // The three *_done functions are what drivers call through the C ABI: nothing may unwind out of
 // them into a driver's frames. A frontend that cannot take the answer (out of memory while
 // posting it back) loses that one call; there is no one left to tell.
+// Private mode: what the peer reported and what the cache knew of it before, for the ledger.
+void record(const AnnounceCall& call) {
+    const chihaya_announce_request& q = call.abi_request;
+    const chihaya_announce_result& r = call.abi_result;
+    PeerReport report;
+    report.grant = call.grant;
+    std::memcpy(report.peer_id.data(), q.peer_id, 20);
+    report.uploaded = q.uploaded;
+    report.downloaded = q.downloaded;
+    report.left = q.left;
+    report.event = Event(q.event);
+    report.had_previous = r.had_previous != 0;
+    report.previous_uploaded = r.previous_uploaded;
+    report.previous_downloaded = r.previous_downloaded;
+    report.seeders = r.complete;
+    report.leechers = r.incomplete;
+    report.snatched = r.downloaded;
+    report.unix_ms = uint64_t(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count());
+    call.ledger->record(report);
+}
+
 void announce_done(void* ctx, chihaya_status status) noexcept try {
     auto* call = static_cast<AnnounceCall*>(ctx);
     const chihaya_announce_result& r = call->abi_result;
@@ -29,6 +56,16 @@ void announce_done(void* ctx, chihaya_status status) noexcept try {
         out.incomplete = r.incomplete;
         out.downloaded = r.downloaded;
         out.peer_count = std::min(r.peer_count, call->peers_capacity);
+        if (call->ledger) {
+            try {
+                record(*call);
+            } catch (...) {
+                // Out of memory in the ledger: the peer's next announce chains from the
+                // previous counters the cache now holds, so this report's bytes are lost; tell
+                // the client to try again rather than pretend.
+                out.failure = failure_reason(CHIHAYA_UNAVAILABLE);
+            }
+        }
     } else {
         out.failure = failure_reason(status);
     }
@@ -81,7 +118,8 @@ const char* failure_reason(chihaya_status status) {
     return "internal tracker error";
 }
 
-Tracker::Tracker(const TrackerConfig& config, CacheHandle cache) : config_(config), cache_(cache) {
+Tracker::Tracker(const TrackerConfig& config, CacheHandle cache, PrivateMode private_mode)
+    : config_(config), cache_(cache), private_(private_mode) {
     // Optional members are used only when the driver's table is new enough to have them.
     const chihaya_cache_vtable* v = cache.vtable;
     scrape_all_ = CHIHAYA_HAS_MEMBER(v, chihaya_cache_vtable, scrape_all) ? v->scrape_all : nullptr;
@@ -102,9 +140,20 @@ void Tracker::announce(AnnounceCall& call) const {
     uint32_t numwant = in.numwant < 0 ? config_.default_numwant : uint32_t(in.numwant);
     numwant = std::min({numwant, config_.max_numwant, call.peers_capacity});
 
+    call.ledger = nullptr;
+    const uint64_t now = now_ms();
+    if (private_.policy) {
+        if (const char* refusal = private_.policy->admit_announce(in.passkey, in, uint32_t(now / 1000), call.grant)) {
+            out.failure = refusal;
+            call.complete(&call, true);
+            return;
+        }
+        call.ledger = private_.ledger;
+    }
+
     chihaya_announce_request& r = call.abi_request;
     r.struct_size = sizeof r;
-    r.flags = 0;
+    r.flags = private_.policy ? CHIHAYA_ANNOUNCE_TRACK_COUNTERS : 0;
     std::memcpy(r.info_hash, in.info_hash.bytes.data(), 20);
     std::memcpy(r.peer_id, in.peer_id.bytes.data(), 20);
     r.family = uint8_t(in.peer.family);
@@ -116,7 +165,7 @@ void Tracker::announce(AnnounceCall& call) const {
     r.left = in.left;
     r.numwant = numwant;
     r.peer_ttl_s = config_.peer_lifetime;
-    r.now_ms = now_ms();
+    r.now_ms = now;
 
     chihaya_announce_result& res = call.abi_result;
     res.struct_size = sizeof res;
@@ -138,6 +187,13 @@ void Tracker::scrape(ScrapeCall& call) const {
         call.complete(&call, true);
         return;
     }
+    if (private_.policy) {
+        if (const char* refusal = private_.policy->admit_scrape(call.passkey)) {
+            call.failure = refusal;
+            call.complete(&call, true);
+            return;
+        }
+    }
     chihaya_scrape_request& r = call.abi_request;
     r.struct_size = sizeof r;
     r.count = call.count;
@@ -152,7 +208,7 @@ void Tracker::scrape(ScrapeCall& call) const {
 
 void Tracker::scrape_all(chihaya_scrape_visit visit, void* visit_ctx,
                          void (*done)(void*, const char*, bool), void* done_ctx) const {
-    if (!config_.allow_full_scrape) {
+    if (!config_.allow_full_scrape || private_.policy) {
         done(done_ctx, "full scrape disabled", true);
         return;
     }

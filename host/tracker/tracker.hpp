@@ -14,13 +14,24 @@ struct CacheHandle {
     chihaya_instance* instance = nullptr;
 };
 
+class Policy;
+class Ledger;
+
+// Private mode's collaborators; both null in open mode, which then costs one branch.
+struct PrivateMode {
+    const Policy* policy = nullptr;
+    Ledger* ledger = nullptr;
+};
+
 class Tracker {
 public:
-    Tracker(const TrackerConfig& config, CacheHandle cache);
+    Tracker(const TrackerConfig& config, CacheHandle cache, PrivateMode private_mode = {});
 
     // Validates and normalises call.request (port 0 refused, numwant defaulted and capped to
-    // max_numwant and to call.peers_capacity), then makes exactly one driver call. call.complete
-    // runs exactly once, possibly before this returns. Thread-safe; never blocks.
+    // max_numwant and to call.peers_capacity), in private mode admits it (passkey, torrent,
+    // client, slots) and asks the cache for the peer's previous counters, then makes exactly one
+    // driver call; a completed private announce is recorded in the ledger. call.complete runs
+    // exactly once, possibly before this returns. Thread-safe; never blocks.
     void announce(AnnounceCall& call) const;
 
     // Counts for call.count torrents (1..max_scrape_torrents). Same completion rules.
@@ -40,6 +51,7 @@ public:
 private:
     TrackerConfig config_;
     CacheHandle cache_;
+    PrivateMode private_;
     decltype(chihaya_cache_vtable::scrape_all) scrape_all_ = nullptr;
     decltype(chihaya_cache_vtable::tick) tick_ = nullptr;
 };

@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <string_view>
 
 namespace chihaya {
 
@@ -49,7 +50,20 @@ struct AnnounceRequest {
     Event event = Event::None;
     int32_t numwant = -1;  // -1: the client did not say, the tracker's default applies
     uint32_t key = 0;
+    // Private mode: the passkey from the URL (HTTP path, UDP BEP 41 URL data). A view into the
+    // frontend's buffer, read only inside Tracker::announce; a secret, never logged.
+    std::string_view passkey;
 };
+
+// How an admitted private-mode announce is accounted (private/policy.hpp decides it).
+struct AccountingGrant {
+    uint64_t user_id = 0;
+    uint64_t torrent_id = 0;
+    uint32_t upload_multiplier = CHIHAYA_MULTIPLIER_ONE;    // user's x torrent's, per mille
+    uint32_t download_multiplier = CHIHAYA_MULTIPLIER_ONE;
+};
+
+class Ledger;
 
 // What the tracker answers. `failure` is null on success, otherwise a client-visible reason
 // that stays valid until the call is reused (static text or the call's own message buffer).
@@ -83,6 +97,8 @@ struct AnnounceCall {
     chihaya_announce_request abi_request{};
     chihaya_announce_result abi_result{};
     chihaya_completion completion{};
+    Ledger* ledger = nullptr;  // private mode: where the completion records the report
+    AccountingGrant grant;
 };
 
 // Frontend-owned scrape in flight; same lifetime rule as AnnounceCall. The frontend fills
@@ -91,6 +107,7 @@ struct ScrapeCall {
     chihaya_scrape_entry* entries = nullptr;
     uint32_t count = 0;
     const char* failure = nullptr;
+    std::string_view passkey;  // private mode, as AnnounceRequest::passkey
     void (*complete)(ScrapeCall* call, bool on_caller_thread) = nullptr;
     void* owner = nullptr;
 

@@ -2,6 +2,7 @@
 #include "frontend/http/query.hpp"
 
 #include "frontend/http/client_address.hpp"
+#include "tracker/passkey.hpp"
 
 #include <algorithm>
 #include <array>
@@ -110,7 +111,8 @@ ptrdiff_t percent_decode(std::string_view in, uint8_t* out, size_t cap) {
     return static_cast<ptrdiff_t>(n);
 }
 
-Route route_target(std::string_view target, std::string_view& query) {
+Route route_target(std::string_view target, std::string_view& query, std::string_view& passkey) {
+    passkey = {};
     // Absolute-form (RFC 9112 3.2.2) is rare but legal; drop scheme and authority.
     if (target.starts_with("http://") || target.starts_with("https://")) {
         const size_t slash = target.find('/', target.find("//") + 2);
@@ -122,6 +124,8 @@ Route route_target(std::string_view target, std::string_view& query) {
     if (const size_t hash = query.find('#'); hash != std::string_view::npos) query = query.substr(0, hash);
     if (path == "/announce") return Route::Announce;
     if (path == "/scrape") return Route::Scrape;
+    if (!(passkey = passkey_from_path(path, "/announce")).empty()) return Route::Announce;
+    if (!(passkey = passkey_from_path(path, "/scrape")).empty()) return Route::Scrape;
     return Route::NotFound;
 }
 

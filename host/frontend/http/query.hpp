@@ -14,8 +14,13 @@ namespace chihaya::http {
 enum class Route : uint8_t { Announce, Scrape, NotFound };
 
 // Splits a request target ("/announce?x=y", or absolute-form "http://host/announce?x=y") into its
-// route and the raw query (the text after '?', empty when there is none).
-Route route_target(std::string_view target, std::string_view& query);
+// route and the raw query (the text after '?', empty when there is none). Private trackers put
+// the passkey in the path, "/<passkey>/announce": `passkey` is then that segment, else empty.
+Route route_target(std::string_view target, std::string_view& query, std::string_view& passkey);
+inline Route route_target(std::string_view target, std::string_view& query) {
+    std::string_view passkey;
+    return route_target(target, query, passkey);
+}
 
 // One announce as the client sent it (BEP 3, BEP 23, BEP 7). The address to hand out is decided
 // later (socket, trusted proxy header, or `ip` when allowed), so only the parsed `ip` lives here.

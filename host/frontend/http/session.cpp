@@ -178,15 +178,15 @@ void Session::handle(const RequestHead& head) {
         respond_text(Status::MethodNotAllowed, "only GET is served\n");
         return;
     }
-    std::string_view query;
-    switch (route_target(head.target, query)) {
-        case Route::Announce: announce(query, head); return;
-        case Route::Scrape: scrape(query); return;
+    std::string_view query, passkey;
+    switch (route_target(head.target, query, passkey)) {
+        case Route::Announce: announce(query, passkey, head); return;
+        case Route::Scrape: scrape(query, passkey); return;
         case Route::NotFound: respond_text(Status::NotFound, "not found\n"); return;
     }
 }
 
-void Session::announce(std::string_view query, const RequestHead& head) {
+void Session::announce(std::string_view query, std::string_view passkey, const RequestHead& head) {
     AnnounceQuery q;
     if (const char* failure = parse_announce(query, q)) {
         respond_failure(failure);
@@ -223,6 +223,7 @@ void Session::announce(std::string_view query, const RequestHead& head) {
     r.event = q.event;
     r.numwant = q.numwant;
     r.key = q.key;
+    r.passkey = passkey;
     announce_call_.peers = peers_.data();
     announce_call_.peers_capacity = capacity;
     announce_call_.response = AnnounceResponse{};
@@ -234,7 +235,7 @@ void Session::announce(std::string_view query, const RequestHead& head) {
     worker_->tracker.announce(announce_call_);
 }
 
-void Session::scrape(std::string_view query) {
+void Session::scrape(std::string_view query, std::string_view passkey) {
     const TrackerConfig& tc = worker_->tracker.config();
     if (scrape_entries_.size() < tc.max_scrape_torrents) scrape_entries_.resize(tc.max_scrape_torrents);
     uint32_t count = 0;
@@ -253,6 +254,7 @@ void Session::scrape(std::string_view query) {
     scrape_call_ = ScrapeCall{};
     scrape_call_.entries = scrape_entries_.data();
     scrape_call_.count = count;
+    scrape_call_.passkey = passkey;
     scrape_call_.complete = &Session::on_scrape_complete;
     scrape_call_.owner = this;
     begin_call();

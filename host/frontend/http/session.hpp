@@ -68,8 +68,8 @@ private:
     void read();
     void on_read(const boost::system::error_code& ec, size_t n);
     void handle(const RequestHead& head);
-    void announce(std::string_view query, const RequestHead& head);
-    void scrape(std::string_view query);
+    void announce(std::string_view query, std::string_view passkey, const RequestHead& head);
+    void scrape(std::string_view query, std::string_view passkey);
 
     static void on_announce_complete(AnnounceCall* call, bool on_caller_thread);
     static void on_scrape_complete(ScrapeCall* call, bool on_caller_thread);

@@ -70,6 +70,28 @@ Fault parse_announce(Bytes packet, const Endpoint& source, AnnounceRequest& out)
     return Fault::None;
 }
 
+std::string_view announce_url_data(Bytes packet, char* out, size_t cap) {
+    enum : uint8_t { kEndOfOptions = 0, kNop = 1, kUrlData = 2 };
+    size_t n = 0;
+    size_t at = announce_request_size;
+    while (at < packet.size()) {
+        const uint8_t type = packet[at++];
+        if (type == kEndOfOptions) break;
+        if (type == kNop) continue;
+        // URLData and every later option type carry a length byte (BEP 41).
+        if (at >= packet.size()) break;
+        const size_t len = packet[at++];
+        if (len > packet.size() - at) break;
+        if (type == kUrlData) {
+            const size_t take = std::min(len, cap - n);
+            std::memcpy(out + n, packet.data() + at, take);
+            n += take;
+        }
+        at += len;
+    }
+    return {out, n};
+}
+
 void ScrapeHashes::copy_to(uint32_t i, uint8_t (&out)[20]) const {
     std::memcpy(out, first + size_t{i} * 20, 20);
 }

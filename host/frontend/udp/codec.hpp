@@ -70,6 +70,11 @@ Fault check_connect(const RequestHeader& header);
 // victim's address to swarms. Bytes past 98 (BEP 41 options) are ignored.
 Fault parse_announce(Bytes packet, const Endpoint& source, AnnounceRequest& out);
 
+// BEP 41 URL data of an announce (the options after byte 98): the URLData payloads concatenated
+// into out[0..cap), e.g. "/<passkey>/announce?x=y". Empty when there is none; options beyond
+// `cap` bytes are cut. Malformed options end the parse (what was read so far is kept).
+std::string_view announce_url_data(Bytes packet, char* out, size_t cap);
+
 // The info_hashes of a scrape, a view into the packet: at most `cap` (and never more than
 // max_scrape_hashes); further hashes and a trailing partial hash are ignored.
 struct ScrapeHashes {

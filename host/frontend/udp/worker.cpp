@@ -16,6 +16,7 @@
 #include "frontend/address.hpp"
 #include "frontend/udp/codec.hpp"
 #include "log/log.hpp"
+#include "tracker/passkey.hpp"
 #include "tracker/tracker.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -289,6 +290,11 @@ void UdpFrontend::Impl::start_announce(uint32_t s, unsigned i, const udp::Reques
     AnnounceCall& call = slot->announce;
     call.request = AnnounceRequest{};
     udp::parse_announce(packet, source, call.request);
+    // Private trackers: udp://host:port/<passkey>/announce arrives as BEP 41 URL data. The view
+    // lives on this frame, which outlasts the tracker's (synchronous) read of it.
+    char url_data[256];
+    std::string_view url = udp::announce_url_data(packet, url_data, sizeof url_data);
+    call.request.passkey = passkey_from_path(url.substr(0, url.find('?')), "/announce");
     call.response = AnnounceResponse{};
     // The driver writes peers straight behind the reply header: no copy before sending.
     call.peers = slot->reply + udp::announce_reply_header_size;

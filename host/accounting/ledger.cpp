@@ -1,0 +1,119 @@
+// Per-peer aggregation of private-mode reports between flushes.
+#include "accounting/ledger.hpp"
+
+#include <cstring>
+
+namespace chihaya {
+namespace {
+
+constexpr size_t kShards = 32;
+
+struct PeerKey {
+    uint64_t user_id;
+    uint64_t torrent_id;
+    std::array<uint8_t, 20> peer_id;
+    friend bool operator==(const PeerKey&, const PeerKey&) = default;
+};
+
+struct PeerKeyHash {
+    size_t operator()(const PeerKey& k) const noexcept {
+        uint64_t p;
+        std::memcpy(&p, k.peer_id.data() + 12, 8);  // the random tail of a peer_id
+        uint64_t h = k.user_id * 0x9E3779B97F4A7C15ull ^ k.torrent_id * 0xC2B2AE3D27D4EB4Full ^ p;
+        return size_t(h ^ (h >> 29));
+    }
+};
+
+struct Stats {
+    uint32_t seeders = 0, leechers = 0, snatched = 0;
+};
+
+}  // namespace
+
+uint64_t credit(uint64_t previous, uint64_t current, uint32_t multiplier) {
+    const uint64_t bytes = current >= previous ? current - previous : current;
+    if (multiplier == CHIHAYA_MULTIPLIER_ONE) return bytes;
+    // 128-bit product: a multiplier of up to 1000x on 2^64 bytes must not wrap.
+    return uint64_t((unsigned __int128)bytes * multiplier / CHIHAYA_MULTIPLIER_ONE);
+}
+
+struct Ledger::Shard {
+    std::mutex mutex;
+    std::unordered_map<PeerKey, chihaya_peer_delta, PeerKeyHash> peers;
+    std::unordered_map<uint64_t, Stats> torrents;
+};
+
+Ledger::Ledger() : shards_(new Shard[kShards]) {}
+Ledger::~Ledger() = default;
+
+void Ledger::record(const PeerReport& r) {
+    const PeerKey key{r.grant.user_id, r.grant.torrent_id, r.peer_id};
+    Shard& shard = shards_[PeerKeyHash{}(key) % kShards];
+    std::lock_guard lock(shard.mutex);
+    auto [it, inserted] = shard.peers.try_emplace(key);
+    chihaya_peer_delta& d = it->second;
+    if (inserted) {
+        pending_.fetch_add(1, std::memory_order_relaxed);
+        d.struct_size = sizeof d;
+        d.user_id = r.grant.user_id;
+        d.torrent_id = r.grant.torrent_id;
+        std::memcpy(d.peer_id, r.peer_id.data(), 20);
+        if (!r.had_previous) {
+            d.flags |= CHIHAYA_DELTA_ANCHORED;
+            d.anchor_uploaded = r.uploaded;
+            d.anchor_downloaded = r.downloaded;
+        }
+    }
+    if (r.had_previous) {
+        d.credit_uploaded += credit(r.previous_uploaded, r.uploaded, r.grant.upload_multiplier);
+        d.credit_downloaded += credit(r.previous_downloaded, r.downloaded, r.grant.download_multiplier);
+    } else if (!inserted) {
+        d.credit_uploaded += credit(d.uploaded, r.uploaded, r.grant.upload_multiplier);
+        d.credit_downloaded += credit(d.downloaded, r.downloaded, r.grant.download_multiplier);
+    }
+    // The anchored part is credited by the storage at the multipliers of the latest report.
+    d.upload_multiplier = r.grant.upload_multiplier;
+    d.download_multiplier = r.grant.download_multiplier;
+    d.uploaded = r.uploaded;
+    d.downloaded = r.downloaded;
+    d.left = r.left;
+    d.unix_ms = r.unix_ms;
+    if (r.event == Event::Completed) d.flags |= CHIHAYA_DELTA_COMPLETED;
+    if (r.event == Event::Stopped) d.flags |= CHIHAYA_DELTA_STOPPED;
+    else d.flags &= ~CHIHAYA_DELTA_STOPPED;  // came back within the same batch
+    if (r.left == 0) d.flags |= CHIHAYA_DELTA_SEEDER;
+    else d.flags &= ~CHIHAYA_DELTA_SEEDER;
+    shard.torrents[r.grant.torrent_id] = Stats{r.seeders, r.leechers, r.snatched};
+}
+
+SealedBatch Ledger::take() {
+    SealedBatch batch;
+    std::unordered_map<uint64_t, Stats> torrents;
+    for (size_t s = 0; s < kShards; ++s) {
+        std::unordered_map<PeerKey, chihaya_peer_delta, PeerKeyHash> peers;
+        std::unordered_map<uint64_t, Stats> stats;
+        {
+            std::lock_guard lock(shards_[s].mutex);
+            peers.swap(shards_[s].peers);
+            stats.swap(shards_[s].torrents);
+        }
+        pending_.fetch_sub(peers.size(), std::memory_order_relaxed);
+        batch.deltas.reserve(batch.deltas.size() + peers.size());
+        for (auto& [key, delta] : peers) batch.deltas.push_back(delta);
+        // A torrent's peers span shards: keep any one report of it (they are seconds apart).
+        for (auto& [id, st] : stats) torrents[id] = st;
+    }
+    batch.torrents.reserve(torrents.size());
+    for (auto& [id, st] : torrents) {
+        chihaya_torrent_stats t{};
+        t.struct_size = sizeof t;
+        t.torrent_id = id;
+        t.seeders = st.seeders;
+        t.leechers = st.leechers;
+        t.snatched = st.snatched;
+        batch.torrents.push_back(t);
+    }
+    return batch;
+}
+
+}  // namespace chihaya

@@ -1,0 +1,78 @@
+// Private-mode accounting between two flushes: each admitted announce's report becomes per-peer
+// credit, aggregated until the flusher seals it into a batch for the storage.
+//
+// How a report is credited (the rule the storage's apply completes, see chihaya_peer_delta):
+//   - the cache knew the peer (had_previous): credit what the peer transferred since its previous
+//     report, cur - prev, or cur when cur < prev (the client restarted its counters: a new
+//     session, whose own total counts);
+//   - the cache did not know it, but this batch already holds a report of the same peer: the
+//     same rule against that report;
+//   - neither: the delta is ANCHORED at this report, and the storage credits it against the last
+//     report it keeps for the peer (nothing when it keeps none). That is what makes a memory
+//     cache lost to a crash or restart cost nothing: the next announce is anchored, and the
+//     storage knows what was already accounted.
+// Multipliers (per mille) apply to each credit as it is computed.
+#pragma once
+
+#include "private/policy.hpp"
+#include "tracker/types.hpp"
+
+#include <chihaya/abi.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+namespace chihaya {
+
+// One admitted private announce, after the cache answered.
+struct PeerReport {
+    AccountingGrant grant;
+    std::array<uint8_t, 20> peer_id{};
+    uint64_t uploaded = 0;
+    uint64_t downloaded = 0;
+    uint64_t left = 0;
+    Event event = Event::None;
+    bool had_previous = false;
+    uint64_t previous_uploaded = 0;
+    uint64_t previous_downloaded = 0;
+    uint32_t seeders = 0;
+    uint32_t leechers = 0;
+    uint32_t snatched = 0;
+    uint64_t unix_ms = 0;
+};
+
+// What one flush hands to the storage (host layout, host stride).
+struct SealedBatch {
+    std::vector<chihaya_peer_delta> deltas;
+    std::vector<chihaya_torrent_stats> torrents;
+    bool empty() const { return deltas.empty() && torrents.empty(); }
+};
+
+// THREADS: record() runs on whichever thread completes an announce (a worker, or a cache
+// driver's own thread), concurrently; take() on the flusher thread. Each of kShards shards has
+// its own mutex, held for one hash-map update: no lock is shared by all workers.
+class Ledger {
+public:
+    Ledger();
+    ~Ledger();
+
+    void record(const PeerReport& report);
+    // Everything recorded so far, leaving the ledger empty.
+    SealedBatch take();
+    // Peers with pending deltas (approximate while records run).
+    size_t pending() const { return pending_.load(std::memory_order_relaxed); }
+
+private:
+    struct Shard;
+    std::unique_ptr<Shard[]> shards_;
+    std::atomic<size_t> pending_{0};
+};
+
+// Credit for a move from `previous` to `current` cumulative bytes at `multiplier` per mille.
+uint64_t credit(uint64_t previous, uint64_t current, uint32_t multiplier);
+
+}  // namespace chihaya
