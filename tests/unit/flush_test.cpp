@@ -1,0 +1,194 @@
+// The spool and the flusher: batches are durable before they are applied, applied in order,
+// kept while the storage is down, and applied first by the next run.
+#include "flush/flusher.hpp"
+#include "flush/spool.hpp"
+
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+using namespace chihaya;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct TempDir {
+    fs::path path;
+    TempDir() {
+        char pattern[] = "/tmp/chihaya-spool-XXXXXX";
+        path = ::mkdtemp(pattern);
+    }
+    ~TempDir() { fs::remove_all(path); }
+};
+
+PeerReport report(uint64_t user, uint64_t up) {
+    PeerReport r;
+    r.grant = {user, 1, 1000, 1000};
+    r.peer_id.fill(uint8_t(user));
+    r.uploaded = up;
+    r.had_previous = true;
+    return r;
+}
+
+SealedBatch batch_of(uint64_t user, uint64_t up) {
+    Ledger l;
+    l.record(report(user, up));
+    return l.take();
+}
+
+// A storage whose apply answers as the test says, recording every batch it accepted. The
+// flusher's side of the contract (order, retries, at most one apply at a time) is what is tested;
+// the real storage's side is tests/conformance (postgres).
+struct Store {
+    std::mutex mutex;
+    std::atomic<bool> available{true};
+    std::vector<uint64_t> applied;             // sequences, in the order accepted
+    std::vector<uint64_t> credited;            // credit_uploaded of every delta accepted
+    std::string host_id;
+    std::atomic<int> in_flight{0};
+    bool overlapped = false;
+};
+Store* store = nullptr;
+
+void apply(chihaya_instance*, chihaya_delta_batch* b, const chihaya_completion* c) {
+    if (store->in_flight.fetch_add(1) != 0) store->overlapped = true;
+    chihaya_status status = CHIHAYA_UNAVAILABLE;
+    if (store->available) {
+        std::lock_guard lock(store->mutex);
+        store->host_id.assign(b->host_id.ptr, b->host_id.len);
+        if (store->applied.empty() || b->sequence > store->applied.back()) {
+            store->applied.push_back(b->sequence);
+            for (uint32_t i = 0; i < b->delta_count; ++i)
+                store->credited.push_back(CHIHAYA_AT(const chihaya_peer_delta, b->deltas, i)->credit_uploaded);
+        }
+        status = CHIHAYA_OK;
+    } else {
+        std::snprintf(b->message, CHIHAYA_MESSAGE_CAP, "database down");
+    }
+    store->in_flight.fetch_sub(1);
+    c->done(c->ctx, status);
+}
+
+chihaya_storage_vtable vtable() {
+    chihaya_storage_vtable v{};
+    v.struct_size = sizeof v;
+    v.apply = &apply;
+    return v;
+}
+
+template <class Pred>
+bool eventually(Pred pred) {
+    for (int i = 0; i < 300; ++i) {
+        if (pred()) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return pred();
+}
+
+}  // namespace
+
+TEST_CASE("a spooled batch reads back whole, and is forgotten once applied") {
+    TempDir dir;
+    std::string host_id;
+    {
+        Spool spool(dir.path.string());
+        host_id = spool.host_id();
+        CHECK(host_id.size() >= 8);
+        uint64_t first = spool.write(batch_of(1, 100));
+        uint64_t second = spool.write(batch_of(2, 200));
+        CHECK(second == first + 1);
+        CHECK(spool.pending() == std::vector<uint64_t>{first, second});
+        SealedBatch back;
+        std::string why;
+        REQUIRE(spool.read(second, back, why));
+        REQUIRE(back.deltas.size() == 1);
+        CHECK(back.deltas[0].user_id == 2);
+        CHECK(back.deltas[0].credit_uploaded == 200);
+        spool.applied(first);
+        spool.applied(second);
+        CHECK(spool.pending().empty());
+    }
+    // A restart keeps the host id and never reuses a sequence, even with an empty spool.
+    Spool again(dir.path.string());
+    CHECK(again.host_id() == host_id);
+    CHECK(again.write(batch_of(3, 1)) == 3);
+}
+
+TEST_CASE("a damaged batch file is set aside, not applied") {
+    TempDir dir;
+    Spool spool(dir.path.string());
+    uint64_t seq = spool.write(batch_of(1, 100));
+    fs::path file = dir.path / "batch-00000000000000000001.chb";
+    REQUIRE(fs::exists(file));
+    {
+        std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+        f.seekp(80);
+        f.put('\x7f');
+    }
+    SealedBatch back;
+    std::string why;
+    CHECK_FALSE(spool.read(seq, back, why));
+    CHECK(why.find("checksum mismatch") != std::string::npos);
+    CHECK(fs::exists(dir.path / "batch-00000000000000000001.corrupt"));
+    CHECK(spool.pending().empty());
+}
+
+TEST_CASE("an unusable spool_dir stops start-up with the path and the fix") {
+    TempDir dir;
+    std::ofstream(dir.path / "file") << "x";
+    try {
+        Spool spool((dir.path / "file" / "spool").string());
+        FAIL("accepted a spool under a regular file");
+    } catch (const std::runtime_error& e) {
+        CHECK(std::string(e.what()).find((dir.path / "file").string()) != std::string::npos);
+        CHECK(std::string(e.what()).find("writable") != std::string::npos);
+    }
+}
+
+TEST_CASE("the flusher applies batches in order, keeps them while the storage is down, and the next run applies them first") {
+    TempDir dir;
+    Store s;
+    store = &s;
+    auto v = vtable();
+    AccountingConfig config;
+    config.flush_interval_ms = 100;
+    {
+        Ledger ledger;
+        Spool spool(dir.path.string());
+        Flusher flusher(ledger, spool, {&v, nullptr}, config);
+        flusher.start();
+        ledger.record(report(1, 10));
+        REQUIRE(eventually([&] { std::lock_guard l(s.mutex); return s.applied.size() == 1; }));
+        s.available = false;
+        ledger.record(report(2, 20));
+        REQUIRE(eventually([&] { return spool.pending().size() == 1; }));
+        ledger.record(report(3, 30));
+        // Stopped while the storage is down: the last batch is sealed and stays spooled.
+        flusher.stop(std::chrono::milliseconds(200));
+        CHECK(spool.pending().size() == 2);
+    }
+    s.available = true;
+    {
+        Ledger ledger;
+        Spool spool(dir.path.string());
+        Flusher flusher(ledger, spool, {&v, nullptr}, config);
+        flusher.start();
+        REQUIRE(eventually([&] { std::lock_guard l(s.mutex); return s.applied.size() == 3; }));
+        ledger.record(report(4, 40));
+        flusher.stop(std::chrono::milliseconds(2000));
+        CHECK(spool.pending().empty());
+    }
+    std::lock_guard l(s.mutex);
+    CHECK(s.applied == std::vector<uint64_t>{1, 2, 3, 4});
+    CHECK(s.credited == std::vector<uint64_t>{10, 20, 30, 40});
+    CHECK_FALSE(s.overlapped);
+    store = nullptr;
+}

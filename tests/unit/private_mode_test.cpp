@@ -1,0 +1,266 @@
+// Private mode's host side: the directory the storage fills, the admission policy, and the
+// ledger's crediting rules.
+#include "accounting/ledger.hpp"
+#include "private/directory.hpp"
+#include "private/policy.hpp"
+
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <string>
+
+using namespace chihaya;
+
+namespace {
+
+// Strings are literals: the ABI structs point into them.
+chihaya_user user(uint64_t id, std::string_view passkey, bool enabled = true, uint32_t slots = 0,
+                  uint32_t up = 1000, uint32_t down = 1000) {
+    chihaya_user u{};
+    u.struct_size = sizeof u;
+    u.id = id;
+    u.passkey = {passkey.data(), passkey.size()};
+    u.flags = enabled ? CHIHAYA_ENABLED : 0;
+    u.leech_slots = slots;
+    u.upload_multiplier = up;
+    u.download_multiplier = down;
+    return u;
+}
+
+chihaya_torrent torrent(uint64_t id, uint8_t fill, bool enabled = true, uint32_t up = 1000, uint32_t down = 1000) {
+    chihaya_torrent t{};
+    t.struct_size = sizeof t;
+    t.id = id;
+    std::memset(t.info_hash, fill, 20);
+    t.flags = enabled ? CHIHAYA_ENABLED : 0;
+    t.upload_multiplier = up;
+    t.download_multiplier = down;
+    return t;
+}
+
+chihaya_client client(uint64_t id, std::string_view prefix) {
+    chihaya_client c{};
+    c.struct_size = sizeof c;
+    c.id = id;
+    c.prefix = {prefix.data(), prefix.size()};
+    return c;
+}
+
+InfoHash hash(uint8_t fill) {
+    InfoHash h;
+    h.bytes.fill(fill);
+    return h;
+}
+
+AnnounceRequest request(uint8_t fill, const char* peer_id = "-lt2000-000000000000", uint64_t left = 10) {
+    AnnounceRequest r;
+    r.info_hash = hash(fill);
+    std::memcpy(r.peer_id.bytes.data(), peer_id, 20);
+    r.left = left;
+    return r;
+}
+
+}  // namespace
+
+TEST_CASE("the directory answers from what the sink delivered, and follows changes") {
+    Directory d;
+    const chihaya_registry_sink* sink = d.sink();
+    CHECK_FALSE(d.loaded());
+    auto u1 = user(1, "alpha");
+    auto u2 = user(2, "beta", false);
+    auto t1 = torrent(10, 0xAA);
+    sink->put_user(sink->ctx, &u1);
+    sink->put_user(sink->ctx, &u2);
+    sink->put_torrent(sink->ctx, &t1);
+    sink->loaded(sink->ctx);
+    CHECK(d.loaded());
+    CHECK(d.users() == 2);
+    REQUIRE(d.user("alpha"));
+    CHECK(d.user("alpha")->id == 1);
+    CHECK(d.user("beta")->enabled == false);
+    CHECK_FALSE(d.user("gamma"));
+    CHECK(d.torrent(hash(0xAA))->id == 10);
+    CHECK_FALSE(d.torrent(hash(0xAB)));
+
+    SUBCASE("a new passkey replaces the old one") {
+        auto moved = user(1, "alpha2");
+        sink->put_user(sink->ctx, &moved);
+        CHECK_FALSE(d.user("alpha"));
+        CHECK(d.user("alpha2")->id == 1);
+        CHECK(d.users() == 2);
+    }
+    SUBCASE("removals by id") {
+        sink->remove_user(sink->ctx, 1);
+        sink->remove_torrent(sink->ctx, 10);
+        CHECK_FALSE(d.user("alpha"));
+        CHECK_FALSE(d.torrent(hash(0xAA)));
+        CHECK(d.users() == 1);
+        CHECK(d.torrents() == 0);
+    }
+    SUBCASE("a passkey handed to another user names that user only") {
+        auto taken = user(3, "alpha");
+        sink->put_user(sink->ctx, &taken);
+        CHECK(d.user("alpha")->id == 3);
+        sink->remove_user(sink->ctx, 1);  // the old owner's removal must not remove the new one
+        CHECK(d.user("alpha")->id == 3);
+    }
+    SUBCASE("after reset, rows the new load did not deliver are dropped only when it completes") {
+        sink->reset(sink->ctx);
+        auto again = user(2, "beta");
+        sink->put_user(sink->ctx, &again);
+        CHECK(d.user("alpha"));  // still served until the load is complete
+        sink->loaded(sink->ctx);
+        CHECK_FALSE(d.user("alpha"));
+        CHECK(d.user("beta")->enabled);
+        CHECK_FALSE(d.torrent(hash(0xAA)));
+    }
+}
+
+TEST_CASE("an empty whitelist allows every client; otherwise a prefix must match") {
+    Directory d;
+    PeerId lt, qb;
+    std::memcpy(lt.bytes.data(), "-lt2000-aaaaaaaaaaaa", 20);
+    std::memcpy(qb.bytes.data(), "-qB4500-aaaaaaaaaaaa", 20);
+    CHECK(d.client_allowed(lt));
+    auto c = client(1, "-lt20");
+    d.put_client(c);
+    CHECK(d.client_allowed(lt));
+    CHECK_FALSE(d.client_allowed(qb));
+    d.remove_client(1);
+    CHECK(d.client_allowed(qb));
+}
+
+TEST_CASE("the policy names the rule an announce breaks, in order") {
+    Directory d;
+    Policy policy(d, 600);
+    AccountingGrant grant;
+    using namespace private_failure;
+    CHECK(std::string(policy.admit_announce("alpha", request(0xAA), 0, grant)) == kNotLoaded);
+    d.put_user(user(1, "alpha"));
+    d.put_user(user(2, "off", false));
+    d.put_torrent(torrent(10, 0xAA));
+    d.put_torrent(torrent(11, 0xBB, false));
+    d.put_client(client(1, "-lt"));
+    d.mark_loaded();
+    CHECK(std::string(policy.admit_announce("", request(0xAA), 0, grant)) == kNoPasskey);
+    CHECK(std::string(policy.admit_announce("nobody", request(0xAA), 0, grant)) == kUnknownPasskey);
+    CHECK(std::string(policy.admit_announce("off", request(0xAA), 0, grant)) == kUserDisabled);
+    CHECK(std::string(policy.admit_announce("alpha", request(0xCC), 0, grant)) == kUnregistered);
+    CHECK(std::string(policy.admit_announce("alpha", request(0xBB), 0, grant)) == kTorrentDisabled);
+    CHECK(std::string(policy.admit_announce("alpha", request(0xAA, "-XX0001-aaaaaaaaaaaa"), 0, grant)) ==
+          kClientNotAllowed);
+    CHECK(policy.admit_announce("alpha", request(0xAA), 0, grant) == nullptr);
+    CHECK(grant.user_id == 1);
+    CHECK(grant.torrent_id == 10);
+    CHECK(std::string(policy.admit_scrape("off")) == kUserDisabled);
+    CHECK(policy.admit_scrape("alpha") == nullptr);
+}
+
+TEST_CASE("user and torrent multipliers combine: freeleech and double upload") {
+    Directory d;
+    Policy policy(d, 600);
+    d.put_user(user(1, "alpha", true, 0, 1500, 1000));
+    d.put_torrent(torrent(10, 0xAA, true, 2000, 0));
+    d.mark_loaded();
+    AccountingGrant grant;
+    REQUIRE(policy.admit_announce("alpha", request(0xAA), 0, grant) == nullptr);
+    CHECK(grant.upload_multiplier == 3000);
+    CHECK(grant.download_multiplier == 0);
+}
+
+TEST_CASE("a user at the leeching slot limit cannot start leeching another torrent") {
+    Directory d;
+    Policy policy(d, 600);
+    d.put_user(user(1, "alpha", true, 2));
+    for (uint8_t i = 1; i <= 3; ++i) d.put_torrent(torrent(i, i));
+    d.mark_loaded();
+    AccountingGrant g;
+    CHECK(policy.admit_announce("alpha", request(1), 100, g) == nullptr);
+    CHECK(policy.admit_announce("alpha", request(2), 100, g) == nullptr);
+    CHECK(policy.admit_announce("alpha", request(1), 110, g) == nullptr);  // same torrent again
+    CHECK(std::string(policy.admit_announce("alpha", request(3), 110, g)) == private_failure::kSlotsFull);
+    CHECK(policy.admit_announce("alpha", request(3, "-lt2000-000000000000", 0), 110, g) == nullptr);  // seeding
+    auto done = request(2, "-lt2000-000000000000", 0);  // finished torrent 2: a slot frees up
+    CHECK(policy.admit_announce("alpha", done, 120, g) == nullptr);
+    CHECK(policy.admit_announce("alpha", request(3), 120, g) == nullptr);
+    // Slots held by peers that went silent expire with the peer lifetime.
+    CHECK(policy.admit_announce("alpha", request(2), 2000, g) == nullptr);
+}
+
+namespace {
+
+PeerReport report(uint64_t up, uint64_t down, bool had_previous = false, uint64_t prev_up = 0,
+                  uint64_t prev_down = 0, Event event = Event::None, char peer = 'a') {
+    PeerReport r;
+    r.grant = {7, 70, 1000, 1000};
+    r.peer_id.fill(uint8_t(peer));
+    r.uploaded = up;
+    r.downloaded = down;
+    r.left = 5;
+    r.event = event;
+    r.had_previous = had_previous;
+    r.previous_uploaded = prev_up;
+    r.previous_downloaded = prev_down;
+    return r;
+}
+
+}  // namespace
+
+TEST_CASE("credit: the bytes since the previous report, or the whole report after a restart") {
+    CHECK(credit(100, 250, 1000) == 150);
+    CHECK(credit(250, 40, 1000) == 40);  // counters went down: a new client session
+    CHECK(credit(100, 250, 2000) == 300);
+    CHECK(credit(100, 250, 0) == 0);
+    const uint64_t huge = ~0ull / 2;  // times 2000 wraps in 64 bits before the division
+    CHECK(credit(0, huge, 2000) == huge * 2);
+}
+
+TEST_CASE("the ledger chains reports per peer and anchors what the cache did not know") {
+    Ledger ledger;
+    SUBCASE("a known peer is credited the difference") {
+        ledger.record(report(300, 50, true, 100, 20));
+        ledger.record(report(500, 60, true, 300, 50));
+        SealedBatch b = ledger.take();
+        REQUIRE(b.deltas.size() == 1);
+        const chihaya_peer_delta& d = b.deltas[0];
+        CHECK((d.flags & CHIHAYA_DELTA_ANCHORED) == 0);
+        CHECK(d.credit_uploaded == 400);
+        CHECK(d.credit_downloaded == 40);
+        CHECK(d.uploaded == 500);
+        CHECK(d.downloaded == 60);
+        CHECK(d.user_id == 7);
+        CHECK(d.torrent_id == 70);
+    }
+    SUBCASE("an unknown peer is anchored, and later reports in the batch chain from it") {
+        ledger.record(report(1000, 10));
+        ledger.record(report(1300, 10));  // the cache lost it again: chained to the batch's last
+        SealedBatch b = ledger.take();
+        REQUIRE(b.deltas.size() == 1);
+        const chihaya_peer_delta& d = b.deltas[0];
+        CHECK((d.flags & CHIHAYA_DELTA_ANCHORED) != 0);
+        CHECK(d.anchor_uploaded == 1000);
+        CHECK(d.credit_uploaded == 300);
+        CHECK(d.uploaded == 1300);
+    }
+    SUBCASE("completed and stopped are flagged; take() empties the ledger") {
+        ledger.record(report(10, 10, true, 0, 0, Event::Completed));
+        ledger.record(report(20, 10, true, 10, 10, Event::Stopped));
+        ledger.record(report(5, 5, true, 0, 0, Event::None, 'b'));
+        CHECK(ledger.pending() == 2);
+        SealedBatch b = ledger.take();
+        CHECK(b.deltas.size() == 2);
+        for (const auto& d : b.deltas) {
+            if (d.peer_id[0] == 'a') {
+                CHECK((d.flags & CHIHAYA_DELTA_COMPLETED) != 0);
+                CHECK((d.flags & CHIHAYA_DELTA_STOPPED) != 0);
+                CHECK(d.credit_uploaded == 20);
+            } else {
+                CHECK((d.flags & (CHIHAYA_DELTA_COMPLETED | CHIHAYA_DELTA_STOPPED)) == 0);
+            }
+        }
+        REQUIRE(b.torrents.size() == 1);
+        CHECK(b.torrents[0].torrent_id == 70);
+        CHECK(ledger.pending() == 0);
+        CHECK(ledger.take().empty());
+    }
+}
