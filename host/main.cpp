@@ -3,6 +3,7 @@
 #include "cli/options.hpp"
 #include "config/config.hpp"
 #include "flush/flusher.hpp"
+#include "flush/recovery.hpp"
 #include "flush/spool.hpp"
 #include "frontend/http/http_frontend.hpp"
 #include "frontend/udp/udp_frontend.hpp"
@@ -95,6 +96,9 @@ void start_private_mode(PrivateState& state, const Config& config, const DriverI
                                  "\" cannot serve private mode (it has no subscribe/apply, ABI 2.1); "
                                  "set [storage] driver = \"postgres\" or [tracker] mode = \"open\"");
     state.spool = std::make_unique<Spool>(beside_config(config, config.accounting.spool_dir, "spool"));
+    // Before anything new is accepted: what a killed run accepted becomes the first batch.
+    const std::string journal = state.spool->dir() + "/journal";
+    state.ledger.enable_journal(journal, recover_journal(*state.spool, journal));
     const auto started = std::chrono::steady_clock::now();
     const uint64_t rss_before = resident_bytes();
     char error[512] = {0};

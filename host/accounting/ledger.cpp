@@ -1,7 +1,12 @@
 // Per-peer aggregation of private-mode reports between flushes.
 #include "accounting/ledger.hpp"
 
+#include "accounting/journal.hpp"
+#include "log/log.hpp"
+
 #include <cstring>
+#include <ctime>
+#include <string>
 
 namespace chihaya {
 namespace {
@@ -41,10 +46,47 @@ struct Ledger::Shard {
     std::mutex mutex;
     std::unordered_map<PeerKey, chihaya_peer_delta, PeerKeyHash> peers;
     std::unordered_map<uint64_t, Stats> torrents;
+    // The journal of the current generation: the segment being appended and the full ones.
+    std::unique_ptr<JournalSegment> journal;
+    std::vector<std::string> journal_files;
 };
 
 Ledger::Ledger() : shards_(new Shard[kShards]) {}
 Ledger::~Ledger() = default;
+
+void Ledger::enable_journal(const std::string& dir, uint64_t generation) {
+    journal_dir_ = dir;
+    generation_ = generation;
+    for (size_t s = 0; s < kShards; ++s) {
+        std::lock_guard lock(shards_[s].mutex);
+        shards_[s].journal = std::make_unique<JournalSegment>(dir, generation, uint32_t(s), 0);
+        shards_[s].journal_files = {shards_[s].journal->path()};
+    }
+}
+
+namespace {
+
+// Appends under the shard's lock; a full segment is followed by the next part. A part that cannot
+// be made (disk full) leaves the report in memory only: it is still flushed, but a crash before
+// the next seal would lose it, and the log says so (at most once a minute).
+void journal_append(std::unique_ptr<JournalSegment>& segment, std::vector<std::string>& files,
+                    const std::string& dir, const PeerReport& report) {
+    if (!segment || segment->append(report)) return;
+    try {
+        auto next = std::make_unique<JournalSegment>(dir, segment->generation(), segment->shard(),
+                                                     segment->part() + 1);
+        files.push_back(next->path());
+        segment = std::move(next);
+        segment->append(report);
+    } catch (const std::exception& e) {
+        static std::atomic<int64_t> last_log{0};
+        const int64_t now = int64_t(::time(nullptr));
+        if (now - last_log.exchange(now) >= 60)
+            log::error("journal", std::string(e.what()) + "; reports are kept in memory until the next seal");
+    }
+}
+
+}  // namespace
 
 void Ledger::record(const PeerReport& r) {
     const PeerKey key{r.grant.user_id, r.grant.torrent_id, r.peer_id};
@@ -84,18 +126,34 @@ void Ledger::record(const PeerReport& r) {
     if (r.left == 0) d.flags |= CHIHAYA_DELTA_SEEDER;
     else d.flags &= ~CHIHAYA_DELTA_SEEDER;
     shard.torrents[r.grant.torrent_id] = Stats{r.seeders, r.leechers, r.snatched};
+    journal_append(shard.journal, shard.journal_files, journal_dir_, r);
 }
 
 SealedBatch Ledger::take() {
     SealedBatch batch;
+    // The next generation's segments are made before any shard is touched, so a failure (disk
+    // full) takes nothing and the reports stay journaled under the current generation.
+    std::vector<std::unique_ptr<JournalSegment>> next(kShards);
+    if (generation_ != 0) {
+        for (size_t s = 0; s < kShards; ++s)
+            next[s] = std::make_unique<JournalSegment>(journal_dir_, generation_ + 1, uint32_t(s), 0);
+        batch.journal_generation = generation_++;
+    }
     std::unordered_map<uint64_t, Stats> torrents;
     for (size_t s = 0; s < kShards; ++s) {
         std::unordered_map<PeerKey, chihaya_peer_delta, PeerKeyHash> peers;
         std::unordered_map<uint64_t, Stats> stats;
+        std::unique_ptr<JournalSegment> sealed;
         {
             std::lock_guard lock(shards_[s].mutex);
             peers.swap(shards_[s].peers);
             stats.swap(shards_[s].torrents);
+            if (next[s]) {
+                sealed = std::move(shards_[s].journal);
+                shards_[s].journal = std::move(next[s]);
+                for (auto& f : shards_[s].journal_files) batch.journal_files.push_back(std::move(f));
+                shards_[s].journal_files = {shards_[s].journal->path()};
+            }
         }
         pending_.fetch_sub(peers.size(), std::memory_order_relaxed);
         batch.deltas.reserve(batch.deltas.size() + peers.size());

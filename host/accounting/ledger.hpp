@@ -49,8 +49,14 @@ struct PeerReport {
 struct SealedBatch {
     std::vector<chihaya_peer_delta> deltas;
     std::vector<chihaya_torrent_stats> torrents;
+    // The journal generation these deltas came from (0: no journal) and its files, which may
+    // be deleted once the batch is in the spool.
+    uint64_t journal_generation = 0;
+    std::vector<std::string> journal_files;
     bool empty() const { return deltas.empty() && torrents.empty(); }
 };
+
+class JournalSegment;
 
 // THREADS: record() runs on whichever thread completes an announce (a worker, or a cache
 // driver's own thread), concurrently; take() on the flusher thread. Each of kShards shards has
@@ -60,8 +66,14 @@ public:
     Ledger();
     ~Ledger();
 
+    // From now on every report is journaled in `dir` (see journal.hpp), starting with
+    // `generation`. Throws std::runtime_error when the files cannot be made (start-up).
+    void enable_journal(const std::string& dir, uint64_t generation);
+
     void record(const PeerReport& report);
-    // Everything recorded so far, leaving the ledger empty.
+    // Everything recorded so far, leaving the ledger empty; with a journal, every shard moves to
+    // the next generation at the same instant it is emptied. Throws std::runtime_error (and
+    // takes nothing) when the next generation's files cannot be made.
     SealedBatch take();
     // Peers with pending deltas (approximate while records run).
     size_t pending() const { return pending_.load(std::memory_order_relaxed); }
@@ -70,6 +82,8 @@ private:
     struct Shard;
     std::unique_ptr<Shard[]> shards_;
     std::atomic<size_t> pending_{0};
+    std::string journal_dir_;
+    uint64_t generation_ = 0;  // current journal generation; 0 = no journal
 };
 
 // Credit for a move from `previous` to `current` cumulative bytes at `multiplier` per mille.

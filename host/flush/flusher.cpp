@@ -3,6 +3,8 @@
 
 #include "log/log.hpp"
 
+#include <unistd.h>
+
 #include <memory>
 
 namespace chihaya {
@@ -97,15 +99,20 @@ void Flusher::run() {
 }
 
 bool Flusher::seal() {
-    if (!unsealed_) {
-        SealedBatch batch = ledger_.take();
-        if (batch.empty()) return true;
-        unsealed_ = std::move(batch);
-    }
     try {
+        if (!unsealed_) {
+            SealedBatch batch = ledger_.take();
+            if (batch.empty()) {
+                for (const auto& file : batch.journal_files) ::unlink(file.c_str());
+                return true;
+            }
+            unsealed_ = std::move(batch);
+        }
         uint64_t sequence = spool_.write(*unsealed_);
         log::debug("flush", "sealed batch " + std::to_string(sequence) + ": " +
                                 std::to_string(unsealed_->deltas.size()) + " peer deltas");
+        // In the spool now, which names the generation: its journal files have done their job.
+        for (const auto& file : unsealed_->journal_files) ::unlink(file.c_str());
         unsealed_.reset();
         return true;
     } catch (const std::exception& e) {
@@ -132,7 +139,7 @@ bool Flusher::drain(Clock::time_point deadline) {
             return false;
         }
         try {
-            spool_.applied(sequence);
+            spool_.applied(sequence, batch.journal_generation);
         } catch (const std::exception& e) {
             // Applied but not forgotten: the storage will skip it when it is sent again.
             log_failure(e.what());

@@ -25,7 +25,8 @@ namespace {
 
 // File format, little-endian as the host writes it (the spool never leaves its machine):
 //   16 bytes magic | u32 version | u32 sizeof(chihaya_peer_delta) | u32 sizeof(stats) | u32 0 |
-//   u64 sequence | u64 delta count | u64 torrent count | deltas | stats | u32 CRC-32 of all before
+//   u64 sequence | u64 journal generation | u64 delta count | u64 torrent count | deltas | stats |
+//   u32 CRC-32 of all before
 // The struct sizes let a host of another ABI minor refuse a file it would misread.
 constexpr char kMagic[16] = {'c', 'h', 'i', 'h', 'a', 'y', 'a', '-', 'b', 'a', 't', 'c', 'h', 0, 0, 0};
 constexpr uint32_t kVersion = 1;
@@ -107,10 +108,13 @@ Spool::Spool(std::string dir) : dir_(std::move(dir)) {
         host_id_ = id.str();
         write_file_durably(dir_ + "/host_id", host_id_ + "\n");
     }
-    std::string seq = read_small_file(dir_ + "/sequence");
-    if (!seq.empty() && seq.find_first_not_of("0123456789") == std::string::npos)
-        last_sequence_ = std::stoull(seq);
-    for (uint64_t s : pending()) last_sequence_ = std::max(last_sequence_, s);
+    read_state(last_sequence_, sealed_generation_);
+    for (uint64_t s : pending()) {
+        last_sequence_ = std::max(last_sequence_, s);
+        SealedBatch batch;
+        std::string why;
+        if (read(s, batch, why)) sealed_generation_ = std::max(sealed_generation_, batch.journal_generation);
+    }
 }
 
 std::string Spool::path(uint64_t sequence, const char* suffix) const {
@@ -161,6 +165,7 @@ uint64_t Spool::write(const SealedBatch& batch) {
     put(bytes, uint32_t(sizeof(chihaya_torrent_stats)));
     put(bytes, uint32_t(0));
     put(bytes, sequence);
+    put(bytes, batch.journal_generation);
     put(bytes, uint64_t(batch.deltas.size()));
     put(bytes, uint64_t(batch.torrents.size()));
     bytes.append(reinterpret_cast<const char*>(batch.deltas.data()), batch.deltas.size() * sizeof(chihaya_peer_delta));
@@ -169,6 +174,7 @@ uint64_t Spool::write(const SealedBatch& batch) {
     put(bytes, crc32(bytes.data(), bytes.size()));
     write_file_durably(path(sequence, ".chb"), bytes);
     last_sequence_ = sequence;
+    sealed_generation_ = std::max(sealed_generation_, batch.journal_generation);
     return sequence;
 }
 
@@ -195,7 +201,7 @@ bool Spool::read(uint64_t sequence, SealedBatch& out, std::string& why) const {
         return false;
     };
     if (!in && bytes.empty()) return corrupt("cannot be read");
-    if (bytes.size() < sizeof kMagic + 48 || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0)
+    if (bytes.size() < sizeof kMagic + 56 || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0)
         return corrupt("not a chihaya batch file");
     uint32_t stored_crc;
     std::memcpy(&stored_crc, bytes.data() + bytes.size() - 4, 4);
@@ -204,7 +210,7 @@ bool Spool::read(uint64_t sequence, SealedBatch& out, std::string& why) const {
     uint32_t version = 0, delta_size = 0, stats_size = 0, zero = 0;
     uint64_t seq = 0, deltas = 0, torrents = 0;
     get(bytes, at, version), get(bytes, at, delta_size), get(bytes, at, stats_size), get(bytes, at, zero);
-    get(bytes, at, seq), get(bytes, at, deltas), get(bytes, at, torrents);
+    get(bytes, at, seq), get(bytes, at, out.journal_generation), get(bytes, at, deltas), get(bytes, at, torrents);
     if (version != kVersion || delta_size != sizeof(chihaya_peer_delta) ||
         stats_size != sizeof(chihaya_torrent_stats) || seq != sequence)
         return corrupt("written by another chihaya version or for another sequence");
@@ -216,14 +222,21 @@ bool Spool::read(uint64_t sequence, SealedBatch& out, std::string& why) const {
     return true;
 }
 
-void Spool::applied(uint64_t sequence) {
-    // The sequence is recorded before the file goes, so a crash between the two leaves a file the
-    // storage will recognise as applied (its ledger has the same sequence) rather than a gap.
-    std::string recorded = read_small_file(dir_ + "/sequence");
-    uint64_t previous = 0;
-    if (!recorded.empty() && recorded.find_first_not_of("0123456789") == std::string::npos)
-        previous = std::stoull(recorded);
-    if (sequence > previous) write_file_durably(dir_ + "/sequence", std::to_string(sequence) + "\n");
+void Spool::read_state(uint64_t& sequence, uint64_t& generation) const {
+    std::istringstream state(read_small_file(dir_ + "/sequence"));
+    sequence = generation = 0;
+    state >> sequence >> generation;
+}
+
+void Spool::applied(uint64_t sequence, uint64_t journal_generation) {
+    // Recorded before the file goes, so a crash between the two leaves a file the storage will
+    // recognise as applied (its ledger has the same sequence) rather than a gap, and the journal
+    // generation it sealed is never replayed.
+    uint64_t previous = 0, generation = 0;
+    read_state(previous, generation);
+    if (sequence > previous || journal_generation > generation)
+        write_file_durably(dir_ + "/sequence", std::to_string(std::max(sequence, previous)) + " " +
+                                                   std::to_string(std::max(journal_generation, generation)) + "\n");
     ::unlink(path(sequence, ".chb").c_str());
 }
 

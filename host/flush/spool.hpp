@@ -3,7 +3,8 @@
 //
 // Layout of spool_dir:
 //   host_id                  this host's name in the storage's batch ledger (made once, kept)
-//   sequence                 the highest sequence applied and forgotten here
+//   sequence                 "<sequence> <generation>": the highest sequence applied and forgotten
+//                            here, and the highest journal generation it sealed
 //   batch-<seq:020>.chb      one sealed batch (format in spool.cpp), written to a temporary name,
 //                            fsync'd and renamed, so a file that exists is whole
 //   batch-<seq:020>.corrupt  a batch that failed its checksum, set aside for an operator
@@ -38,18 +39,23 @@ public:
     // Reads a spooled batch. A file that fails its checksum is renamed *.corrupt and `why` says
     // so; false then.
     bool read(uint64_t sequence, SealedBatch& out, std::string& why) const;
-    // `sequence` is applied: record it, then remove its file.
-    void applied(uint64_t sequence);
+    // `sequence` (which sealed `journal_generation`) is applied: record it, then remove its file.
+    void applied(uint64_t sequence, uint64_t journal_generation);
+    // The highest journal generation sealed into a batch, applied or still spooled: journal files
+    // of this generation or older are never replayed (accounting/journal.hpp).
+    uint64_t sealed_generation() const { return sealed_generation_; }
     // Seconds since the oldest spooled batch was written (0 when none).
     uint64_t oldest_age_s() const;
 
 private:
     std::string path(uint64_t sequence, const char* suffix) const;
+    void read_state(uint64_t& sequence, uint64_t& generation) const;
     void write_file_durably(const std::string& path, const std::string& bytes) const;
 
     std::string dir_;
     std::string host_id_;
-    uint64_t last_sequence_ = 0;  // highest sequence handed out
+    uint64_t last_sequence_ = 0;      // highest sequence handed out
+    uint64_t sealed_generation_ = 0;
 };
 
 }  // namespace chihaya

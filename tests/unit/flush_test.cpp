@@ -1,6 +1,7 @@
 // The spool and the flusher: batches are durable before they are applied, applied in order,
 // kept while the storage is down, and applied first by the next run.
 #include "flush/flusher.hpp"
+#include "flush/recovery.hpp"
 #include "flush/spool.hpp"
 
 #include <doctest/doctest.h>
@@ -112,8 +113,8 @@ TEST_CASE("a spooled batch reads back whole, and is forgotten once applied") {
         REQUIRE(back.deltas.size() == 1);
         CHECK(back.deltas[0].user_id == 2);
         CHECK(back.deltas[0].credit_uploaded == 200);
-        spool.applied(first);
-        spool.applied(second);
+        spool.applied(first, 0);
+        spool.applied(second, 0);
         CHECK(spool.pending().empty());
     }
     // A restart keeps the host id and never reuses a sequence, even with an empty spool.
@@ -191,4 +192,36 @@ TEST_CASE("the flusher applies batches in order, keeps them while the storage is
     CHECK(s.credited == std::vector<uint64_t>{10, 20, 30, 40});
     CHECK_FALSE(s.overlapped);
     store = nullptr;
+}
+
+TEST_CASE("reports a killed run had accepted come back from the journal, once") {
+    TempDir dir;
+    const std::string journal = (dir.path / "journal").string();
+    {
+        Spool spool(dir.path.string());
+        Ledger ledger;
+        ledger.enable_journal(journal, recover_journal(spool, journal));
+        ledger.record(report(1, 100));
+        // Sealed and spooled, but "killed" before its journal files were deleted:
+        SealedBatch sealed = ledger.take();
+        spool.write(sealed);
+        ledger.record(report(2, 200));
+        ledger.record(report(2, 250));
+        // ... and killed with these two unsealed: the Ledger goes without a seal.
+    }
+    Spool spool(dir.path.string());
+    const uint64_t next = recover_journal(spool, journal);
+    CHECK(next == 3);  // generations 1 (sealed) and 2 (recovered) are used up
+    std::vector<uint64_t> pending = spool.pending();
+    REQUIRE(pending.size() == 2);
+    SealedBatch recovered;
+    std::string why;
+    REQUIRE(spool.read(pending[1], recovered, why));
+    REQUIRE(recovered.deltas.size() == 1);  // generation 1 was not replayed a second time
+    CHECK(recovered.deltas[0].user_id == 2);
+    CHECK(recovered.deltas[0].credit_uploaded == 450);  // both reports, chained as had_previous
+    CHECK(std::filesystem::is_empty(journal));
+    // A second start finds nothing more to recover.
+    CHECK(recover_journal(spool, journal) == 3);
+    CHECK(spool.pending().size() == 2);
 }

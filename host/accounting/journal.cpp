@@ -1,0 +1,115 @@
+// Memory-mapped journal segments: create, append, read back.
+#include "accounting/journal.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <stdexcept>
+
+namespace fs = std::filesystem;
+
+namespace chihaya {
+namespace {
+
+// A record is the report followed by a commit word, stored last: the file is zero-filled, so a
+// record whose commit word is not kCommitted was never finished (the process died inside the
+// memcpy) and is ignored, and so is everything after it in that segment.
+constexpr uint32_t kCommitted = 0x4A524E4Cu;  // "JRNL"
+struct Record {
+    PeerReport report;
+    uint32_t commit;
+};
+static_assert(sizeof(Record) <= JournalSegment::kRecordSize);
+static_assert(std::is_trivially_copyable_v<PeerReport>);
+
+std::string name(uint64_t generation, uint32_t shard, uint32_t part) {
+    char text[64];
+    std::snprintf(text, sizeof text, "g%020llu-s%03u-p%04u.jnl", static_cast<unsigned long long>(generation),
+                  shard, part);
+    return text;
+}
+
+bool parse_name(const std::string& file, uint64_t& generation) {
+    unsigned long long g;
+    unsigned s, p;
+    char tail;
+    if (std::sscanf(file.c_str(), "g%20llu-s%3u-p%4u.jnl%c", &g, &s, &p, &tail) != 3) return false;
+    generation = g;
+    return file.size() == 36;
+}
+
+}  // namespace
+
+JournalSegment::JournalSegment(const std::string& dir, uint64_t generation, uint32_t shard, uint32_t part)
+    : path_(dir + "/" + name(generation, shard, part)), generation_(generation), shard_(shard), part_(part) {
+    const size_t bytes = kRecordSize * kRecords;
+    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd_ < 0) throw std::runtime_error("journal " + path_ + ": " + std::strerror(errno));
+    // posix_fallocate, not ftruncate: the blocks exist now, so a full disk fails here, at a
+    // seal, rather than as a SIGBUS in a worker's store into a sparse page.
+    if (int rc = ::posix_fallocate(fd_, 0, off_t(bytes)); rc != 0) {
+        ::close(fd_);
+        ::unlink(path_.c_str());
+        throw std::runtime_error("journal " + path_ + ": cannot allocate: " + std::strerror(rc));
+    }
+    void* map = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
+    if (map == MAP_FAILED) {
+        int e = errno;
+        ::close(fd_);
+        ::unlink(path_.c_str());
+        throw std::runtime_error("journal " + path_ + ": mmap: " + std::strerror(e));
+    }
+    map_ = static_cast<uint8_t*>(map);
+}
+
+JournalSegment::~JournalSegment() {
+    if (map_) ::munmap(map_, kRecordSize * kRecords);
+    if (fd_ >= 0) ::close(fd_);
+}
+
+bool JournalSegment::append(const PeerReport& report) noexcept {
+    if (used_ == kRecords) return false;
+    uint8_t* slot = map_ + used_ * kRecordSize;
+    std::memcpy(slot + offsetof(Record, report), &report, sizeof report);
+    // The commit word goes last; the compiler must not move the report's stores after it.
+    std::atomic_signal_fence(std::memory_order_release);
+    std::memcpy(slot + offsetof(Record, commit), &kCommitted, sizeof kCommitted);
+    ++used_;
+    return true;
+}
+
+JournalLeftovers read_journal(const std::string& dir, uint64_t sealed) {
+    JournalLeftovers out;
+    std::vector<std::pair<std::string, uint64_t>> files;
+    std::error_code error;
+    for (const auto& entry : fs::directory_iterator(dir, error)) {
+        uint64_t generation;
+        const std::string file = entry.path().filename().string();
+        if (!parse_name(file, generation)) continue;
+        files.emplace_back(entry.path().string(), generation);
+        out.files.push_back(entry.path().string());
+        out.highest_generation = std::max(out.highest_generation, generation);
+    }
+    std::sort(files.begin(), files.end());  // generation, shard, part: the names sort so
+    for (const auto& [path, generation] : files) {
+        if (generation <= sealed) continue;
+        int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) continue;
+        Record record;
+        while (::read(fd, &record, sizeof record) == ssize_t(sizeof record)) {
+            if (record.commit != kCommitted) break;
+            out.reports.push_back(record.report);
+            if (::lseek(fd, off_t(JournalSegment::kRecordSize - sizeof record), SEEK_CUR) < 0) break;
+        }
+        ::close(fd);
+    }
+    return out;
+}
+
+}  // namespace chihaya
