@@ -80,7 +80,17 @@ struct Options {
     uint64_t seed = 1;
     uint32_t timeout_ms = 2000;
     bool print_info_hashes = false;
+    uint32_t passkeys = 0;     // private mode: users; 0 = open tracker URLs
+    bool print_passkeys = false;
 };
+
+// Private mode: passkey u is "bench" and u in 27 digits (32 characters, like a web application's
+// hex passkeys). Simulated peer i of the workload belongs to user i % --passkeys.
+std::string bench_passkey(uint32_t user) {
+    char text[40];
+    std::snprintf(text, sizeof text, "bench%027u", user);
+    return text;
+}
 
 void usage(FILE* out) {
     std::fprintf(out,
@@ -101,6 +111,9 @@ void usage(FILE* out) {
         "  --seed N                 workload seed (default 1)\n"
         "  --timeout-ms N           a request unanswered this long is a timeout (default 2000)\n"
         "  --print-info-hashes      print the workload's info_hashes in hex, one a line, and exit\n"
+        "  --passkeys N             private mode: N users, /<passkey>/announce (HTTP) and BEP 41\n"
+        "                           URL data (UDP); peer i belongs to user i %% N\n"
+        "  --print-passkeys         print the N passkeys, one a line, and exit\n"
         "Output: one key=value line per phase. Exit 0: no errors or timeouts; 1: some; 2: usage.\n");
 }
 
@@ -149,13 +162,15 @@ std::optional<Options> parse_options(int argc, char** argv) {
         else if (a == "--seed") ok = parse_number(value(), o.seed);
         else if (a == "--timeout-ms") ok = parse_number(value(), o.timeout_ms) && o.timeout_ms > 0;
         else if (a == "--print-info-hashes") o.print_info_hashes = true;
+        else if (a == "--passkeys") ok = parse_number(value(), o.passkeys) && o.passkeys <= 100'000'000;
+        else if (a == "--print-passkeys") o.print_passkeys = true;
         else ok = false;
         if (!ok) {
             std::fprintf(stderr, "chihaya_loadgen: bad argument near '%s'\n", argv[i]);
             return std::nullopt;
         }
     }
-    if (o.target.empty() && !o.print_info_hashes) {
+    if (o.target.empty() && !o.print_info_hashes && !o.print_passkeys) {
         std::fprintf(stderr, "chihaya_loadgen: --target is required\n");
         return std::nullopt;
     }
@@ -253,6 +268,10 @@ public:
         fill(out + 8, 12, torrent, peer + 1);
     }
     static uint16_t port(uint32_t peer) { return static_cast<uint16_t>(kFirstPort + peer % kPorts); }
+    // Private mode: the user a simulated peer announces as.
+    uint32_t user(uint32_t torrent, uint32_t peer) const {
+        return uint32_t((uint64_t(torrent) * o_.peers_per_torrent + peer) % o_.passkeys);
+    }
     // The ports a reply may name: one per simulated peer of a torrent.
     uint32_t port_count() const { return std::min(o_.peers_per_torrent, kPorts); }
 
@@ -438,6 +457,9 @@ uint64_t get64(const uint8_t* p) { return (uint64_t(get32(p)) << 32) | get32(p +
 constexpr uint64_t kProtocolId = 0x41727101980ull;
 constexpr int64_t kConnectionIdMaxAgeUs = 60'000'000;  // BEP 15: a client may use an id for 1 min
 constexpr size_t kAnnounceSize = 98;
+// With --passkeys: 98 + URLData option (type, length, "/<32-char passkey>/announce") + EndOfOptions.
+constexpr size_t kPrivatePathSize = 1 + 32 + 9;
+constexpr size_t kPrivateAnnounceSize = kAnnounceSize + 2 + kPrivatePathSize + 1;
 constexpr unsigned kRecvBatch = 64;
 
 class UdpEngine {
@@ -458,7 +480,7 @@ public:
             auto s = std::make_unique<Sock>();
             s->fd = fd;
             s->slots.resize(o.inflight + 1);
-            s->tx.resize(size_t(o.inflight + 1) * kAnnounceSize);
+            s->tx.resize(size_t(o.inflight + 1) * kPrivateAnnounceSize);
             s->tx_iov.resize(o.inflight + 1);
             s->tx_msgs.resize(o.inflight + 1);
             s->tx_slot.resize(o.inflight + 1);
@@ -537,7 +559,7 @@ private:
     // out and was reused is recognised as late instead of being taken for the new request's.
     uint32_t next_tid(Sock& s, size_t slot) { return (uint32_t(++s.generation) << 16) | uint32_t(slot); }
 
-    uint8_t* packet(Sock& s, uint32_t slot) { return s.tx.data() + size_t(slot) * kAnnounceSize; }
+    uint8_t* packet(Sock& s, uint32_t slot) { return s.tx.data() + size_t(slot) * kPrivateAnnounceSize; }
 
     void queue(Sock& s, unsigned& count, uint32_t slot, size_t size) {
         s.tx_iov[count] = {packet(s, slot), size};
@@ -579,7 +601,17 @@ private:
                 p[96] = uint8_t(port >> 8);
                 p[97] = uint8_t(port);
                 s.slots[i] = Slot{false, false, port, get32(p + 12), now, a};
-                queue(s, count, i, kAnnounceSize);
+                size_t size = kAnnounceSize;
+                if (o_.passkeys) {
+                    // BEP 41: udp://host:port/<passkey>/announce travels as URL data.
+                    std::string path = "/" + bench_passkey(src.workload->user(a.torrent, a.peer)) + "/announce";
+                    p[size++] = 2;
+                    p[size++] = uint8_t(path.size());
+                    std::memcpy(p + size, path.data(), path.size());
+                    size += path.size();
+                    p[size++] = 0;
+                }
+                queue(s, count, i, size);
             }
         }
         unsigned sent = 0;
@@ -838,7 +870,10 @@ private:
         src.workload->peer_id(a.torrent, a.peer, pid);
         static const char* events[] = {"", "&event=completed", "&event=started", "&event=stopped"};
         std::string& r = c.request;
-        r.assign("GET /announce?info_hash=");
+        if (o_.passkeys)
+            r.assign("GET /" + bench_passkey(src.workload->user(a.torrent, a.peer)) + "/announce?info_hash=");
+        else
+            r.assign("GET /announce?info_hash=");
         append_escaped(r, ih, 20);
         r += "&peer_id=";
         append_escaped(r, pid, 20);
@@ -1023,6 +1058,10 @@ void run_phase(std::vector<std::unique_ptr<Engine>>& engines, std::vector<Worklo
 int main(int argc, char** argv) {
     auto opts = parse_options(argc, argv);
     if (!opts) { usage(stderr); return 2; }
+    if (opts->print_passkeys) {
+        for (uint32_t u = 0; u < opts->passkeys; ++u) std::printf("%s\n", bench_passkey(u).c_str());
+        return 0;
+    }
     if (opts->print_info_hashes) {
         Workload w(*opts, 0);
         uint8_t h[20];
