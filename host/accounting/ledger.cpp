@@ -94,19 +94,24 @@ void Ledger::record(const PeerReport& r) {
     std::lock_guard lock(shard.mutex);
     auto [it, inserted] = shard.peers.try_emplace(key);
     chihaya_peer_delta& d = it->second;
+    // `started` opens a new session: its counters count from zero, whatever came before.
+    const bool new_session = r.event == Event::Started;
     if (inserted) {
         pending_.fetch_add(1, std::memory_order_relaxed);
         d.struct_size = sizeof d;
         d.user_id = r.grant.user_id;
         d.torrent_id = r.grant.torrent_id;
         std::memcpy(d.peer_id, r.peer_id.data(), 20);
-        if (!r.had_previous) {
+        if (!r.had_previous && !new_session) {
             d.flags |= CHIHAYA_DELTA_ANCHORED;
             d.anchor_uploaded = r.uploaded;
             d.anchor_downloaded = r.downloaded;
         }
     }
-    if (r.had_previous) {
+    if (new_session) {
+        d.credit_uploaded += credit(0, r.uploaded, r.grant.upload_multiplier);
+        d.credit_downloaded += credit(0, r.downloaded, r.grant.download_multiplier);
+    } else if (r.had_previous) {
         d.credit_uploaded += credit(r.previous_uploaded, r.uploaded, r.grant.upload_multiplier);
         d.credit_downloaded += credit(r.previous_downloaded, r.downloaded, r.grant.download_multiplier);
     } else if (!inserted) {

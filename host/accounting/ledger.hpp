@@ -2,6 +2,8 @@
 // credit, aggregated until the flusher seals it into a batch for the storage.
 //
 // How a report is credited (the rule the storage's apply completes, see chihaya_peer_delta):
+//   - `started` opens a session: the counters count from zero (BEP 3: "since the client sent
+//     the 'started' event"), so the whole report is credited;
 //   - the cache knew the peer (had_previous): credit what the peer transferred since its previous
 //     report, cur - prev, or cur when cur < prev (the client restarted its counters: a new
 //     session, whose own total counts);

@@ -74,9 +74,7 @@ Directory::TorrentShard& Directory::torrent_shard(const std::array<uint8_t, 20>&
 std::optional<DirectoryUser> Directory::user(std::string_view passkey) const {
     UserShard& shard = user_shard(passkey);
     std::shared_lock lock(shard.mutex);
-    // C++20 has no heterogeneous lookup for unordered_map by default; passkeys are short
-    // (usually 32 bytes), and one std::string per private announce is the accepted cost here.
-    auto it = shard.by_passkey.find(std::string(passkey));
+    auto it = shard.by_passkey.find(passkey);
     if (it == shard.by_passkey.end()) return std::nullopt;
     return it->second.user;
 }

@@ -74,6 +74,11 @@ private:
     struct Hash20 {
         size_t operator()(const std::array<uint8_t, 20>& h) const noexcept;
     };
+    // Transparent, so that a lookup by the request's string_view allocates nothing.
+    struct PasskeyHash {
+        using is_transparent = void;
+        size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+    };
     struct UserEntry {
         DirectoryUser user;
         uint32_t generation = 0;
@@ -84,7 +89,7 @@ private:
     };
     struct UserShard {
         mutable std::shared_mutex mutex;
-        std::unordered_map<std::string, UserEntry> by_passkey;
+        std::unordered_map<std::string, UserEntry, PasskeyHash, std::equal_to<>> by_passkey;
     };
     struct TorrentShard {
         mutable std::shared_mutex mutex;

@@ -317,7 +317,7 @@ def q(b):
 
 
 def announce_path(info_hash, peer_id, port, event=None, left=0, compact=1, numwant=None,
-                  uploaded=0, downloaded=0, extra=""):
+                  uploaded=0, downloaded=0, extra="", passkey=None):
     parts = ["info_hash=" + q(info_hash), "peer_id=" + q(peer_id), "port=%d" % port,
              "uploaded=%d" % uploaded, "downloaded=%d" % downloaded, "left=%d" % left]
     if compact is not None:
@@ -328,7 +328,7 @@ def announce_path(info_hash, peer_id, port, event=None, left=0, compact=1, numwa
         parts.append("numwant=%d" % numwant)
     if extra:
         parts.append(extra)
-    return "/announce?" + "&".join(parts)
+    return ("/%s/announce?" % passkey if passkey else "/announce?") + "&".join(parts)
 
 
 def scrape_path(hashes):
@@ -531,11 +531,19 @@ class UdpClient:
 
     def announce_packet(self, info_hash, peer_id, port, event=None, left=0, numwant=-1,
                         uploaded=0, downloaded=0, key=0, ip=0, tid=None, connection_id=None,
-                        action=UDP_ANNOUNCE):
+                        action=UDP_ANNOUNCE, url_data=None):
         cid = self.connection_id if connection_id is None else connection_id
-        return struct.pack(">QII20s20sQQQIIIiH", cid, action, self.tid() if tid is None else tid,
-                           info_hash, peer_id, downloaded, left, uploaded, EVENT_CODES[event],
-                           ip, key, numwant, port)
+        packet = struct.pack(">QII20s20sQQQIIIiH", cid, action, self.tid() if tid is None else tid,
+                             info_hash, peer_id, downloaded, left, uploaded, EVENT_CODES[event],
+                             ip, key, numwant, port)
+        if url_data is not None:
+            # BEP 41: URLData options of at most 255 bytes each, then EndOfOptions.
+            data = url_data.encode() if isinstance(url_data, str) else url_data
+            for i in range(0, len(data), 255):
+                chunk = data[i:i + 255]
+                packet += bytes([2, len(chunk)]) + chunk
+            packet += b"\x00"
+        return packet
 
     def announce(self, info_hash, peer_id, port, **kw):
         if self.connection_id is None:

@@ -264,3 +264,17 @@ TEST_CASE("the ledger chains reports per peer and anchors what the cache did not
         CHECK(ledger.take().empty());
     }
 }
+
+TEST_CASE("started opens a new session: its counters are credited whole, never anchored") {
+    Ledger ledger;
+    ledger.record(report(5000, 70, true, 9000, 100, Event::Started));  // the old session's prev
+    SealedBatch b = ledger.take();
+    REQUIRE(b.deltas.size() == 1);
+    CHECK((b.deltas[0].flags & CHIHAYA_DELTA_ANCHORED) == 0);
+    CHECK(b.deltas[0].credit_uploaded == 5000);
+    CHECK(b.deltas[0].credit_downloaded == 70);
+    ledger.record(report(40, 0, false, 0, 0, Event::Started, 'z'));
+    b = ledger.take();
+    CHECK((b.deltas[0].flags & CHIHAYA_DELTA_ANCHORED) == 0);
+    CHECK(b.deltas[0].credit_uploaded == 40);
+}
