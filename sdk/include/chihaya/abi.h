@@ -354,9 +354,10 @@ typedef struct chihaya_peer_delta {
     uint32_t upload_multiplier;    /* per mille, for the anchored part */
     uint32_t download_multiplier;
     uint32_t reserved;
-    /* Bytes to add to the user's totals, multipliers applied, from reports the cache could chain
-     * to the previous one (a report lower than the previous is a restarted client: its own value
-     * counts). */
+    /* Bytes to add to the user's totals, multipliers applied, as the host computed them: reports
+     * the cache could chain to the previous one (a report lower than the previous is a restarted
+     * client: its own value counts), and every `started` report whole (a session counts from
+     * zero). */
     uint64_t credit_uploaded;
     uint64_t credit_downloaded;
     /* ANCHORED: the first report of the chain. The storage credits
@@ -402,8 +403,11 @@ typedef struct chihaya_delta_batch {
  *
  * THREADS for storage: create/subscribe/destroy on the main thread. subscribe delivers the
  * complete registry into `sink` before it returns (on the calling thread), then every later
- * change from the driver's own thread until destroy. apply is called by the host's flusher
- * thread, one batch at a time, in sequence order; its completion may come from any thread. */
+ * change from the driver's own thread until destroy. apply is called one batch at a time, in
+ * sequence order, by the host's flusher thread (and by the main thread for the last batches at
+ * shutdown, after the flusher thread has ended); its completion may come from any thread. The
+ * host may stop waiting for a completion after a deadline and send the same batch again later:
+ * the (host_id, sequence) rule makes that harmless. */
 typedef struct chihaya_storage_vtable {
     uint32_t struct_size;
     chihaya_instance* (*create)(const chihaya_host_api* host, const chihaya_config* config,
