@@ -111,12 +111,12 @@ void Directory::put_user(const chihaya_user& in) {
                      u.download_multiplier, u.leech_slots},
                     generation_};
     UserShard& shard = user_shard(passkey);
-    std::string key(passkey);
+    std::string_view stored;
     {
         std::unique_lock lock(shard.mutex);
-        auto it = shard.by_passkey.find(key);
+        auto it = shard.by_passkey.find(passkey);
         if (it == shard.by_passkey.end()) {
-            shard.by_passkey.emplace(key, entry);
+            it = shard.by_passkey.emplace(std::string(passkey), entry).first;
             user_count_.fetch_add(1, std::memory_order_relaxed);
         } else {
             // Another user held this passkey (the web application reassigned it before the
@@ -124,8 +124,9 @@ void Directory::put_user(const chihaya_user& in) {
             passkey_by_user_.erase(it->second.user.id);
             it->second = entry;
         }
+        stored = it->first;
     }
-    passkey_by_user_[u.id] = std::move(key);
+    passkey_by_user_[u.id] = stored;
 }
 
 void Directory::remove_user(uint64_t id) {

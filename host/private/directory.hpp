@@ -106,8 +106,10 @@ private:
 
     std::unique_ptr<UserShard[]> user_shards_;
     std::unique_ptr<TorrentShard[]> torrent_shards_;
-    // Writer-side indexes by id: touched only by the sink's (single) thread.
-    std::unordered_map<uint64_t, std::string> passkey_by_user_;
+    // Writer-side indexes by id: touched only by the sink's (single) thread. The passkey is a view
+    // of the key stored in its shard's map (node-based: stable until that node is erased, which
+    // only this thread does, updating this index in the same step).
+    std::unordered_map<uint64_t, std::string_view> passkey_by_user_;
     std::unordered_map<uint64_t, std::array<uint8_t, 20>> hash_by_torrent_;
     mutable std::shared_mutex clients_mutex_;
     std::unordered_map<uint64_t, Client> clients_;
