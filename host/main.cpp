@@ -13,6 +13,7 @@
 #include "plugin/registry.hpp"
 #include "private/directory.hpp"
 #include "private/policy.hpp"
+#include "process/cpus.hpp"
 #include "tracker/tracker.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -182,8 +183,12 @@ int run(const Options& options) {
                                     ? ConnectionIdKey::random()
                                     : ConnectionIdKey::from_hex(config.udp.connection_id_secret);
 
-    unsigned threads = config.workers.threads ? config.workers.threads
-                                              : std::max(1u, std::thread::hardware_concurrency());
+    unsigned threads = config.workers.threads;
+    if (threads == 0) {
+        const CpuBudget budget = usable_cpus();
+        threads = budget.cpus;
+        log::info("main", "workers.threads = 0: " + std::to_string(threads) + " worker(s), from the " + budget.why);
+    }
     std::vector<std::unique_ptr<Worker>> workers;
     for (unsigned i = 0; i < threads; ++i) {
         auto w = std::make_unique<Worker>();
