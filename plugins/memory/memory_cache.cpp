@@ -118,8 +118,11 @@ chihaya_status MemoryCache::scrape_all(uint64_t now_ms, chihaya_scrape_visit vis
 }
 
 void MemoryCache::sweep(Shard& shard, uint32_t now_s) noexcept {
+    // Housekeeping takes bigger slices of big swarms than an announce does: a million-peer swarm
+    // is examined whole every few minutes by ticks alone.
+    constexpr uint32_t kTickSlice = 4096;
     for (auto it = shard.swarms.begin(); it != shard.swarms.end();) {
-        it->second.expire(now_s);
+        it->second.expire(now_s, kTickSlice);
         if (it->second.empty())
             it = shard.swarms.erase(it);
         else

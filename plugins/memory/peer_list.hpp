@@ -5,6 +5,7 @@
 
 #include <malloc.h>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -52,18 +53,64 @@ inline uint32_t gcd(uint32_t a, uint32_t b) noexcept {
     return a;
 }
 
+// A family of at least this many peers gets a hash index (endpoint -> position), so finding a
+// peer costs O(1) whatever the swarm's size; below it a linear scan of at most this many
+// 10/22-byte records is as fast and costs no memory. The index goes again below a quarter of it.
+inline constexpr uint32_t kIndexFrom = 64;
+// Expiry of an indexed family is incremental: each touch examines at most this many records,
+// from a cursor that walks the whole family in turn (see PeerList::expire_some).
+inline constexpr uint32_t kExpireSlice = 32;
+
+inline uint64_t mix64(uint64_t x) noexcept {  // splitmix64's finalizer
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+// Keyed per process, so that nobody can choose endpoints (an address's 65,535 ports, say) that
+// all land in one probe chain of a big swarm's index.
+inline uint64_t index_seed() noexcept {
+    static const uint64_t seed = [] {
+        uint64_t t = uint64_t(std::chrono::steady_clock::now().time_since_epoch().count());
+        return mix64(t ^ uint64_t(reinterpret_cast<uintptr_t>(&t)));
+    }();
+    return seed;
+}
+
+template <size_t N>
+inline uint64_t endpoint_hash(const uint8_t* e) noexcept {
+    uint64_t h = index_seed();
+    size_t i = 0;
+    for (; i + 8 <= N; i += 8) {
+        uint64_t w;
+        std::memcpy(&w, e + i, 8);
+        h = mix64(h ^ w);
+    }
+    uint64_t tail = 0;
+    std::memcpy(&tail, e + i, N - i);
+    return mix64(h ^ tail ^ (uint64_t(N) << 56));
+}
+
 // The peers of one family, leechers first: [0, leechers) are leechers, [leechers, size) seeders,
 // so a seeder's answer (leechers only) is a contiguous range and needs no filtering.
 // Order within each part is arbitrary (removal moves the last element into the hole).
 //
 // Storage is one malloc'd block, header then records, and nullptr while empty: an empty family
 // costs one pointer. The capacity is whatever the allocator's chunk holds (malloc_usable_size),
-// so no byte the allocator hands out is wasted. An optional parallel Counters array (TRACK_COUNTERS)
-// is allocated the first time a tracked announce reaches this family, so open trackers never pay
-// for it. Records are trivially copyable, hence realloc rather than new[].
+// so no byte the allocator hands out is wasted. What only some families need lives in a separate
+// Extension, allocated on first use, so that the common small family pays one pointer for it:
+//   - the parallel Counters array (TRACK_COUNTERS, private mode), so open trackers never pay;
+//   - the hash index of a family of kIndexFrom peers or more: positions in an open-addressing
+//     table (linear probing, backward-shift deletion, at most half full), kept in step with every
+//     move, so find() is O(1) in a swarm of a million peers;
+//   - the cursor of incremental expiry.
+// Records are trivially copyable, hence realloc rather than new[].
 //
 // Not thread-safe: the owning shard's mutex guards it. Allocation failure is reported by return
-// value, never thrown.
+// value, never thrown. (Growing an index rehashes it under that mutex: amortized O(1) per insert,
+// but an O(n) step at each doubling, a few milliseconds once for a million-peer family.)
 template <class Peer>
 class PeerList {
 public:
@@ -84,16 +131,24 @@ public:
     uint32_t leechers() const noexcept { return block_ ? block_->leechers : 0; }
     uint32_t seeders() const noexcept { return size() - leechers(); }
     bool is_seeder(uint32_t i) const noexcept { return i >= leechers(); }
+    bool indexed() const noexcept { return ext() && ext()->slots; }
 
     Peer& operator[](uint32_t i) noexcept { return peers()[i]; }
     const Peer& operator[](uint32_t i) const noexcept { return peers()[i]; }
 
     // Null until enable_counters succeeded; then one entry per record, same index.
-    Counters* counters() const noexcept { return block_ ? block_->counters() : nullptr; }
+    Counters* counters() const noexcept { return ext() ? ext()->counters : nullptr; }
 
-    // Linear scan: records are 10/22 bytes, so even a 10,000-peer family is ~100-220 KB of
-    // sequential memory (tens of microseconds); typical swarms are a handful of peers.
+    // O(1) through the index when there is one; else a scan of fewer than kIndexFrom records.
     uint32_t find(const uint8_t* endpoint) const noexcept {
+        if (const Extension* x = ext(); x && x->slots) {
+            uint32_t s = uint32_t(endpoint_hash<Peer::endpoint_bytes>(endpoint)) & x->mask;
+            for (;; s = (s + 1) & x->mask) {
+                uint32_t v = x->slots[s];
+                if (v == 0) return npos;
+                if (std::memcmp(peers()[v - 1].endpoint, endpoint, Peer::endpoint_bytes) == 0) return v - 1;
+            }
+        }
         uint32_t n = size();
         const Peer* p = n ? peers() : nullptr;
         for (uint32_t i = 0; i < n; ++i)
@@ -104,25 +159,29 @@ public:
     // Makes room for and zeroes the parallel counters; false when out of memory.
     bool enable_counters() noexcept {
         if (!block_ && !grow()) return false;
-        if (block_->counters()) return true;
+        if (counters()) return true;
+        Extension* x = ensure_ext();
+        if (!x) return false;
         auto* c = static_cast<Counters*>(std::calloc(block_->cap, sizeof(Counters)));
         if (!c) return false;
-        block_->set_counters(c);
+        x->counters = c;
         return true;
     }
 
     // Adds a peer in its part; returns its index, or npos when out of memory (nothing changed).
     uint32_t insert(const Peer& peer, bool seeder) noexcept {
         if (size() == capacity() && !grow()) return npos;
+        if (!reserve_index(size() + 1)) return npos;
         Header& h = *block_;
         uint32_t at = h.size;
         if (!seeder) {
-            move(h.leechers, h.size);  // the first seeder steps aside to the end
+            relocate(h.leechers, h.size);  // the first seeder steps aside to the end
             at = h.leechers++;
         }
         ++h.size;
         peers()[at] = peer;
-        if (Counters* c = h.counters()) c[at] = Counters{0, 0};
+        if (Counters* c = counters()) c[at] = Counters{0, 0};
+        index_add(at);
         return at;
     }
 
@@ -145,7 +204,7 @@ public:
     }
 
     // Drops peers whose deadline is before now_s; returns the earliest surviving deadline
-    // (UINT32_MAX when none survive).
+    // (UINT32_MAX when none survive). A whole pass: for families without an index.
     uint32_t expire(uint32_t now_s) noexcept {
         uint32_t earliest = UINT32_MAX;
         uint32_t i = 0;
@@ -160,6 +219,23 @@ public:
         }
         shrink_if_sparse();
         return earliest;
+    }
+
+    // Incremental expiry of a big family: examines `budget` records from where the last call
+    // stopped, so the work per touch is bounded whatever the swarm's size, and every record is
+    // examined again after size() / budget calls.
+    void expire_some(uint32_t now_s, uint32_t budget) noexcept {
+        Extension* x = ext();
+        if (!x) {
+            expire(now_s);
+            return;
+        }
+        for (uint32_t k = 0; k < budget && size() > 0; ++k) {
+            if (x->cursor >= size()) x->cursor = 0;
+            if (peers()[x->cursor].deadline() < now_s) remove_keep_capacity(x->cursor);
+            else ++x->cursor;
+        }
+        shrink_if_sparse();
     }
 
     // Writes up to `want` compact endpoints of peers in [lo, hi), never index `skip`, into out.
@@ -196,54 +272,149 @@ public:
     }
 
 private:
-    // 20 bytes, alignment 4: the counters pointer is stored as bytes so the header does not pad
+    struct Extension {
+        Counters* counters = nullptr;
+        uint32_t* slots = nullptr;  // position + 1 per used slot, 0 = empty
+        uint32_t mask = 0;          // slot count - 1 (a power of two)
+        uint32_t cursor = 0;        // expire_some's position
+    };
+
+    // 20 bytes, alignment 4: the extension pointer is stored as bytes so the header does not pad
     // to 24 (a 5-peer IPv4 family then fits a 72-byte usable chunk: 20 + 5 * 10).
     struct Header {
         uint32_t size;
         uint32_t cap;
         uint32_t leechers;
-        unsigned char counters_bytes[sizeof(Counters*)];
+        unsigned char ext_bytes[sizeof(Extension*)];
 
-        Counters* counters() const noexcept {
-            Counters* c;
-            std::memcpy(&c, counters_bytes, sizeof c);
-            return c;
+        Extension* ext() const noexcept {
+            Extension* x;
+            std::memcpy(&x, ext_bytes, sizeof x);
+            return x;
         }
-        void set_counters(Counters* c) noexcept { std::memcpy(counters_bytes, &c, sizeof c); }
+        void set_ext(Extension* x) noexcept { std::memcpy(ext_bytes, &x, sizeof x); }
     };
     static_assert(sizeof(Header) == 20);
 
     Peer* peers() const noexcept { return reinterpret_cast<Peer*>(block_ + 1); }
+    Extension* ext() const noexcept { return block_ ? block_->ext() : nullptr; }
 
-    void move(uint32_t from, uint32_t to) noexcept {
+    Extension* ensure_ext() noexcept {
+        if (Extension* x = ext()) return x;
+        auto* x = static_cast<Extension*>(std::calloc(1, sizeof(Extension)));
+        if (x) block_->set_ext(x);
+        return x;
+    }
+
+    // ---- the index: slot -> position + 1 --------------------------------------------------------
+
+    uint32_t home(uint32_t position) const noexcept {
+        return uint32_t(endpoint_hash<Peer::endpoint_bytes>(peers()[position].endpoint)) & ext()->mask;
+    }
+    // The slot that names `position` (it must have one).
+    uint32_t slot_of(uint32_t position) const noexcept {
+        const Extension* x = ext();
+        uint32_t s = home(position);
+        while (x->slots[s] != position + 1) s = (s + 1) & x->mask;
+        return s;
+    }
+    // Indexes the record at `position`, which has no slot yet.
+    void index_add(uint32_t position) noexcept {
+        Extension* x = ext();
+        if (!x || !x->slots) return;
+        uint32_t s = home(position);
+        while (x->slots[s] != 0) s = (s + 1) & x->mask;
+        x->slots[s] = position + 1;
+    }
+    // Removes the record at `position` from the index (backward-shift deletion: no tombstones,
+    // so probe chains never grow with churn).
+    void index_remove(uint32_t position) noexcept {
+        Extension* x = ext();
+        if (!x || !x->slots) return;
+        uint32_t hole = slot_of(position);
+        for (uint32_t next = (hole + 1) & x->mask; x->slots[next] != 0; next = (next + 1) & x->mask) {
+            const uint32_t want = home(x->slots[next] - 1);
+            // The entry at `next` may move back into the hole unless its home lies cyclically
+            // in (hole, next]: then the hole is not on its probe path.
+            const bool stays = hole <= next ? (want > hole && want <= next) : (want > hole || want <= next);
+            if (!stays) {
+                x->slots[hole] = x->slots[next];
+                hole = next;
+            }
+        }
+        x->slots[hole] = 0;
+    }
+
+    // Makes the index fit `n` records at most half full: built when a family reaches kIndexFrom,
+    // doubled as it grows. False when out of memory (nothing changed).
+    bool reserve_index(uint32_t n) noexcept {
+        if (n < kIndexFrom) return true;
+        Extension* x = ensure_ext();
+        if (!x) return false;
+        if (x->slots && n * 2 <= x->mask + 1) return true;
+        uint32_t slots = 2 * kIndexFrom;
+        while (slots < n * 2) slots *= 2;
+        auto* table = static_cast<uint32_t*>(std::calloc(slots, sizeof(uint32_t)));
+        if (!table) return false;
+        std::free(x->slots);
+        x->slots = table;
+        x->mask = slots - 1;
+        for (uint32_t i = 0; i < size(); ++i) index_add(i);
+        return true;
+    }
+
+    void drop_index() noexcept {
+        if (Extension* x = ext(); x && x->slots) {
+            std::free(x->slots);
+            x->slots = nullptr;
+            x->mask = 0;
+        }
+    }
+
+    // ---- moves, kept in step with the counters and the index ------------------------------------
+
+    // Moves the record at `from` to `to`, whose own record is gone (removed or moved away).
+    void relocate(uint32_t from, uint32_t to) noexcept {
         if (from == to) return;
+        const bool indexed = this->indexed();
+        uint32_t s = indexed ? slot_of(from) : 0;
         peers()[to] = peers()[from];
-        if (Counters* c = block_->counters()) c[to] = c[from];
+        if (Counters* c = counters()) c[to] = c[from];
+        if (indexed) ext()->slots[s] = to + 1;
     }
     void swap(uint32_t a, uint32_t b) noexcept {
         if (a == b) return;
+        const bool indexed = this->indexed();
+        uint32_t sa = indexed ? slot_of(a) : 0, sb = indexed ? slot_of(b) : 0;
         Peer t = peers()[a];
         peers()[a] = peers()[b];
         peers()[b] = t;
-        if (Counters* c = block_->counters()) { Counters ct = c[a]; c[a] = c[b]; c[b] = ct; }
+        if (Counters* c = counters()) { Counters ct = c[a]; c[a] = c[b]; c[b] = ct; }
+        if (indexed) {
+            ext()->slots[sa] = b + 1;
+            ext()->slots[sb] = a + 1;
+        }
     }
 
     void remove_keep_capacity(uint32_t i) noexcept {
         Header& h = *block_;
+        index_remove(i);
         if (i < h.leechers) {
-            move(h.leechers - 1, i);      // the last leecher fills the hole
-            move(h.size - 1, h.leechers - 1);  // the last seeder fills the last leecher's place
+            relocate(h.leechers - 1, i);           // the last leecher fills the hole
+            relocate(h.size - 1, h.leechers - 1);  // the last seeder fills the last leecher's place
             --h.leechers;
         } else {
-            move(h.size - 1, i);
+            relocate(h.size - 1, i);
         }
         --h.size;
     }
 
-    // Returns memory after a swarm shrank: all of it when empty, half when a quarter is used.
+    // Returns memory after a family shrank: all of it when empty, the index when the family is
+    // small again, half the records when a quarter is used.
     void shrink_if_sparse() noexcept {
         if (!block_) return;
         if (block_->size == 0) { release(); return; }
+        if (indexed() && block_->size < kIndexFrom / 4) drop_index();
         if (block_->cap >= 16 && block_->size <= block_->cap / 4) resize(block_->cap / 2);
     }
 
@@ -254,10 +425,11 @@ private:
         return resize(want);
     }
 
-    // Reallocates to at least `want` records (failure leaves everything as it was).
+    // Reallocates to at least `want` records (failure leaves everything as it was). Positions do
+    // not change, so the index stays valid.
     bool resize(uint32_t want) noexcept {
         size_t bytes = sizeof(Header) + size_t(want) * sizeof(Peer);
-        Counters* counters = block_ ? block_->counters() : nullptr;
+        Counters* counters = this->counters();
         void* p = std::realloc(block_, bytes);
         if (!p) return false;
         bool fresh = block_ == nullptr;
@@ -267,20 +439,23 @@ private:
         if (counters && cap > block_->cap) {
             auto* c = static_cast<Counters*>(std::realloc(counters, size_t(cap) * sizeof(Counters)));
             if (!c) return false;  // the block grew but `cap` stays: counters remain parallel
-            counters = c;
+            block_->ext()->counters = c;
         } else if (counters && cap < block_->cap) {
             // A larger counters array than needed is harmless, so a failed shrink is ignored.
             if (auto* c = static_cast<Counters*>(std::realloc(counters, size_t(cap) * sizeof(Counters))))
-                counters = c;
+                block_->ext()->counters = c;
         }
         block_->cap = cap;
-        block_->set_counters(counters);
         return true;
     }
 
     void release() noexcept {
         if (!block_) return;
-        std::free(block_->counters());
+        if (Extension* x = ext()) {
+            std::free(x->counters);
+            std::free(x->slots);
+            std::free(x);
+        }
         std::free(block_);
         block_ = nullptr;
     }

@@ -45,15 +45,26 @@ public:
     bool empty() const noexcept { return v4_.size() == 0 && v6_.size() == 0; }
     uint32_t peer_count() const noexcept { return v4_.size() + v6_.size(); }
 
-    // Drops expired peers if any may have expired; cheap otherwise (one comparison).
-    void expire(uint32_t now_s) noexcept {
+    // Drops expired peers if any may have expired; cheap otherwise (one comparison). A family
+    // with an index (a big swarm) is expired incrementally, `budget` records per call, so no
+    // announce pays for a scan of the whole swarm; housekeeping passes a larger budget.
+    void expire(uint32_t now_s, uint32_t budget = kExpireSlice) noexcept {
         if (now_s <= sweep_due_s_) return;
-        uint32_t a = v4_.expire(now_s);
-        uint32_t b = v6_.expire(now_s);
+        uint32_t a = expire_family(v4_, now_s, budget);
+        uint32_t b = expire_family(v6_, now_s, budget);
         sweep_due_s_ = a < b ? a : b;
     }
 
 private:
+    // Returns the family's new lower bound on deadlines: exact after a whole pass; after a slice
+    // only "now", so that the next touch takes the next slice.
+    template <class Peer>
+    static uint32_t expire_family(PeerList<Peer>& peers, uint32_t now_s, uint32_t budget) noexcept {
+        if (!peers.indexed()) return peers.expire(now_s);
+        peers.expire_some(now_s, budget);
+        return now_s ? now_s - 1 : 0;
+    }
+
     template <class Peer>
     chihaya_status announce_in(PeerList<Peer>& peers, const chihaya_announce_request& request,
                                uint32_t now_s, chihaya_announce_result& result, Rng& rng) noexcept;

@@ -212,6 +212,46 @@ TEST_CASE("selection is random: repeated announces see more than numwant distinc
     CHECK(seen_by_seeder.size() > 30);
 }
 
+TEST_CASE("selection is uniform: every peer of a big swarm is handed out equally often") {
+    // 300 leechers (an indexed family), one of them asks for 20 peers 30,000 times: each of the
+    // other 299 is expected 30,000 * 20 / 299 ~ 2007 times. Pearson's chi-square with 298
+    // degrees of freedom stays under 370 with probability 0.997 for a uniform choice; a choice
+    // that favours part of the list (a fixed start, or the front) is far above it.
+    Swarm s;
+    for (uint32_t p = 0; p < 300; ++p) announce(s, Announce(p));
+    std::map<std::string, uint32_t> seen;
+    const int rounds = 30000;
+    for (int i = 0; i < rounds; ++i)
+        for (const auto& e : announce(s, Announce(7).numwant(20)).peers()) ++seen[e];
+    REQUIRE(seen.size() == 299);
+    const double expected = double(rounds) * 20 / 299;
+    double chi2 = 0;
+    for (const auto& [endpoint, n] : seen) chi2 += (n - expected) * (n - expected) / expected;
+    CHECK(chi2 < 370);
+}
+
+TEST_CASE("a big swarm finds its peers through the index, through churn and expiry") {
+    Swarm s;
+    const uint32_t n = 5000;
+    for (uint32_t p = 0; p < n; ++p) announce(s, Announce(p, p % 2 == 0).ttl(p < n / 2 ? 10 : 1000), 0);
+    CHECK(s.peer_count() == n);
+    // A known peer is found, not added again; a stopped one goes.
+    announce(s, Announce(n - 1, true), 1);
+    CHECK(s.peer_count() == n);
+    announce(s, Announce(n - 1).event(CHIHAYA_EVENT_STOPPED), 1);
+    CHECK(s.peer_count() == n - 1);
+    // Half the peers expire after 10 s: announces and housekeeping remove them a slice at a time.
+    uint32_t touches = 0;
+    while (s.peer_count() > n / 2 - 1 && touches < 10000) {
+        announce(s, Announce(n - 2), 20 + touches);
+        ++touches;
+    }
+    CHECK(s.peer_count() == n / 2 - 1);
+    CHECK(touches > 10);  // incremental: no single announce swept the whole swarm
+    auto counts = s.counts();
+    CHECK(counts.complete + counts.incomplete == n / 2 - 1);
+}
+
 TEST_CASE("peers expire after peer_ttl_s without an announce") {
     Swarm s;
     announce(s, Announce(1).ttl(60), 100);
