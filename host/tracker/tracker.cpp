@@ -22,6 +22,7 @@ struct CallScope {
 // posting it back) loses that one call; there is no one left to tell.
 void announce_done(void* ctx, chihaya_status status) noexcept try {
     auto* call = static_cast<AnnounceCall*>(ctx);
+    if (!call->guard.finish("announce", status, call->abi_result.message)) return;
     const chihaya_announce_result& r = call->abi_result;
     AnnounceResponse& out = call->response;
     if (status == CHIHAYA_OK) {
@@ -38,6 +39,7 @@ void announce_done(void* ctx, chihaya_status status) noexcept try {
 
 void scrape_done(void* ctx, chihaya_status status) noexcept try {
     auto* call = static_cast<ScrapeCall*>(ctx);
+    if (!call->guard.finish("scrape", status, call->abi_request.message)) return;
     if (status != CHIHAYA_OK) call->failure = failure_reason(status);
     call->complete(call, t_calling == call);
 } catch (...) {
@@ -81,7 +83,9 @@ const char* failure_reason(chihaya_status status) {
     return "internal tracker error";
 }
 
-Tracker::Tracker(const TrackerConfig& config, CacheHandle cache) : config_(config), cache_(cache) {
+Tracker::Tracker(const TrackerConfig& config, CacheHandle cache)
+    : config_(config), cache_(cache),
+      errors_(std::make_unique<DriverErrorLog>(std::string("cache driver \"") + cache.name + "\"")) {
     // Optional members are used only when the driver's table is new enough to have them.
     const chihaya_cache_vtable* v = cache.vtable;
     scrape_all_ = CHIHAYA_HAS_MEMBER(v, chihaya_cache_vtable, scrape_all) ? v->scrape_all : nullptr;
@@ -127,6 +131,7 @@ void Tracker::announce(AnnounceCall& call) const {
     res.message[0] = '\0';
 
     call.completion = {sizeof(chihaya_completion), 0, &announce_done, &call};
+    call.guard.arm(errors_.get());
     CallScope scope(&call);
     cache_.vtable->announce(cache_.instance, &r, &res, &call.completion);
 }
@@ -146,6 +151,7 @@ void Tracker::scrape(ScrapeCall& call) const {
     r.now_ms = now_ms();
     r.message[0] = '\0';
     call.completion = {sizeof(chihaya_completion), 0, &scrape_done, &call};
+    call.guard.arm(errors_.get());
     CallScope scope(&call);
     cache_.vtable->scrape(cache_.instance, &r, &call.completion);
 }
