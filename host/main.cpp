@@ -9,6 +9,7 @@
 #include "frontend/udp/udp_frontend.hpp"
 #include "log/log.hpp"
 #include "plugin/handshake.hpp"
+#include "plugin/listing.hpp"
 #include "plugin/loader.hpp"
 #include "plugin/registry.hpp"
 #include "private/directory.hpp"
@@ -49,6 +50,7 @@ fs::path exe_dir() {
 
 std::string find_config() {
     for (const fs::path& candidate : {exe_dir() / ".." / "etc" / "chihaya.toml",
+                                      exe_dir() / ".." / "etc" / "chihaya" / "chihaya.toml",  // installed
                                       exe_dir() / "etc" / "chihaya.toml",
                                       fs::path("/etc/chihaya/chihaya.toml")}) {
         std::error_code error;
@@ -58,7 +60,10 @@ std::string find_config() {
 }
 
 std::string plugins_dir(const Config& config) {
-    if (config.plugins_dir.empty()) return (exe_dir() / "plugins").string();
+    if (config.plugins_dir.empty()) {  // installed (<prefix>/bin, <prefix>/lib/chihaya/plugins), else the build's
+        fs::path installed = exe_dir() / ".." / "lib" / "chihaya" / "plugins";
+        return (fs::is_directory(installed) ? installed.lexically_normal() : exe_dir() / "plugins").string();
+    }
     fs::path dir(config.plugins_dir);
     if (dir.is_relative() && !config.source.empty()) dir = fs::path(config.source).parent_path() / dir;
     return dir.lexically_normal().string();
@@ -147,7 +152,8 @@ int run(const Options& options) {
     bool level_ok = false;
     // Validating or listing prints its own answer: only refused plugins and worse are logged.
     log::Level level = log::parse_level(config.log.level, &level_ok);
-    log::init(options.check_only || options.list_drivers ? std::max(level, log::Level::Warning) : level);
+    log::init(options.check_only || options.list_drivers || options.list_plugins ? std::max(level, log::Level::Warning) : level);
+    if (options.list_plugins) return list_plugins(plugins_dir(config), config.source, std::cout);
     if (!options.check_only)
         log::info("main", config.source.empty() ? "no config file found, using built-in defaults"
                                                 : "config: " + config.source);
@@ -163,6 +169,7 @@ int run(const Options& options) {
     registry.check_selection(CHIHAYA_KIND_CACHE, config.cache, config.source);
     registry.check_selection(CHIHAYA_KIND_STORAGE, config.storage, config.source);
     if (options.check_only) {
+        if (options.connect) connect_drivers(registry, config, std::cout);
         std::cout << (config.source.empty() ? "defaults" : config.source) << ": OK\n";
         return 0;
     }
@@ -177,7 +184,8 @@ int run(const Options& options) {
     // and an unused driver's code and libraries would only cost resident memory.
     registry = Registry();
     plugins.clear();
-    Tracker tracker(config.tracker, {static_cast<const chihaya_cache_vtable*>(cache.vtable()), cache.get()},
+    Tracker tracker(config.tracker,
+                    {static_cast<const chihaya_cache_vtable*>(cache.vtable()), cache.get(), cache.name()},
                     private_mode ? PrivateMode{private_state->policy.get(), &private_state->ledger} : PrivateMode{});
     const ConnectionIdKey key = config.udp.connection_id_secret.empty()
                                     ? ConnectionIdKey::random()

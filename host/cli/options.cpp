@@ -12,18 +12,24 @@ namespace chihaya {
 namespace {
 
 constexpr const char* kHelp =
-    "usage: chihaya [--config PATH] | --check-config PATH | --list-drivers | --help | --version\n"
+    "usage: chihaya [--config PATH] | --check-config PATH [--connect] | --list-drivers |\n"
+    "               --list-plugins [--config PATH] | --help | --version\n"
     "\n"
     "A BitTorrent tracker (HTTP and UDP, IPv4 and IPv6) with pluggable cache and storage drivers.\n"
     "\n"
     "  -c, --config PATH     read the configuration from PATH\n"
     "      --check-config PATH\n"
     "                        validate PATH and the selected drivers' tables, then exit 0 or 1\n"
+    "      --connect         with --check-config: also create and destroy the selected drivers,\n"
+    "                        so an unreachable store fails the check\n"
     "      --list-drivers    list the drivers in plugins_dir with their config keys\n"
+    "      --list-plugins    list every file in plugins_dir: loaded (ABI, drivers, keys) or refused\n"
+    "                        and why; exit 1 when one was refused\n"
     "  -h, --help            show this help\n"
     "  -v, --version         print the version\n"
     "\n"
-    "Without --config, reads etc/chihaya.toml beside the build, then /etc/chihaya/chihaya.toml.\n";
+    "Without --config, reads etc/chihaya.toml beside the build, then <prefix>/etc/chihaya/chihaya.toml\n"
+    "of an installed chihaya, then /etc/chihaya/chihaya.toml.\n";
 
 }  // namespace
 
@@ -66,7 +72,19 @@ int parse_options(int argc, const char* const* argv, Options& options, std::ostr
             options.list_drivers = true;
             continue;
         }
+        if (arg == "--list-plugins" && !has_value) {
+            options.list_plugins = true;
+            continue;
+        }
+        if (arg == "--connect" && !has_value) {
+            options.connect = true;
+            continue;
+        }
         err << "chihaya: unknown option " << argv[i] << " (see --help)\n";
+        return 2;
+    }
+    if (options.connect && !options.check_only) {
+        err << "chihaya: --connect goes with --check-config PATH (see --help)\n";
         return 2;
     }
     return -1;

@@ -3,6 +3,7 @@
 
 #include "log/log.hpp"
 #include "plugin/handshake.hpp"
+#include "plugin/safety.hpp"
 #include "tracker/tracker.hpp"
 
 #include <boost/dll/shared_library.hpp>
@@ -10,10 +11,13 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 
 namespace chihaya {
 namespace {
+
+std::atomic<uint64_t> g_plugin_warnings{0};
 
 // Called by plugins through the C ABI: a line that cannot be written (out of memory) is dropped
 // rather than unwinding into the plugin.
@@ -22,6 +26,7 @@ void host_log(chihaya_log_level level, chihaya_str source, chihaya_str message) 
                    : level == CHIHAYA_LOG_INFO    ? log::Level::Info
                    : level == CHIHAYA_LOG_WARNING ? log::Level::Warning
                                                   : log::Level::Error;
+    if (l >= log::Level::Warning) g_plugin_warnings.fetch_add(1, std::memory_order_relaxed);
     log::write(l, {source.ptr, source.len}, {message.ptr, message.len});
 } catch (...) {
 }
@@ -35,6 +40,8 @@ const chihaya_host_api kHostApi = {
 }  // namespace
 
 const chihaya_host_api* host_api() { return &kHostApi; }
+
+uint64_t plugin_warning_count() { return g_plugin_warnings.load(std::memory_order_relaxed); }
 
 std::unique_ptr<LoadedPlugin> load_plugin(const std::string& path, const chihaya_host_api* host,
                                           std::string& why) {
@@ -63,25 +70,44 @@ std::unique_ptr<LoadedPlugin> load_plugin(const std::string& path, const chihaya
     return std::make_unique<LoadedPlugin>(LoadedPlugin{path, std::move(library), std::move(tables), descriptor});
 }
 
-std::vector<LoadedPlugin> load_plugins(const std::string& dir, const chihaya_host_api* host) {
+std::vector<PluginFile> scan_plugins(const std::string& dir, const chihaya_host_api* host) {
+    if (std::string why = unsafe_plugins_dir(dir); !why.empty()) throw std::runtime_error(why);
     std::error_code error;
-    std::vector<std::string> paths;
-    for (const auto& entry : std::filesystem::directory_iterator(dir, error))
-        if (entry.path().extension() == ".so") paths.push_back(entry.path().string());
+    std::vector<PluginFile> files;
+    for (const auto& entry : std::filesystem::directory_iterator(dir, error)) {
+        // Subdirectories are not listed (the build tree's plugins/ holds CMake's), unless named *.so.
+        std::error_code ignored;
+        if (entry.path().extension() != ".so" && entry.is_directory(ignored) && !entry.is_symlink(ignored))
+            continue;
+        files.push_back(PluginFile{entry.path().string(), PluginFile::State::Ignored, "", nullptr});
+    }
     if (error) throw std::runtime_error("plugins_dir " + dir + ": " + error.message());
-    std::sort(paths.begin(), paths.end());
+    std::sort(files.begin(), files.end(),
+              [](const PluginFile& a, const PluginFile& b) { return a.path < b.path; });
 
-    std::vector<LoadedPlugin> plugins;
-    for (const auto& path : paths) {
-        std::string why;
-        auto plugin = load_plugin(path, host, why);
-        if (!plugin) {
-            log::error("plugin", path + ": refused: " + why);
+    for (auto& file : files) {
+        if (std::filesystem::path(file.path).extension() != ".so") {
+            file.why = "not a *.so file";
             continue;
         }
-        log::info("plugin", path + ": loaded " + plugin->descriptor->name + " " +
-                                plugin->descriptor->version);
-        plugins.push_back(std::move(*plugin));
+        file.state = PluginFile::State::Refused;
+        file.why = unsafe_plugin_file(file.path);
+        if (!file.why.empty()) continue;
+        file.plugin = load_plugin(file.path, host, file.why);
+        if (file.plugin) file.state = PluginFile::State::Loaded;
+    }
+    return files;
+}
+
+std::vector<LoadedPlugin> load_plugins(const std::string& dir, const chihaya_host_api* host) {
+    std::vector<LoadedPlugin> plugins;
+    for (auto& file : scan_plugins(dir, host)) {
+        if (file.state == PluginFile::State::Refused)
+            log::error("plugin", file.path + ": refused: " + file.why);
+        if (file.state != PluginFile::State::Loaded) continue;
+        log::info("plugin", file.path + ": loaded " + file.plugin->descriptor->name + " " +
+                                file.plugin->descriptor->version);
+        plugins.push_back(std::move(*file.plugin));
     }
     return plugins;
 }

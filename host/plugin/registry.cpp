@@ -161,18 +161,25 @@ DriverInstance Registry::create(chihaya_driver_kind kind, const DriverSelection&
     return DriverInstance(driver, instance);
 }
 
+std::string describe_keys(const chihaya_driver_descriptor& d, const std::string& indent) {
+    std::ostringstream out;
+    for (uint32_t i = 0; i < d.config_key_count; ++i) {
+        const chihaya_config_key& k = config_key_at(d, i);
+        out << indent << k.key << " = "
+            << ((k.flags & CHIHAYA_CONFIG_SECRET) ? "\"(secret)\"" : k.default_value) << "  # "
+            << (k.doc ? k.doc : "");
+        if (k.type == CHIHAYA_CONFIG_INT) out << " [" << k.min << ", " << k.max << "]";
+        out << "\n";
+    }
+    return out.str();
+}
+
 std::string Registry::describe() const {
     std::ostringstream out;
     for (const auto& [key, driver] : drivers_) {
         const chihaya_driver_descriptor& d = *driver.descriptor;
         out << "[" << kind_name(d.kind) << "." << d.name << "]  # " << driver.plugin_path << "\n";
-        for (uint32_t i = 0; i < d.config_key_count; ++i) {
-            const chihaya_config_key& k = config_key_at(d, i);
-            out << k.key << " = " << ((k.flags & CHIHAYA_CONFIG_SECRET) && k.default_value[2] ? "\"(secret)\"" : k.default_value)
-                << "  # " << (k.doc ? k.doc : "");
-            if (k.type == CHIHAYA_CONFIG_INT) out << " [" << k.min << ", " << k.max << "]";
-            out << "\n";
-        }
+        out << describe_keys(d, "");
         out << "\n";
     }
     return out.str();

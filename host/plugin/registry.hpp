@@ -69,4 +69,8 @@ private:
 
 const char* kind_name(chihaya_driver_kind kind);
 
+// A driver's config keys, one line each: `key = default  # doc [min, max]`, each line starting
+// with `indent`. A secret key's default is never printed (CHIHAYA_CONFIG_SECRET).
+std::string describe_keys(const chihaya_driver_descriptor& driver, const std::string& indent);
+
 }  // namespace chihaya

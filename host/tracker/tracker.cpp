@@ -21,9 +21,6 @@ struct CallScope {
     const void* previous;
 };
 
-// The three *_done functions are what drivers call through the C ABI: nothing may unwind out of
-// them into a driver's frames. A frontend that cannot take the answer (out of memory while
-// posting it back) loses that one call; there is no one left to tell.
 // Private mode: what the peer reported and what the cache knew of it before, for the ledger.
 void record(const AnnounceCall& call) {
     const chihaya_announce_request& q = call.abi_request;
@@ -47,8 +44,12 @@ void record(const AnnounceCall& call) {
     call.ledger->record(report);
 }
 
+// The three *_done functions are what drivers call through the C ABI: nothing may unwind out of
+// them into a driver's frames. A frontend that cannot take the answer (out of memory while
+// posting it back) loses that one call; there is no one left to tell.
 void announce_done(void* ctx, chihaya_status status) noexcept try {
     auto* call = static_cast<AnnounceCall*>(ctx);
+    if (!call->guard.finish("announce", status, call->abi_result.message)) return;
     const chihaya_announce_result& r = call->abi_result;
     AnnounceResponse& out = call->response;
     if (status == CHIHAYA_OK) {
@@ -75,6 +76,7 @@ void announce_done(void* ctx, chihaya_status status) noexcept try {
 
 void scrape_done(void* ctx, chihaya_status status) noexcept try {
     auto* call = static_cast<ScrapeCall*>(ctx);
+    if (!call->guard.finish("scrape", status, call->abi_request.message)) return;
     if (status != CHIHAYA_OK) call->failure = failure_reason(status);
     call->complete(call, t_calling == call);
 } catch (...) {
@@ -119,7 +121,8 @@ const char* failure_reason(chihaya_status status) {
 }
 
 Tracker::Tracker(const TrackerConfig& config, CacheHandle cache, PrivateMode private_mode)
-    : config_(config), cache_(cache), private_(private_mode) {
+    : config_(config), cache_(cache), private_(private_mode),
+      errors_(std::make_unique<DriverErrorLog>(std::string("cache driver \"") + cache.name + "\"")) {
     // Optional members are used only when the driver's table is new enough to have them.
     const chihaya_cache_vtable* v = cache.vtable;
     scrape_all_ = CHIHAYA_HAS_MEMBER(v, chihaya_cache_vtable, scrape_all) ? v->scrape_all : nullptr;
@@ -176,6 +179,7 @@ void Tracker::announce(AnnounceCall& call) const {
     res.message[0] = '\0';
 
     call.completion = {sizeof(chihaya_completion), 0, &announce_done, &call};
+    call.guard.arm(errors_.get());
     CallScope scope(&call);
     cache_.vtable->announce(cache_.instance, &r, &res, &call.completion);
 }
@@ -202,6 +206,7 @@ void Tracker::scrape(ScrapeCall& call) const {
     r.now_ms = now_ms();
     r.message[0] = '\0';
     call.completion = {sizeof(chihaya_completion), 0, &scrape_done, &call};
+    call.guard.arm(errors_.get());
     CallScope scope(&call);
     cache_.vtable->scrape(cache_.instance, &r, &call.completion);
 }

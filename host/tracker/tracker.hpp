@@ -2,9 +2,12 @@
 #pragma once
 
 #include "config/config.hpp"
+#include "tracker/driver_errors.hpp"
 #include "tracker/types.hpp"
 
 #include <chihaya/abi.h>
+
+#include <memory>
 
 namespace chihaya {
 
@@ -12,6 +15,7 @@ namespace chihaya {
 struct CacheHandle {
     const chihaya_cache_vtable* vtable = nullptr;
     chihaya_instance* instance = nullptr;
+    const char* name = "cache";  // the driver's name, for its log lines
 };
 
 class Policy;
@@ -54,6 +58,7 @@ private:
     PrivateMode private_;
     decltype(chihaya_cache_vtable::scrape_all) scrape_all_ = nullptr;
     decltype(chihaya_cache_vtable::tick) tick_ = nullptr;
+    std::unique_ptr<DriverErrorLog> errors_;  // the driver's messages, rate-limited (driver_errors.hpp)
 };
 
 // Client-visible reason for a driver status (the driver's own message stays in the log).

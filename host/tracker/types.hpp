@@ -1,6 +1,8 @@
 // Wire-independent request and answer types shared by the frontends and the tracker core.
 #pragma once
 
+#include "tracker/driver_errors.hpp"
+
 #include <chihaya/abi.h>
 
 #include <array>
@@ -97,6 +99,7 @@ struct AnnounceCall {
     chihaya_announce_request abi_request{};
     chihaya_announce_result abi_result{};
     chihaya_completion completion{};
+    CallGuard guard;
     Ledger* ledger = nullptr;  // private mode: where the completion records the report
     AccountingGrant grant;
 };
@@ -113,6 +116,7 @@ struct ScrapeCall {
 
     chihaya_scrape_request abi_request{};  // tracker-private
     chihaya_completion completion{};       // tracker-private
+    CallGuard guard;                       // tracker-private
 };
 
 }  // namespace chihaya

@@ -18,7 +18,7 @@ public:
             "comma-separated \"host:port\" or \"unix:/path\"; one node, or any cluster nodes as seeds"),
         chihaya::config_string("user", "\"\"",
             "ACL user for AUTH (\"\" = the default user)"),
-        chihaya::config_string("password", "\"\"",
+        chihaya::config_secret("password", "\"\"",
             "password for AUTH (\"\" = no AUTH)"),
         chihaya::config_int("database", "0", 0, 65535,
             "database number (SELECT); must be 0 with cluster = true"),

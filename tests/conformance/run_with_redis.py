@@ -1,7 +1,7 @@
 """Runs the cache conformance suite against the redis driver on a throwaway redis-server."""
-# Usage (ctest does this): run_with_redis.py [--cluster | --unix] <cache_conformance> [args...]
-# CHIHAYA_PLUGIN / CHIHAYA_DRIVER come from the environment as for any driver; the Redis
-# address (and cluster = true) is added to CHIHAYA_DRIVER_CONFIG in front of any overrides.
+# Usage (ctest does this): run_with_redis.py [--cluster | --unix] <chihaya-conformance> [args...]
+# The Redis address (and cluster = true) is added to the kit's arguments as --set KEY=VALUE,
+# before the given ones, so a later --set still overrides.
 
 import os
 import subprocess
@@ -20,7 +20,7 @@ def main(argv):
     elif argv and argv[0] == "--unix":
         unix, argv = True, argv[1:]
     if not argv:
-        print("usage: run_with_redis.py [--cluster | --unix] <cache_conformance> [args...]",
+        print("usage: run_with_redis.py [--cluster | --unix] <chihaya-conformance> [args...]",
               file=sys.stderr)
         return 2
     if not redis_fixture.have_redis():
@@ -31,14 +31,12 @@ def main(argv):
         # Every seed for a cluster: the driver must accept a list and learn the slots from any.
         address = (server.addresses if cluster else
                    server.unix_address if unix else server.address)
-        config = ["addresses=" + address]
+        sets = ["--set", "addresses=" + address]
         if cluster:
-            config.append("cluster=true")
-        extra = os.environ.get("CHIHAYA_DRIVER_CONFIG", "")
-        env = dict(os.environ, CHIHAYA_DRIVER_CONFIG="\n".join(config + [extra]).strip())
+            sets += ["--set", "cluster=true"]
         print("redis %s at %s" % ("cluster" if cluster else "server", address), flush=True)
         try:
-            return subprocess.run(argv, env=env, timeout=SUITE_TIMEOUT_S).returncode
+            return subprocess.run(argv[:1] + sets + argv[1:], timeout=SUITE_TIMEOUT_S).returncode
         except subprocess.TimeoutExpired:
             print("conformance suite did not finish within %d s" % SUITE_TIMEOUT_S, file=sys.stderr)
             return 1

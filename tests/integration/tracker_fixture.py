@@ -97,11 +97,16 @@ def addr_port(host, port):
 # ---- the process -------------------------------------------------------------------------------
 
 class Tracker:
-    """One chihaya process. `overrides` merges into the tables, e.g. {"tracker": {...}}."""
+    """One chihaya process. `overrides` merges into the tables, e.g. {"tracker": {...}}.
+
+    `binary` runs another chihaya than CHIHAYA_BIN (an installed one); plugins_dir=False leaves
+    plugins_dir out of the config, so the binary's default applies."""
 
     def __init__(self, overrides=None, udp=True, http=True, threads=2, log_level="info",
-                 plugins_dir=None, wrapper=()):
-        require_binary()
+                 plugins_dir=None, wrapper=(), binary=None):
+        if binary is None:
+            require_binary()
+        self.binary = binary or CHIHAYA_BIN
         self.dir = tempfile.TemporaryDirectory(prefix="chihaya-test-")
         self.udp_port = free_port(socket.SOCK_DGRAM) if udp else None
         self.http_port = free_port(socket.SOCK_STREAM) if http else None
@@ -121,8 +126,8 @@ class Tracker:
                                         addr_port(V6, self.http_port)]
         for name, keys in (overrides or {}).items():
             tables.setdefault(name, {}).update(keys)
-        self.config_text = render_config({"plugins_dir": plugins_dir or CHIHAYA_PLUGINS_DIR},
-                                         tables)
+        top = {} if plugins_dir is False else {"plugins_dir": plugins_dir or CHIHAYA_PLUGINS_DIR}
+        self.config_text = render_config(top, tables)
         self.config_path = os.path.join(self.dir.name, "chihaya.toml")
         with open(self.config_path, "w") as f:
             f.write(self.config_text)
@@ -133,7 +138,7 @@ class Tracker:
 
     def start(self):
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(self.wrapper + [CHIHAYA_BIN, "--config", self.config_path],
+        self.proc = subprocess.Popen(self.wrapper + [self.binary, "--config", self.config_path],
                                      stdin=subprocess.DEVNULL, stdout=self._log,
                                      stderr=subprocess.STDOUT)
         deadline = time.monotonic() + START_TIMEOUT_S

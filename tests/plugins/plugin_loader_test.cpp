@@ -5,6 +5,12 @@
 
 #include <doctest/doctest.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <string>
 
 using namespace chihaya;
@@ -110,7 +116,8 @@ TEST_CASE("a directory scan keeps the good plugins and skips the broken ones") {
     std::vector<LoadedPlugin> plugins = load_plugins(dir, host_api());
     std::vector<std::string> names;
     for (const auto& p : plugins) names.push_back(p.descriptor->name);
-    CHECK(names == std::vector<std::string>{"dup", "dup", "good", "future", "throwing"});
+    CHECK(names == std::vector<std::string>{"double_done", "dup", "dup", "good", "future", "silent",
+                                            "throwing"});
     CHECK_THROWS(load_plugins(dir + "/nowhere", host_api()));
 }
 
@@ -209,4 +216,118 @@ TEST_CASE("exceptions inside a driver become status codes at the boundary") {
     CHECK(scraped.calls == 1);
     CHECK(scraped.status == CHIHAYA_INTERNAL);
     CHECK(std::string(scrape.message) == "unknown exception");
+}
+
+// ---- plugins_dir safety (plugin/safety.hpp): each refusal, on real files in a temp dir ----------
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// A plugins_dir of its own: 0755, owned by the test's user, with good_cache.so at 0644.
+struct SafeDir {
+    std::string path;
+    SafeDir() {
+        char tmpl[] = "/tmp/chihaya-safety-XXXXXX";
+        REQUIRE(::mkdtemp(tmpl) != nullptr);
+        path = tmpl;
+        ::chmod(path.c_str(), 0755);
+        fs::copy_file(dir + "/good_cache.so", path + "/good_cache.so");
+        ::chmod((path + "/good_cache.so").c_str(), 0644);
+    }
+    ~SafeDir() { fs::remove_all(path); }
+    std::string file(const std::string& name) const { return path + "/" + name; }
+};
+
+const PluginFile& entry(const std::vector<PluginFile>& files, const std::string& name) {
+    for (const auto& f : files)
+        if (fs::path(f.path).filename() == name) return f;
+    FAIL("no entry " << name);
+    throw 0;
+}
+
+// State and reason of one entry after a fresh scan.
+struct Seen {
+    PluginFile::State state;
+    std::string why;
+};
+Seen scanned(const std::string& path, const std::string& name) {
+    auto files = scan_plugins(path, host_api());
+    const PluginFile& f = entry(files, name);
+    return {f.state, f.why};
+}
+
+std::string scan_error(const std::string& path) {
+    try {
+        scan_plugins(path, host_api());
+    } catch (const std::runtime_error& e) {
+        return e.what();
+    }
+    return "";
+}
+
+}  // namespace
+
+TEST_CASE("a safe plugins_dir loads its plugin; other files are listed as ignored") {
+    SafeDir d;
+    std::ofstream(d.file("README.txt")) << "notes";
+    fs::create_directory(d.file("subdir"));
+    auto files = scan_plugins(d.path, host_api());
+    CHECK(entry(files, "good_cache.so").state == PluginFile::State::Loaded);
+    CHECK(entry(files, "README.txt").state == PluginFile::State::Ignored);
+    CHECK(files.size() == 2);  // a subdirectory is not listed
+}
+
+TEST_CASE("a plugin writable by group or others is refused, naming the path and the fix") {
+    SafeDir d;
+    ::chmod(d.file("good_cache.so").c_str(), 0664);
+    Seen f = scanned(d.path, "good_cache.so");
+    CHECK(f.state == PluginFile::State::Refused);
+    CHECK(contains(f.why, d.file("good_cache.so") + " is writable by its group"));
+    CHECK(contains(f.why, "chmod go-w " + d.file("good_cache.so")));
+    ::chmod(d.file("good_cache.so").c_str(), 0646);
+    f = scanned(d.path, "good_cache.so");
+    CHECK(f.state == PluginFile::State::Refused);
+    CHECK(contains(f.why, "is writable by others"));
+    // The normal loader refuses it too (logged, skipped).
+    CHECK(load_plugins(d.path, host_api()).empty());
+}
+
+TEST_CASE("a plugin owned by another user is refused") {
+    SafeDir d;
+    if (::geteuid() != 0) return;  // only root can hand a file to another user
+    REQUIRE(::chown(d.file("good_cache.so").c_str(), 65534, 65534) == 0);
+    Seen f = scanned(d.path, "good_cache.so");
+    CHECK(f.state == PluginFile::State::Refused);
+    CHECK(contains(f.why, "uid 65534"));
+    CHECK(contains(f.why, "not by root or the tracker's user"));
+    CHECK(contains(f.why, "chown root " + d.file("good_cache.so")));
+}
+
+TEST_CASE("only regular files are opened: a symlink or a directory named *.so is refused") {
+    SafeDir d;
+    fs::create_symlink(d.file("good_cache.so"), d.file("link.so"));
+    fs::create_directory(d.file("dir.so"));
+    auto files = scan_plugins(d.path, host_api());
+    CHECK(entry(files, "good_cache.so").state == PluginFile::State::Loaded);
+    CHECK(entry(files, "link.so").state == PluginFile::State::Refused);
+    CHECK(contains(entry(files, "link.so").why, "a symlink"));
+    CHECK(entry(files, "dir.so").state == PluginFile::State::Refused);
+    CHECK(contains(entry(files, "dir.so").why, "not a regular file"));
+}
+
+TEST_CASE("a plugins_dir writable by group or others, or owned by another user, stops the scan") {
+    SafeDir d;
+    ::chmod(d.path.c_str(), 0775);
+    CHECK(contains(scan_error(d.path), "plugins_dir " + d.path + " is writable by its group"));
+    CHECK(contains(scan_error(d.path), "chmod go-w " + d.path));
+    ::chmod(d.path.c_str(), 01777);  // sticky, like /tmp: others may still add files
+    CHECK(contains(scan_error(d.path), "is writable by others"));
+    CHECK_THROWS(load_plugins(d.path, host_api()));
+    ::chmod(d.path.c_str(), 0755);
+    CHECK(scan_error(d.path).empty());
+    if (::geteuid() != 0) return;
+    REQUIRE(::chown(d.path.c_str(), 65534, 65534) == 0);
+    CHECK(contains(scan_error(d.path), "is owned by"));
+    CHECK(contains(scan_error(d.path), "chown root " + d.path));
 }

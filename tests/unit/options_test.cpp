@@ -69,3 +69,15 @@ TEST_CASE("usage errors exit 2 and say what is wrong") {
     CHECK(parse({"--list-drivers=x"}).code == 2);
     CHECK(parse({"--list-drivers"}).options.list_drivers);
 }
+
+TEST_CASE("--list-plugins, and --connect only with --check-config") {
+    CHECK(parse({"--list-plugins"}).options.list_plugins);
+    CHECK(parse({"--list-plugins=x"}).code == 2);
+    Parsed p = parse({"--check-config", "x.toml", "--connect"});
+    CHECK(p.code == -1);
+    CHECK(p.options.connect);
+    CHECK(p.options.check_only);
+    p = parse({"--connect", "--config", "x.toml"});
+    CHECK(p.code == 2);
+    CHECK(p.err.find("--connect goes with --check-config") != std::string::npos);
+}

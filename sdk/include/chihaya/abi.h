@@ -42,7 +42,10 @@
  *   - `done` completion callbacks fire exactly once per call, either inline (before the call
  *     returns, on the calling thread) or later from any thread the driver owns. The host never
  *     blocks waiting for one. After `done` returns the driver must not touch the request, the
- *     result or the completion again.
+ *     result or the completion again. A second `done` for one call is a driver bug: the host
+ *     logs it and ignores it (it cannot always tell it from the next call once the frontend has
+ *     reused the call's memory). The host sets no deadline on a call: a store that may hang must
+ *     time out by itself and complete with CHIHAYA_UNAVAILABLE.
  *   - Host services (chihaya_host_api) may be called from any thread at any time between the
  *     entry call and the destroy of the plugin's last instance.
  *   - Storage calls have their own rules, written beside chihaya_storage_vtable.
@@ -79,7 +82,9 @@ extern "C" {
 #define CHIHAYA_AT(type, array, i) \
     ((type*)((char*)(array) + (size_t)(i) * (size_t)(array)[0].struct_size))
 
-/* Size of the messages a driver may write for the host (NUL-terminated, truncated to fit). */
+/* Size of the messages a driver may write for the host (NUL-terminated, truncated to fit). A
+ * failure's message goes to the host's log (rate-limited, with the driver's name), never to the
+ * client, who gets a generic reason per status: write what an operator needs, never a secret. */
 #define CHIHAYA_MESSAGE_CAP 160u
 
 typedef struct chihaya_str {
@@ -184,6 +189,30 @@ typedef uint8_t chihaya_family;
 /* Request flags. */
 #define CHIHAYA_ANNOUNCE_TRACK_COUNTERS 0x1u /* keep uploaded/downloaded per peer and hand the
                                                 previous values back (private mode deltas) */
+
+/* CACHE SEMANTICS: what an announce and a scrape must do (chihaya-conformance checks each rule).
+ *   - A swarm is the set of peers of one info_hash. A peer is identified by (family, addr, port):
+ *     the same address and port over IPv4 and over IPv6 are two peers.
+ *   - An announce adds the peer, or updates it: left == 0 makes it a seeder, left > 0 a leecher,
+ *     and it may move between the two. event STOPPED removes it. A peer not heard from for its
+ *     request's peer_ttl_s expires: it leaves the counts and the answers, and if it announces
+ *     again it is a new peer (had_previous == 0).
+ *   - complete / incomplete count the swarm's seeders / leechers of both families, after this
+ *     announce. downloaded counts `completed` events, once per peer: a peer that sends a second
+ *     `completed` does not count again; a peer first seen with `completed` counts.
+ *   - The answer: up to min(numwant, peers_capacity) other peers, chosen at random on every
+ *     announce, of the requester's family only, never the requester itself, never one peer twice;
+ *     a seeder gets only leechers, a leecher gets seeders and leechers. Fewer only when fewer
+ *     exist. Nothing is written past peers_capacity entries.
+ *   - had_previous is 1 when the peer was in the swarm before this announce. With
+ *     CHIHAYA_ANNOUNCE_TRACK_COUNTERS the driver keeps each peer's uploaded/downloaded and hands
+ *     back the values of its previous announce (also on its stopped announce); a stopped or
+ *     expired peer is forgotten with them.
+ *   - A scrape reports, per info_hash, the same three counts an announce would; zeros for a
+ *     torrent the driver does not know.
+ *   - All of this holds under concurrent announces and scrapes from many threads, and every
+ *     call completes exactly once.
+ */
 
 /* One announce, already validated and normalised by the host:
  * port != 0, numwant <= what fits in the caller's peer buffer, event one of the values above.

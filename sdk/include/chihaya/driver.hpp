@@ -1,5 +1,7 @@
 // chihaya/driver.hpp: header-only C++ layer over abi.h, so a driver is a plain class plus one line.
+// (Each ```cpp sample below is compiled by the test sdk.code_samples.)
 //
+//   ```cpp
 //   class MyCache {
 //    public:
 //     static constexpr chihaya_config_key config_keys[] = {           // omit when there are none
@@ -12,21 +14,41 @@
 //     // optional: void tick(uint64_t now_ms);
 //   };
 //   CHIHAYA_REGISTER_CACHE("mycache", MyCache)
+//   ```
 //
 // A storage driver has the same constructor and, for private mode (ABI 2.1), optionally
-//     void subscribe(const chihaya::RegistrySink& sink);            // throw to refuse start-up
+// subscribe and apply:
+//
+//   ```cpp
+//   class MyStorage {
+//    public:
+//     MyStorage(const chihaya::Host& host, const chihaya::Config& config);
+//     void subscribe(const chihaya::RegistrySink& sink);                // throw to refuse start-up
 //     void apply(chihaya_delta_batch& batch, chihaya::Completion done);
+//   };
 //   CHIHAYA_REGISTER_STORAGE("mystore", MyStorage)
+//   ```
 //
 // The plugin's version string is CHIHAYA_PLUGIN_VERSION, which the build defines (the SDK's
 // chihaya_add_driver passes the project's version); define CHIHAYA_MIN_HOST_MINOR before this
 // include when the plugin needs a newer host minor than 0 (see VERSIONING in abi.h).
 //
 // A plugin with several drivers writes
+//
+//   ```cpp
+//   struct A {
+//     A(const chihaya::Host&, const chihaya::Config&) {}
+//     void announce(const chihaya_announce_request&, chihaya_announce_result&, chihaya::Completion done) { done(CHIHAYA_OK); }
+//     void scrape(chihaya_scrape_request&, chihaya::Completion done) { done(CHIHAYA_OK); }
+//   };
+//   struct B {
+//     B(const chihaya::Host&, const chihaya::Config&) {}
+//   };
 //   CHIHAYA_DRIVER_NAME(a_name, "a")
 //   CHIHAYA_DRIVER_NAME(b_name, "b")
 //   CHIHAYA_PLUGIN("my-plugin", "1.2.0", chihaya::cache_driver<A, &a_name>(),
 //                  chihaya::storage_driver<B, &b_name>())
+//   ```
 //
 // A method with the name of an optional one but the wrong signature is a compile error, and so
 // are an invalid driver name, config key name or default.

@@ -1,14 +1,15 @@
 // cache_conformance.cpp: the swarm contract of abi.h, run against any cache driver through its vtable.
 //
-// Usage (ctest does this; see CMakeLists.txt):
-//   CHIHAYA_PLUGIN=build/plugins/chihaya_memory.so CHIHAYA_DRIVER=memory
-//   CHIHAYA_DRIVER_CONFIG=$'shards=16\nother=1' ./cache_conformance   (same command line)
-// CHIHAYA_DRIVER_CONFIG holds key=value overrides of the driver's declared defaults, one per line
-// (a value may itself hold commas, e.g. a list of addresses). Only the ABI is used: no driver header, no driver symbol but the entry.
-// Completions may come from another thread, later: every call waits on a condition variable
-// with a timeout. Each test uses fresh random info_hashes, so a persistent store (Redis) shared
-// between runs does not leak state into the next run.
+// Part of chihaya-conformance (main.cpp has the command line and the report). Every check below
+// states a rule written in abi.h; a driver that passes them all behaves as the host relies on.
+// Only the ABI is used: no driver header, no driver symbol but the entry. Completions may come
+// from another thread, later: every call waits on a condition variable with a timeout, and every
+// call must complete exactly once (checked as it completes and again after destroy). Each test
+// uses fresh random info_hashes, so a persistent store (Redis) shared between runs does not leak
+// state into the next run.
 #include <doctest/doctest.h>
+
+#include "kit.hpp"
 
 #include <chihaya/abi.h>
 
@@ -52,10 +53,6 @@ void host_log(chihaya_log_level level, chihaya_str source, chihaya_str message) 
 const chihaya_host_api host_api = {sizeof(chihaya_host_api), CHIHAYA_ABI_MAJOR, CHIHAYA_ABI_MINOR,
                                    &host_log, &host_now_ms};
 
-std::string env(const char* name) {
-    const char* v = std::getenv(name);
-    return v ? v : "";
-}
 
 // The driver under test, loaded once for the whole run.
 struct Driver {
@@ -68,13 +65,6 @@ struct Driver {
     std::vector<chihaya_config_value> values;
     std::string error;
 };
-
-std::string trim(std::string s) {
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.pop_back();
-    size_t i = 0;
-    while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
-    return s.substr(i);
-}
 
 // Parses a TOML-ish scalar as declared: ints, true/false, "quoted" strings.
 bool parse_value(const chihaya_config_key& key, const std::string& text, chihaya_config_value& out,
@@ -112,21 +102,7 @@ bool parse_value(const chihaya_config_key& key, const std::string& text, chihaya
 
 bool resolve_config(Driver& d) {
     std::map<std::string, std::string> overrides;
-    std::string text = env("CHIHAYA_DRIVER_CONFIG");
-    size_t start = 0;
-    while (start <= text.size()) {
-        size_t end = text.find('\n', start);
-        if (end == std::string::npos) end = text.size();
-        std::string line = trim(text.substr(start, end - start));
-        start = end + 1;
-        if (line.empty()) continue;
-        size_t eq = line.find('=');
-        if (eq == std::string::npos) {
-            d.error = "CHIHAYA_DRIVER_CONFIG: expected key=value, got " + line;
-            return false;
-        }
-        overrides[trim(line.substr(0, eq))] = trim(line.substr(eq + 1));
-    }
+    for (const auto& [key, value] : chihaya::conformance::options().config) overrides[key] = value;
     uint32_t n = d.descriptor->config_key_count;
     d.strings.resize(n);
     d.values.resize(n);
@@ -143,7 +119,7 @@ bool resolve_config(Driver& d) {
         if (d.values[i].type == CHIHAYA_CONFIG_STRING)
             d.values[i].string = {d.strings[i].data(), d.strings[i].size()};
     if (!overrides.empty()) {
-        d.error = "CHIHAYA_DRIVER_CONFIG: undeclared key " + overrides.begin()->first;
+        d.error = "config: the driver declares no key " + overrides.begin()->first;
         return false;
     }
     return true;
@@ -151,11 +127,8 @@ bool resolve_config(Driver& d) {
 
 Driver load() {
     Driver d;
-    std::string path = env("CHIHAYA_PLUGIN"), name = env("CHIHAYA_DRIVER");
-    if (path.empty() || name.empty()) {
-        d.error = "set CHIHAYA_PLUGIN (path of the .so) and CHIHAYA_DRIVER (cache driver name)";
-        return d;
-    }
+    const std::string& path = chihaya::conformance::options().plugin;
+    const std::string& name = chihaya::conformance::options().driver;
     d.library = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (!d.library) {
         d.error = std::string("dlopen: ") + dlerror();
@@ -169,6 +142,12 @@ Driver load() {
     d.plugin = entry(&host_api);
     if (!d.plugin || d.plugin->magic != CHIHAYA_PLUGIN_MAGIC || d.plugin->abi_major != CHIHAYA_ABI_MAJOR) {
         d.error = path + ": not a chihaya plugin of ABI major " + std::to_string(CHIHAYA_ABI_MAJOR);
+        return d;
+    }
+    if (d.plugin->min_host_minor > CHIHAYA_ABI_MINOR) {
+        d.error = path + ": needs a host of ABI minor " + std::to_string(d.plugin->min_host_minor) +
+                  "; this kit speaks " + std::to_string(CHIHAYA_ABI_MAJOR) + "." +
+                  std::to_string(CHIHAYA_ABI_MINOR);
         return d;
     }
     for (uint32_t i = 0; i < d.plugin->driver_count; ++i) {
@@ -207,11 +186,14 @@ struct Waiter {
         w->status = status;
         w->cv.notify_all();
     }
-    // True when done was called exactly once within the timeout.
+    // True when done was called within the timeout (exactly once is checked by the caller).
     bool wait() {
         std::unique_lock lock(mutex);
-        bool ok = cv.wait_for(lock, kCompletionTimeout, [&] { return calls > 0; });
-        return ok && calls == 1;
+        return cv.wait_for(lock, kCompletionTimeout, [&] { return calls > 0; });
+    }
+    int count() {
+        std::lock_guard lock(mutex);
+        return calls;
     }
 };
 
@@ -269,10 +251,12 @@ struct AnnounceArgs {
 
 struct Answer {
     chihaya_status status = CHIHAYA_INTERNAL;
-    bool completed = false;
+    bool completed = false;  // done came within the timeout
+    int calls = 0;           // times done had fired when the answer was taken
     chihaya_announce_result result{};
     std::vector<std::string> peers;
     std::string message;
+    bool in_bounds = true;  // peer_count <= peers_capacity and nothing written past the capacity
     uint32_t total() const { return result.complete + result.incomplete; }
 };
 
@@ -286,13 +270,36 @@ public:
         handle_ = d.vtable->create(&host_api, &config, error, sizeof error);
         REQUIRE_MESSAGE(handle_ != nullptr, "create failed: " << error);
     }
+    // abi.h: destroy runs after every call has completed, and `done` fires exactly once per
+    // call: no call may complete again, late, after its answer was taken.
     ~Instance() {
         if (handle_) driver().vtable->destroy(handle_);
+        std::lock_guard lock(waiters_mutex_);
+        for (const auto& w : waiters_)
+            CHECK_MESSAGE(w->count() == 1, "a call's done fired " << w->count()
+                                               << " times by the time destroy returned; want exactly once");
     }
     Instance(const Instance&) = delete;
     Instance& operator=(const Instance&) = delete;
 
+    // An announce that must succeed: completion within the timeout, exactly once, status OK.
+    // Every check on its result relies on this; a driver that never completes leaves the result
+    // zeroed, which must not pass for "0 peers".
     Answer announce(const Hash& hash, const Peer& peer, const AnnounceArgs& a = {}) {
+        Answer answer = announce_raw(hash, peer, a);
+        REQUIRE_MESSAGE(answer.completed, "announce: done was not called within "
+                                              << kCompletionTimeout.count() << " s (abi.h: exactly once per call)");
+        CHECK_MESSAGE(answer.calls == 1, "announce: done fired " << answer.calls << " times; want exactly once");
+        REQUIRE_MESSAGE(answer.status == CHIHAYA_OK,
+                        "announce: status " << answer.status << " (want CHIHAYA_OK): " << answer.message);
+        CHECK_MESSAGE(answer.in_bounds,
+                      "announce: peer_count exceeds peers_capacity or bytes were written past it");
+        return answer;
+    }
+
+    // The call alone, for threads other than the test's (no doctest assertion may run there) and
+    // for outcomes other than OK. Answer::completed says whether done came, exactly once.
+    Answer announce_raw(const Hash& hash, const Peer& peer, const AnnounceArgs& a = {}) {
         chihaya_announce_request req{};
         req.struct_size = sizeof req;
         req.flags = a.track ? CHIHAYA_ANNOUNCE_TRACK_COUNTERS : 0;
@@ -316,9 +323,10 @@ public:
         answer.result.struct_size = sizeof answer.result;
         answer.result.peers = buffer.data();
         answer.result.peers_capacity = a.capacity;
-        auto waiter = std::make_shared<Waiter>();
+        auto waiter = track(std::make_shared<Waiter>());
         driver().vtable->announce(handle_, &req, &answer.result, &waiter->completion);
         answer.completed = waiter->wait();
+        answer.calls = waiter->count();
         if (!answer.completed) {
             // Keep the memory the driver may still write to.
             new std::shared_ptr<Waiter>(waiter);
@@ -326,9 +334,10 @@ public:
             return answer;
         }
         answer.status = waiter->status;
-        answer.message = answer.result.message;
-        CHECK(answer.result.peer_count <= a.capacity);
-        for (size_t i = a.capacity * entry; i < buffer.size(); ++i) CHECK(buffer[i] == 0xAB);
+        answer.message.assign(answer.result.message, strnlen(answer.result.message, CHIHAYA_MESSAGE_CAP));
+        answer.in_bounds = answer.result.peer_count <= a.capacity;
+        for (size_t i = a.capacity * entry; i < buffer.size(); ++i)
+            answer.in_bounds = answer.in_bounds && buffer[i] == 0xAB;
         for (uint32_t i = 0; i < answer.result.peer_count && i < a.capacity; ++i)
             answer.peers.emplace_back(reinterpret_cast<const char*>(buffer.data() + i * entry), entry);
         return answer;
@@ -347,23 +356,36 @@ public:
         req.count = static_cast<uint32_t>(entries.size());
         req.entries = entries.data();
         req.now_ms = host_now_ms();
-        auto waiter = std::make_shared<Waiter>();
+        auto waiter = track(std::make_shared<Waiter>());
         driver().vtable->scrape(handle_, &req, &waiter->completion);
-        REQUIRE(waiter->wait());
-        REQUIRE_MESSAGE(waiter->status == CHIHAYA_OK, req.message);
+        REQUIRE_MESSAGE(waiter->wait(), "scrape: done was not called within "
+                                            << kCompletionTimeout.count() << " s (abi.h: exactly once per call)");
+        REQUIRE_MESSAGE(waiter->count() == 1, "scrape: done fired " << waiter->count() << " times; want exactly once");
+        REQUIRE_MESSAGE(waiter->status == CHIHAYA_OK,
+                        "scrape: status " << waiter->status << " (want CHIHAYA_OK): " << req.message);
         return entries;
     }
     chihaya_scrape_entry scrape(const Hash& hash) { return scrape(std::vector<Hash>{hash})[0]; }
 
     chihaya_instance* handle() const { return handle_; }
 
+    // Keeps every completion of this instance for the exactly-once check in the destructor.
+    std::shared_ptr<Waiter> track(std::shared_ptr<Waiter> waiter) {
+        std::lock_guard lock(waiters_mutex_);
+        waiters_.push_back(waiter);
+        return waiter;
+    }
+
 private:
     chihaya_instance* handle_ = nullptr;
+    std::mutex waiters_mutex_;
+    std::vector<std::shared_ptr<Waiter>> waiters_;
 };
 
 void check_ok(const Answer& a) {
     REQUIRE(a.completed);
     REQUIRE_MESSAGE(a.status == CHIHAYA_OK, a.message);
+    CHECK_MESSAGE(a.in_bounds, "peer_count exceeds peers_capacity or bytes were written past it");
 }
 
 std::set<std::string> set_of(const std::vector<std::string>& v) { return {v.begin(), v.end()}; }
@@ -571,10 +593,10 @@ TEST_CASE("scrape: counts per hash, zeros for unknown hashes") {
     CHECK(c.scrape(std::vector<Hash>{}).empty());
 }
 
-// CHIHAYA_DRIVER_PROVIDES lists the optional members the driver claims ("scrape_all,tick"):
+// --provides lists the optional members the driver claims ("scrape_all,tick"):
 // a claimed member must be in its table, so a registration slip cannot skip their tests.
 TEST_CASE("the optional members the driver claims are in its table") {
-    std::string provides = env("CHIHAYA_DRIVER_PROVIDES");
+    const std::string& provides = chihaya::conformance::options().provides;
     if (provides.find("scrape_all") != std::string::npos) CHECK((driver().vtable->scrape_all != nullptr));
     if (provides.find("tick") != std::string::npos) CHECK((driver().vtable->tick != nullptr));
 }
@@ -606,7 +628,7 @@ TEST_CASE("scrape_all visits every torrent and stops when the visitor says so") 
         return v.calls < v.stop_after ? 1 : 0;
     };
     Visit all;
-    auto waiter = std::make_shared<Waiter>();
+    auto waiter = c.track(std::make_shared<Waiter>());
     driver().vtable->scrape_all(c.handle(), visit, &all, &waiter->completion);
     REQUIRE(waiter->wait());
     CHECK(waiter->status == CHIHAYA_OK);
@@ -617,7 +639,7 @@ TEST_CASE("scrape_all visits every torrent and stops when the visitor says so") 
     }
     Visit some;
     some.stop_after = 5;
-    waiter = std::make_shared<Waiter>();
+    waiter = c.track(std::make_shared<Waiter>());
     driver().vtable->scrape_all(c.handle(), visit, &some, &waiter->completion);
     REQUIRE(waiter->wait());
     CHECK(some.calls == 5);
@@ -664,8 +686,9 @@ TEST_CASE("concurrent announces from several threads leave consistent counts") {
                     if (i % 2 == 0 && round == 2) a.event = CHIHAYA_EVENT_COMPLETED;
                     if (last && i % 4 == 3) a.event = CHIHAYA_EVENT_STOPPED;
                     a.numwant = 20;
-                    Answer r = c.announce(hashes[t], p, a);
-                    if (!r.completed || r.status != CHIHAYA_OK) failures.fetch_add(1);
+                    Answer r = c.announce_raw(hashes[t], p, a);
+                    if (!r.completed || r.calls != 1 || r.status != CHIHAYA_OK || !r.in_bounds)
+                        failures.fetch_add(1);
                     if (thread == 0 && driver().vtable->tick && i % 8 == 0)
                         driver().vtable->tick(c.handle(), host_now_ms());
                 }
