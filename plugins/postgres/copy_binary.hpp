@@ -1,0 +1,37 @@
+// copy_binary.hpp: PostgreSQL's binary COPY format, just the field types the batch tables use.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace chihaya::postgres::copy_binary {
+
+// Layout (PostgreSQL docs, "COPY ... Binary Format"), all integers big-endian:
+//   header   "PGCOPY\n\377\r\n\0", int32 flags = 0, int32 header extension length = 0
+//   tuple    int16 field count, then per field int32 byte length (-1 = NULL) and the bytes
+//            (int8: 8 bytes, int4: 4 bytes, bytea: raw)
+//   trailer  int16 -1
+inline void be(std::string& out, uint64_t v, int bytes) {
+    for (int shift = (bytes - 1) * 8; shift >= 0; shift -= 8) out.push_back(static_cast<char>(v >> shift));
+}
+inline void header(std::string& out) {
+    out.append("PGCOPY\n\377\r\n\0", 11);
+    be(out, 0, 4);
+    be(out, 0, 4);
+}
+inline void trailer(std::string& out) { be(out, 0xffff, 2); }
+inline void tuple(std::string& out, uint16_t fields) { be(out, fields, 2); }
+inline void int8(std::string& out, int64_t v) {
+    be(out, 8, 4);
+    be(out, static_cast<uint64_t>(v), 8);
+}
+inline void int4(std::string& out, int32_t v) {
+    be(out, 4, 4);
+    be(out, static_cast<uint32_t>(v), 4);
+}
+inline void bytea(std::string& out, const uint8_t* data, uint32_t size) {
+    be(out, size, 4);
+    out.append(reinterpret_cast<const char*>(data), size);
+}
+
+}  // namespace chihaya::postgres::copy_binary
