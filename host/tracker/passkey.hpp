@@ -9,12 +9,17 @@ namespace chihaya {
 // The passkey in `path` ("/<passkey>" + endpoint, endpoint e.g. "/announce"), or empty when the
 // path has no such segment. The query string must already be cut off.
 constexpr std::string_view passkey_from_path(std::string_view path, std::string_view endpoint) {
-    if (path.size() < endpoint.size() + 3 || path.front() != '/' || !path.ends_with(endpoint)) return {};
-    std::string_view rest = path.substr(1, path.size() - 1 - endpoint.size());
-    if (rest.size() < 2 || rest.back() != '/') return {};
-    rest.remove_suffix(1);
-    if (rest.find('/') != std::string_view::npos) return {};
-    return rest;
+    // "/" passkey endpoint, where the endpoint brings its own leading '/'.
+    if (path.size() < endpoint.size() + 2 || path.front() != '/' || !path.ends_with(endpoint)) return {};
+    const std::string_view passkey = path.substr(1, path.size() - 1 - endpoint.size());
+    if (passkey.find('/') != std::string_view::npos) return {};
+    return passkey;
 }
+
+static_assert(passkey_from_path("/abc/announce", "/announce") == "abc");
+static_assert(passkey_from_path("/announce", "/announce").empty());
+static_assert(passkey_from_path("//announce", "/announce").empty());
+static_assert(passkey_from_path("/a/b/announce", "/announce").empty());
+static_assert(passkey_from_path("/abcannounce", "/announce").empty());
 
 }  // namespace chihaya

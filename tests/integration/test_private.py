@@ -13,13 +13,14 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tracker_fixture import (V4, V6, HttpConn, Tracker, UdpClient, UdpError,  # noqa: E402
                              announce_path, bdecode, peer_id, random_hash, scrape_path)
-from postgres_fixture import PostgresServer  # noqa: E402
+import postgres_fixture  # noqa: E402
 import redis_fixture  # noqa: E402
 
 FLUSH_MS = 200
 SETTLE_S = 10.0  # bounded wait for the database to show what the tracker accepted
-# Never in any log line: every passkey the tests hand out, and the database password.
-DB_PASSWORD = "s3cret-db-password"
+# Never in any log line: every passkey the tests hand out, and the database password (the
+# fixture's server demands it: scram over TCP).
+DB_PASSWORD = postgres_fixture.PASSWORD
 
 
 def sql_bytes(b):
@@ -134,7 +135,7 @@ class PrivateTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.pg = PostgresServer(password=DB_PASSWORD)
+        cls.pg = postgres_fixture.PostgresServer()
         cls.pg.__enter__()
 
     @classmethod

@@ -63,6 +63,21 @@ TEST_CASE("route_target splits path and query") {
     CHECK(route_target("/favicon.ico", q) == Route::NotFound);
 }
 
+TEST_CASE("a private tracker's passkey is the first path segment") {
+    std::string_view q, passkey;
+    CHECK(route_target("/pk0123456789abcdef/announce?info_hash=x", q, passkey) == Route::Announce);
+    CHECK(passkey == "pk0123456789abcdef");
+    CHECK(q == "info_hash=x");
+    CHECK(route_target("/pk01/scrape", q, passkey) == Route::Scrape);
+    CHECK(passkey == "pk01");
+    CHECK(route_target("http://t.example/pk02/announce", q, passkey) == Route::Announce);
+    CHECK(passkey == "pk02");
+    CHECK(route_target("/announce", q, passkey) == Route::Announce);
+    CHECK(passkey.empty());
+    CHECK(route_target("/a/b/announce", q, passkey) == Route::NotFound);
+    CHECK(route_target("//announce", q, passkey) == Route::NotFound);
+}
+
 TEST_CASE("percent_decode covers every byte value and mixed literals") {
     uint8_t out[8];
     for (int b = 0; b < 256; ++b) {
