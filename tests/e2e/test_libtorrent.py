@@ -24,6 +24,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 from tracker_fixture import Tracker, scrape_path  # noqa: E402
+import postgres_fixture  # noqa: E402
 
 try:
     import libtorrent as lt
@@ -56,6 +57,9 @@ def session_settings(name):
         "announce_to_all_trackers": True,
         "announce_to_all_tiers": True,
         "min_reconnect_time": 1,
+        # Follow the tracker's 5 s interval (libtorrent's floor is 5 minutes): the seeder's
+        # uploaded bytes reach the tracker only with its next announce.
+        "min_announce_interval": 1,
         "peer_connect_timeout": 3,
         "user_agent": "chihaya-e2e/" + name,
         "alert_mask": lt.alert.category_t.all_categories,
@@ -78,7 +82,7 @@ class Session:
         return alerts
 
 
-def make_torrent(data_dir, tracker_url):
+def make_torrent(data_dir, tracker_url, private=False):
     payload = os.urandom(FILE_SIZE)
     path = os.path.join(data_dir, "payload.bin")
     with open(path, "wb") as f:
@@ -89,12 +93,25 @@ def make_torrent(data_dir, tracker_url):
     # only muddies the counts checked at the end.
     ct = lt.create_torrent(fs, PIECE_SIZE, lt.create_torrent.v1_only)
     ct.add_tracker(tracker_url)
+    ct.set_priv(private)
     ct.set_creator("chihaya e2e")
     lt.set_piece_hashes(ct, data_dir)
     torrent_path = os.path.join(os.path.dirname(data_dir), "payload.torrent")
     with open(torrent_path, "wb") as f:
         f.write(lt.bencode(ct.generate()))
     return torrent_path, hashlib.sha256(payload).hexdigest()
+
+
+def with_tracker(torrent_path, tracker_url, out_path):
+    """The same torrent (same info dict, same info_hash) announcing to another URL: what a
+    private tracker's web application hands each user, their passkey in the URL."""
+    with open(torrent_path, "rb") as f:
+        meta = lt.bdecode(f.read())
+    meta[b"announce"] = tracker_url.encode()
+    meta.pop(b"announce-list", None)
+    with open(out_path, "wb") as f:
+        f.write(lt.bencode(meta))
+    return out_path
 
 
 def file_digest(path):
@@ -108,8 +125,12 @@ def file_digest(path):
 def run_seeder(torrent_path, save_path):
     """Child process: seed until SIGTERM or SEEDER_LIFETIME_S, alerts on stdout for the report."""
     seeder = Session("seeder")
-    seeder.ses.add_torrent({"ti": lt.torrent_info(torrent_path), "save_path": save_path,
-                            "flags": lt.torrent_flags.seed_mode})
+    handle = seeder.ses.add_torrent({"ti": lt.torrent_info(torrent_path), "save_path": save_path,
+                                     "flags": lt.torrent_flags.seed_mode})
+    # SIGUSR1: announce now. Over UDP libtorrent waits at least 60 s between announces whatever
+    # the tracker's interval; the accounting check needs the seeder's uploaded bytes sooner.
+    reannounce = []
+    signal.signal(signal.SIGUSR1, lambda *_: reannounce.append(1))
     deadline = time.monotonic() + SEEDER_LIFETIME_S
     announced = False
     while time.monotonic() < deadline:
@@ -117,6 +138,9 @@ def run_seeder(torrent_path, save_path):
             if not announced and isinstance(a, lt.tracker_reply_alert):
                 announced = True
                 print(SEEDER_READY, flush=True)
+        if reannounce:
+            reannounce.clear()
+            handle.force_reannounce(0, -1, lt.reannounce_flags_t.ignore_min_interval)
         for line in seeder.log:
             print(line)
         seeder.log.clear()
@@ -125,20 +149,42 @@ def run_seeder(torrent_path, save_path):
 
 
 class LibtorrentTransfer(unittest.TestCase):
-    def transfer(self, scheme):
-        tracker = Tracker({"tracker": {"announce_interval": 5, "min_interval": 1}})
-        tracker.start()
-        self.addCleanup(tracker.cleanup)
-        port = tracker.http_port if scheme == "http" else tracker.udp_port
-        url = "%s://127.0.0.1:%d/announce" % (scheme, port)
-
+    def transfer(self, scheme, private=False):
+        overrides = {"tracker": {"announce_interval": 5, "min_interval": 1}}
         work = tempfile.TemporaryDirectory(prefix="chihaya-e2e-")
         self.addCleanup(work.cleanup)
+        self.passkey = None
+        if private:
+            # A private tracker: two users with their own passkeys, the torrent registered in a
+            # real PostgreSQL, each client announcing to its own /<passkey>/announce.
+            pg = postgres_fixture.PostgresServer()
+            pg.__enter__()
+            self.addCleanup(pg.__exit__, None, None, None)
+            pg.sql("INSERT INTO users (id, passkey) VALUES (1, 'pkseeder00000000000000000000000'),"
+                   " (2, 'pkleecher0000000000000000000000')")
+            overrides["tracker"]["mode"] = "private"
+            overrides["storage"] = {"driver": "postgres", "flush_interval_ms": 200,
+                                    "spool_dir": os.path.join(work.name, "spool")}
+            overrides["storage.postgres"] = {"conninfo": pg.conninfo}
+        tracker = Tracker(overrides)
+        self.addCleanup(tracker.cleanup)
+        port = tracker.http_port if scheme == "http" else tracker.udp_port
+        base = "%s://127.0.0.1:%d" % (scheme, port)
+        url = base + ("/pkseeder00000000000000000000000/announce" if private else "/announce")
+
         seed_dir = os.path.join(work.name, "seed")
         leech_dir = os.path.join(work.name, "leech")
         os.mkdir(seed_dir)
         os.mkdir(leech_dir)
-        torrent_path, digest = make_torrent(seed_dir, url)
+        torrent_path, digest = make_torrent(seed_dir, url, private)
+        leech_torrent = torrent_path
+        if private:
+            info_hash = lt.torrent_info(torrent_path).info_hashes().v1.to_bytes()
+            pg.sql("INSERT INTO torrents (id, info_hash) VALUES (7, decode('%s', 'hex'))" % info_hash.hex())
+            leech_torrent = with_tracker(torrent_path, base + "/pkleecher0000000000000000000000/announce",
+                                         os.path.join(work.name, "leech.torrent"))
+            self.passkey = "pkleecher0000000000000000000000"
+        tracker.start()
 
         seeder_log_path = os.path.join(work.name, "seeder.log")
         seeder_log = open(seeder_log_path, "w")
@@ -150,8 +196,10 @@ class LibtorrentTransfer(unittest.TestCase):
         self.addCleanup(self.stop_seeder, seeder)
         leecher = Session("leecher")
         try:
-            self._run(tracker, lt.torrent_info(torrent_path), digest, leech_dir, leecher, seeder,
+            self._run(tracker, lt.torrent_info(leech_torrent), digest, leech_dir, leecher, seeder,
                       seeder_log_path)
+            if private:
+                self.check_accounting(pg, leecher, seeder)
         except BaseException:
             leecher.pump()
             print("\n---- seeder (own process) ----")
@@ -166,6 +214,33 @@ class LibtorrentTransfer(unittest.TestCase):
             del leecher
         self.stop_seeder(seeder)
         tracker.stop_checked()
+        if private:
+            log = tracker.log_text()
+            self.assertNotIn("pkseeder", log)
+            self.assertNotIn("pkleecher", log)
+            self.assertNotIn(postgres_fixture.PASSWORD, log)
+
+    def check_accounting(self, pg, leecher, seeder):
+        """The users' totals in the database come from what the two clients reported: the
+        leecher downloaded the file, the seeder uploaded it (on its next announce), one snatch."""
+        deadline = time.monotonic() + 20
+        while True:
+            leecher.pump()
+            rows = dict(line.split("|", 1) for line in
+                        pg.sql("SELECT id, uploaded || ':' || downloaded FROM users").splitlines())
+            seeder_up = int(rows["1"].split(":")[0])
+            leecher_down = int(rows["2"].split(":")[1])
+            snatches = pg.sql("SELECT count(*) FROM snatches WHERE user_id = 2 AND torrent_id = 7")
+            if seeder_up >= FILE_SIZE and leecher_down >= FILE_SIZE and snatches == "1":
+                break
+            self.assertLess(time.monotonic(), deadline,
+                            "accounting never showed the transfer: users %r, snatches %s" % (rows, snatches))
+            seeder.send_signal(signal.SIGUSR1)
+            time.sleep(0.5)
+        # What libtorrent reports is payload bytes: the file, plus at most a few re-requested
+        # blocks, never double.
+        self.assertLess(leecher_down, 2 * FILE_SIZE)
+        self.assertLess(seeder_up, 2 * FILE_SIZE)
 
     @staticmethod
     def stop_seeder(seeder):
@@ -230,8 +305,11 @@ class LibtorrentTransfer(unittest.TestCase):
         files = {}
         while time.monotonic() < deadline:
             leecher.pump()
+            path = scrape_path([info_hash])
+            if self.passkey:
+                path = "/" + self.passkey + path
             with tracker.http() as c:
-                files = c.get(scrape_path([info_hash])).bencoded()[b"files"]
+                files = c.get(path).bencoded()[b"files"]
             counts = files.get(info_hash, {})
             if counts.get(b"complete") == 2 and counts.get(b"downloaded") == 1:
                 return
@@ -243,6 +321,12 @@ class LibtorrentTransfer(unittest.TestCase):
 
     def test_udp(self):
         self.transfer("udp")
+
+    def test_private_http(self):
+        self.transfer("http", private=True)
+
+    def test_private_udp(self):
+        self.transfer("udp", private=True)
 
 
 if __name__ == "__main__":
