@@ -32,7 +32,7 @@ struct TrackerConfig {
 struct UdpConfig {
     bool enabled = true;
     std::vector<std::string> listen = {"0.0.0.0:6969", "[::]:6969"};  // host:port, [v6]:port
-    uint32_t receive_buffer = 8 << 20;   // SO_RCVBUF bytes per socket
+    uint32_t receive_buffer = 8 << 20;   // SO_RCVBUF bytes per socket; 0 = the kernel default
     // 32 hex digits shared by every host behind one UDP address, so a connection id issued by one
     // is accepted by the others; "" = a random secret per process.
     std::string connection_id_secret;

@@ -1,7 +1,7 @@
 // TOML++ → Config: every key typed and range-checked; errors name file:line: key.
 #include "config/config.hpp"
 
-#include "frontend/address.hpp"
+#include "net/address.hpp"
 #include "log/log.hpp"
 
 #include <toml++/toml.h>
@@ -108,25 +108,11 @@ std::string check_listen(const std::string& text) {
     return parse_listen_address(text) ? "" : "expected host:port or [ipv6]:port with a numeric address";
 }
 
-// An address, or a network in CIDR notation ("10.0.0.0/8", "fd00::/8"), as the HTTP frontend's
-// parse_trusted_proxy reads it.
+// An address, or a network in CIDR notation ("10.0.0.0/8", "fd00::/8"), read by the very parser
+// the HTTP frontend uses at start-up, so --check-config accepts exactly what start-up accepts
+// (a scoped IPv6 address such as "fe80::1%eth0" is refused by both).
 std::string check_proxy(const std::string& text) {
-    std::string_view address = text;
-    std::string_view bits;
-    if (auto slash = address.find('/'); slash != std::string_view::npos) {
-        bits = address.substr(slash + 1);
-        address = address.substr(0, slash);
-    }
-    boost::system::error_code error;
-    auto ip = boost::asio::ip::make_address(std::string(address), error);
-    if (error) return "not an IP address or CIDR network";
-    if (text.find('/') == std::string::npos) return "";
-    unsigned prefix = 0;
-    auto [end, ec] = std::from_chars(bits.data(), bits.data() + bits.size(), prefix);
-    if (bits.empty() || ec != std::errc() || end != bits.data() + bits.size() ||
-        prefix > (ip.is_v4() ? 32u : 128u))
-        return "not an IP address or CIDR network";
-    return "";
+    return parse_trusted_proxy(text) ? "" : "not an IP address or CIDR network";
 }
 
 // [cache] / [storage]: `driver` plus one sub-table per driver, validated once the driver's
@@ -210,12 +196,21 @@ Config read(const toml::table& root, const std::string& file) {
         r.finish();
         if (c.min_interval > c.announce_interval)
             fail(file, t->source(), "tracker.min_interval", "must not exceed announce_interval");
+        if (c.peer_lifetime < c.announce_interval)
+            fail(file, t->source(), "tracker.peer_lifetime",
+                 "must be at least announce_interval (" + std::to_string(c.announce_interval) +
+                     "), or peers expire between their announces");
+        if (c.default_numwant > c.max_numwant)
+            fail(file, t->source(), "tracker.default_numwant",
+                 "must not exceed max_numwant (" + std::to_string(c.max_numwant) + ")");
     }
     if (const toml::table* t = top.table("udp")) {
         TableReader r(*t, "udp", file);
         r.boolean("enabled", config.udp.enabled);
         r.strings("listen", config.udp.listen, check_listen);
         r.u32("receive_buffer", config.udp.receive_buffer, 0, 1 << 30);
+        if (config.udp.enabled && config.udp.listen.empty())
+            fail(file, t->source(), "udp.listen", "empty while udp.enabled = true (disable UDP instead)");
         if (const toml::node* node = r.string("connection_id_secret", config.udp.connection_id_secret)) {
             const std::string& secret = config.udp.connection_id_secret;
             bool hex = secret.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos;
@@ -236,6 +231,8 @@ Config read(const toml::table& root, const std::string& file) {
         r.strings("trusted_proxies", c.trusted_proxies, check_proxy);
         r.string("real_ip_header", c.real_ip_header);
         r.boolean("allow_ip_param", c.allow_ip_param);
+        if (c.enabled && c.listen.empty())
+            fail(file, t->source(), "http.listen", "empty while http.enabled = true (disable HTTP instead)");
         r.finish();
     }
     if (const toml::table* t = top.table("workers")) {

@@ -23,7 +23,7 @@ struct PeerId {
 };
 
 // Where a peer is reached. IPv4 keeps its 4 bytes at the front of `addr`; an IPv4-mapped IPv6
-// address is always stored as IPv4 (see make_endpoint in frontend/address.hpp).
+// address is always stored as IPv4 (see make_endpoint in net/address.hpp).
 struct Endpoint {
     chihaya_family family = CHIHAYA_IPV4;
     std::array<uint8_t, 16> addr{};  // network byte order

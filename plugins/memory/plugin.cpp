@@ -12,8 +12,8 @@ class MemoryCacheDriver {
 public:
     static constexpr chihaya_config_key config_keys[] = {
         chihaya::config_int("shards", "1024", 1, 65536,
-            "number of independently locked swarm shards (a power of two); more shards, less "
-            "contention between workers"),
+            "number of independently locked swarm shards (rounded up to a power of two); more "
+            "shards, less contention between workers"),
         chihaya::config_int("shards_per_tick", "64", 1, 65536,
             "shards swept for expired peers per housekeeping tick; a full pass takes "
             "shards / shards_per_tick ticks (swarms are also expired when touched)"),
@@ -41,7 +41,10 @@ public:
 private:
     static MemoryCacheOptions options(const chihaya::Config& config) {
         MemoryCacheOptions o;
-        o.shards = static_cast<uint32_t>(config.integer("shards"));
+        // Rounded up rather than refused, so that a value --check-config accepts also starts.
+        uint32_t shards = 1;
+        while (shards < static_cast<uint32_t>(config.integer("shards"))) shards <<= 1;
+        o.shards = shards;
         o.shards_per_tick = static_cast<uint32_t>(config.integer("shards_per_tick"));
         return o;
     }

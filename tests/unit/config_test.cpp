@@ -122,6 +122,24 @@ TEST_CASE("errors name the file, the line and the key") {
     CHECK(error_of("[cache]\nshards = 5\n").find("x.toml:2: cache.shards: unknown key") == 0);
 }
 
+TEST_CASE("combinations start-up would refuse, or that make no sense, are refused by the loader") {
+    // A scoped IPv6 proxy: the frontend's parser refuses it, so the loader must too.
+    CHECK(error_of("[http]\ntrusted_proxies = [\"fe80::1%eth0\"]\n").find("http.trusted_proxies: \"fe80::1%eth0\"") !=
+          std::string::npos);
+    CHECK(error_of("[tracker]\nannounce_interval = 1800\npeer_lifetime = 900\n")
+              .find("tracker.peer_lifetime: must be at least announce_interval") != std::string::npos);
+    CHECK(error_of("[tracker]\ndefault_numwant = 300\nmax_numwant = 200\n")
+              .find("tracker.default_numwant: must not exceed max_numwant") != std::string::npos);
+    CHECK(error_of("[udp]\nlisten = []\n").find("udp.listen: empty while udp.enabled") != std::string::npos);
+    CHECK(error_of("[http]\nlisten = []\n").find("http.listen: empty while http.enabled") != std::string::npos);
+    CHECK(error_of("[http]\nenabled = false\nlisten = []\n").empty());
+    CHECK(error_of("[storage]\nflush_interval_ms = 10\n").find("storage.flush_interval_ms: 10 is out of range") !=
+          std::string::npos);
+    CHECK(error_of("[storage]\nbogus = 1\n").find("storage.bogus: unknown key") != std::string::npos);
+    CHECK(error_of("[tracker]\nmode = \"secret\"\n").find("tracker.mode: expected") != std::string::npos);
+    CHECK(error_of("[tracker]\nmode = \"private\"\n[storage]\nspool_dir = \"/x\"\nmax_batch = 5\n").empty());
+}
+
 TEST_CASE("TOML syntax errors name the line") {
     std::string e = error_of("[tracker]\nannounce_interval = = 5\n");
     CHECK(e.find("x.toml:2: ") == 0);

@@ -1,7 +1,7 @@
 // The HTTP frontend of one worker: an acceptor per listen address, sessions, and stop().
 #include "frontend/http/http_frontend.hpp"
 
-#include "frontend/address.hpp"
+#include "net/address.hpp"
 #include "frontend/http/session.hpp"
 #include "log/log.hpp"
 
@@ -105,9 +105,9 @@ struct HttpFrontend::Impl {
 
 HttpFrontend::HttpFrontend(boost::asio::io_context& io, const HttpConfig& config, const Tracker& tracker)
     : impl_(std::make_unique<Impl>()) {
-    std::vector<http::TrustedProxy> trusted;
+    std::vector<TrustedProxy> trusted;
     for (const std::string& text : config.trusted_proxies) {
-        auto proxy = http::parse_trusted_proxy(text);
+        auto proxy = parse_trusted_proxy(text);
         if (!proxy) throw std::runtime_error("http: trusted_proxies: not an address or CIDR network: '" + text + "'");
         trusted.push_back(*proxy);
     }

@@ -1,7 +1,7 @@
 // One HTTP connection of a worker: read request heads, call the tracker, write responses, keep-alive.
 #include "frontend/http/session.hpp"
 
-#include "frontend/address.hpp"
+#include "net/address.hpp"
 #include "frontend/http/bencode.hpp"
 #include "frontend/http/query.hpp"
 #include "frontend/http/request_head.hpp"

@@ -13,7 +13,7 @@
 //   logs and leaks its state rather than free memory a driver will still write.
 #include "frontend/udp/udp_frontend.hpp"
 
-#include "frontend/address.hpp"
+#include "net/address.hpp"
 #include "frontend/udp/codec.hpp"
 #include "log/log.hpp"
 #include "tracker/passkey.hpp"
@@ -202,8 +202,10 @@ void UdpFrontend::Impl::open(const std::string& text, uint32_t receive_buffer) {
         ec.assign(errno, boost::system::system_category());
         fail("cannot set SO_REUSEPORT on");
     }
-    // The kernel silently caps this at net.core.rmem_max; only a refusal is worth a word.
-    if (socket.set_option(Udp::socket::receive_buffer_size(int(std::min<uint32_t>(receive_buffer, INT32_MAX))), ec))
+    // The kernel silently caps this at net.core.rmem_max; only a refusal is worth a word. 0 means
+    // the kernel's default, which is what leaving it alone gives (setting 0 would give its minimum).
+    if (receive_buffer != 0 &&
+        socket.set_option(Udp::socket::receive_buffer_size(int(std::min<uint32_t>(receive_buffer, INT32_MAX))), ec))
         log::warning("udp", "cannot set SO_RCVBUF on " + text + ": " + ec.message());
     if (socket.bind(endpoint, ec)) fail("cannot bind");
     if (socket.non_blocking(true, ec)) fail("cannot make non-blocking");

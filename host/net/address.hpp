@@ -1,4 +1,6 @@
-// Conversions between Asio addresses and the tracker's Endpoint, and listen-address parsing.
+// Addresses as the tracker sees them: Asio addresses to Endpoints, numeric address parsing, listen
+// addresses and trusted-proxy networks. Neutral ground: the frontends, the tracker and the config
+// loader all use it, so the config accepts exactly what start-up accepts.
 #pragma once
 
 #include "tracker/types.hpp"
@@ -6,11 +8,15 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/basic_endpoint.hpp>
 
+#include <array>
+#include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
 namespace chihaya {
+
 
 // IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) become IPv4, so one peer has one identity.
 inline Endpoint make_endpoint(const boost::asio::ip::address& address, uint16_t port) {
@@ -36,5 +42,19 @@ struct ListenAddress {
     uint16_t port;
 };
 std::optional<ListenAddress> parse_listen_address(std::string_view text);
+
+
+// A numeric IPv4 or IPv6 address ("1.2.3.4", "::1", "[::1]"); IPv4-mapped IPv6 becomes IPv4, as in
+// make_endpoint. Sets family and addr only. False (out untouched) for anything else, hostnames too.
+bool parse_address(std::string_view text, Endpoint& out);
+
+// One trusted_proxies entry: an address, or a network in CIDR notation ("10.0.0.0/8").
+struct TrustedProxy {
+    chihaya_family family = CHIHAYA_IPV4;
+    std::array<uint8_t, 16> addr{};
+    uint8_t prefix_bits = 32;
+};
+std::optional<TrustedProxy> parse_trusted_proxy(std::string_view text);
+bool is_trusted(std::span<const TrustedProxy> proxies, const Endpoint& peer);
 
 }  // namespace chihaya
