@@ -182,6 +182,11 @@ int run(const Options& options) {
                                     ? ConnectionIdKey::random()
                                     : ConnectionIdKey::from_hex(config.udp.connection_id_secret);
 
+    // SIGINT/SIGTERM are ours before any socket is bound: a signal from then on is a clean stop
+    // (handled once main_io runs below), never the default action killing a listening tracker.
+    boost::asio::io_context main_io;
+    boost::asio::signal_set signals(main_io, SIGINT, SIGTERM);
+
     unsigned threads = config.workers.threads ? config.workers.threads
                                               : std::max(1u, std::thread::hardware_concurrency());
     std::vector<std::unique_ptr<Worker>> workers;
@@ -222,8 +227,6 @@ int run(const Options& options) {
                               cache.name() + "\", storage \"" + storage.name() + "\"");
     }
 
-    boost::asio::io_context main_io;
-    boost::asio::signal_set signals(main_io, SIGINT, SIGTERM);
     boost::asio::steady_timer ticker(main_io);
     std::function<void()> schedule_tick = [&] {
         ticker.expires_after(std::chrono::seconds(1));
