@@ -231,7 +231,7 @@ TEST_CASE("scrape with N hashes, the cap and the reply layout") {
 TEST_CASE("scrape never reads more than 74 hashes and refuses none") {
     Writer w;
     w.u64(42).u32(2).u32(1);
-    w.bytes.resize(16 + 100 * 20);
+    w.bytes.resize(16 + 200 * 20);  // far more hashes than the cap
     ScrapeHashes hashes;
     REQUIRE(parse_scrape(w.bytes, 1000, hashes) == Fault::None);
     CHECK(hashes.count == max_scrape_hashes);
