@@ -143,6 +143,11 @@ struct Worker {
 };
 
 int run(const Options& options) {
+    // SIGINT/SIGTERM are ours from the first moment: a signal during start-up (a long registry
+    // load, say) or once listening is a clean stop, handled when main_io runs below, never the
+    // default action killing a tracker that may already hold accepted announces.
+    boost::asio::io_context main_io;
+    boost::asio::signal_set signals(main_io, SIGINT, SIGTERM);
     Config config;
     if (!options.config.empty()) {
         config = load_config(options.config);
@@ -235,8 +240,6 @@ int run(const Options& options) {
                               cache.name() + "\", storage \"" + storage.name() + "\"");
     }
 
-    boost::asio::io_context main_io;
-    boost::asio::signal_set signals(main_io, SIGINT, SIGTERM);
     boost::asio::steady_timer ticker(main_io);
     std::function<void()> schedule_tick = [&] {
         ticker.expires_after(std::chrono::seconds(1));

@@ -1,14 +1,20 @@
 """Config handling of the real binary: --check-config verdicts, messages and start-up refusals."""
 
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tracker_fixture import (CHIHAYA_BIN, CHIHAYA_PLUGINS_DIR, CHIHAYA_SOURCE_DIR, Tracker,
-                             run_binary)
+from tracker_fixture import (CHIHAYA_BIN, CHIHAYA_PLUGINS_DIR, CHIHAYA_SOURCE_DIR,
+                             SERVING_LINE, START_TIMEOUT_S, STOP_TIMEOUT_S, V4, Tracker,
+                             announce_path, peer_id, random_hash, run_binary, unittest_main)
+
+TEST_PLUGIN_DIR = os.environ.get("CHIHAYA_TEST_PLUGIN_DIR", "")
 
 
 def good_config():
@@ -145,6 +151,74 @@ class CheckConfig(unittest.TestCase):
         self.assertIn(path, out)
 
 
+class ListDrivers(unittest.TestCase):
+    def test_lists_each_driver_with_its_file_keys_defaults_and_ranges(self):
+        with tempfile.TemporaryDirectory(prefix="chihaya-plugins-") as plugins:
+            for name in ("chihaya_memory.so", "chihaya_none.so"):
+                shutil.copy(os.path.join(CHIHAYA_PLUGINS_DIR, name), plugins)
+            # A third party's driver (tests/plugins/good_cache.cpp) is listed the same way.
+            shutil.copy(os.path.join(TEST_PLUGIN_DIR, "good_cache.so"), plugins)
+            config = os.path.join(plugins, "chihaya.toml")
+            with open(config, "w") as f:
+                f.write('plugins_dir = "%s"\n' % plugins)
+            rc, out = run_binary(["--list-drivers", "--config", config])
+        self.assertEqual(rc, 0, out)
+        tables = {}
+        for block in out.strip().split("\n\n"):
+            head, *keys = block.splitlines()
+            tables[head.split("  #")[0]] = (head, keys)
+        self.assertEqual(sorted(tables), ["[cache.good]", "[cache.memory]", "[storage.none]"], out)
+        self.assertTrue(tables["[cache.memory]"][0].endswith("/chihaya_memory.so"), out)
+        self.assertTrue(tables["[cache.good]"][0].endswith("/good_cache.so"), out)
+        memory = tables["[cache.memory]"][1]
+        self.assertEqual([k.split("  #")[0] for k in memory], ["shards = 1024", "shards_per_tick = 64"])
+        self.assertTrue(all(k.endswith("[1, 65536]") for k in memory), memory)
+        self.assertEqual([k.split("  #")[0] for k in tables["[cache.good]"][1]],
+                         ["size = 8", 'label = "x"', "strict = false"])
+        self.assertEqual(tables["[cache.good]"][1][0], "size = 8  # a bounded integer [1, 64]")
+        self.assertEqual(tables["[storage.none]"][1], [])
+        self.assertNotIn("Information", out, "--list-drivers logs only warnings and errors")
+
+
+class ConfigDiscovery(unittest.TestCase):
+    def test_config_beside_the_build_is_read_without_config_option(self):
+        """Without --config the binary reads ../etc/chihaya.toml from its own directory (the
+        source tree's etc/ for build/chihaya) and logs which file it read."""
+        with tempfile.TemporaryDirectory(prefix="chihaya-layout-") as root:
+            os.mkdir(os.path.join(root, "bin"))
+            os.mkdir(os.path.join(root, "etc"))
+            binary = os.path.join(root, "bin", "chihaya")
+            shutil.copy(CHIHAYA_BIN, binary)
+            t = Tracker(udp=False, threads=1)  # its config names free ports and plugins_dir
+            self.addCleanup(t.cleanup)
+            config = os.path.join(root, "etc", "chihaya.toml")
+            with open(config, "w") as f:
+                f.write(t.config_text)
+            log_path = os.path.join(root, "chihaya.log")
+            with open(log_path, "wb") as log:
+                proc = subprocess.Popen([binary], cwd=root, stdin=subprocess.DEVNULL, stdout=log,
+                                        stderr=subprocess.STDOUT)
+            try:
+                deadline = time.monotonic() + START_TIMEOUT_S
+                text = ""
+                while SERVING_LINE not in text and proc.poll() is None \
+                        and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    with open(log_path, "rb") as f:
+                        text = f.read().decode("utf-8", "replace")
+                self.assertIn(SERVING_LINE, text)
+                self.assertIn("main: config: %s" % config, text)
+                with t.http(V4) as c:
+                    r = c.get(announce_path(random_hash(), peer_id(), 6881, left=1))
+                self.assertEqual(r.status, 200, r)
+                proc.send_signal(signal.SIGTERM)
+                self.assertEqual(proc.wait(timeout=STOP_TIMEOUT_S), 0)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+
+
 class StartUp(unittest.TestCase):
     def test_unknown_cache_driver_lists_registered_names(self):
         t = Tracker({"cache": {"driver": "no_such_cache"}})
@@ -169,4 +243,4 @@ class StartUp(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    unittest_main()

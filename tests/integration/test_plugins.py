@@ -12,7 +12,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tracker_fixture import (CHIHAYA_PLUGINS_DIR, V4, V6, Tracker, announce_path, peer_id,
-                             random_hash, run_binary, scrape_path)
+                             random_hash, run_binary, scrape_path, unittest_main)
 
 BROKEN_DIR = os.environ.get("CHIHAYA_TEST_PLUGIN_DIR", "")
 ABI20_DIR = os.environ.get("CHIHAYA_ABI20_PLUGIN_DIR", "")
@@ -289,4 +289,4 @@ class OlderMinorPlugins(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    unittest_main()

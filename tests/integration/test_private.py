@@ -11,7 +11,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tracker_fixture import (V4, V6, HttpConn, Tracker, UdpClient, UdpError,  # noqa: E402
+from tracker_fixture import (V4, V6, HttpConn, Tracker, UdpClient, UdpError, unittest_main,  # noqa: E402
                              announce_path, bdecode, peer_id, random_hash, scrape_path)
 import postgres_fixture  # noqa: E402
 import redis_fixture  # noqa: E402
@@ -480,4 +480,4 @@ class StartUp(PrivateTest):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    unittest_main()

@@ -4,6 +4,7 @@
 # not skip): a CI that lost its Redis must say so.
 
 import os
+import signal
 import socket
 import sys
 import tempfile
@@ -13,9 +14,9 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from redis_fixture import REDIS_SERVER, RedisServer, have_redis
-from tracker_fixture import (CHIHAYA_SOURCE_DIR, V4, V6, ConnectionClosed, Tracker, UdpError,
-                             announce_path, compact_peers, peer_id, random_hash, run_binary,
-                             scrape_path)
+from tracker_fixture import (CHIHAYA_SOURCE_DIR, STOP_TIMEOUT_S, V4, V6, ConnectionClosed,
+                             Tracker, UdpError, announce_path, compact_peers, peer_id, random_hash,
+                             run_binary, scrape_path, unittest_main)
 
 UNAVAILABLE = "tracker storage unavailable"
 COMMAND_TIMEOUT_MS = 300
@@ -437,6 +438,58 @@ class Faults(unittest.TestCase):
             self.assertIn((V4, 7501), c.announce(h, peer_id(), 7503, left=1)["peers"])
 
 
+# ---- shutdown ----------------------------------------------------------------------------------
+
+def unread_bytes_at(port):
+    """Bytes the kernel holds for the listener on 127.0.0.1:`port` that its process has not read,
+    summed over its established TCP connections (/proc/net/tcp rx_queue)."""
+    total = 0
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            local, state, queues = fields[1], fields[3], fields[4]
+            if state == "01" and int(local.split(":")[1], 16) == port:
+                total += int(queues.split(":")[1], 16)
+    return total
+
+
+class Draining(unittest.TestCase):
+    """SIGTERM while an announce waits on Redis: the tracker answers it before it exits."""
+
+    STALL_S = 1.5
+
+    def test_announce_in_flight_at_sigterm_is_answered(self):
+        redis = start_redis(self)
+        # The command timeout outlasts the stall, which stays inside main.cpp's 5 s grace.
+        t = start_tracker(self, redis_overrides(redis.address, command_timeout_ms=4000))
+        h = random_hash()
+        http_announce(t, V4, h, peer_id(), 7701, event="started", left=0)
+
+        # SIGSTOP: Redis reads nothing, so the announce's script waits in its socket, where
+        # /proc/net/tcp shows it: proof that the request is in flight when SIGTERM is sent.
+        redis.pause()
+        t_stall = time.monotonic()
+        self.addCleanup(redis.resume)
+        in_flight = t.http(V4, timeout=5.0)
+        self.addCleanup(in_flight.close)
+        in_flight.send(("GET %s HTTP/1.1\r\nHost: t\r\n\r\n"
+                        % announce_path(h, peer_id(), 7702, event="started", left=10)).encode())
+        self.assertTrue(wait_for(lambda: unread_bytes_at(redis.port) > 0, 3.0),
+                        "the announce never reached Redis' socket:\n" + t.log_text())
+        t.proc.send_signal(signal.SIGTERM)
+        time.sleep(max(0.0, t_stall + self.STALL_S - time.monotonic()))
+        self.assertTrue(t.alive(), "exited with the announce unanswered:\n" + t.log_text())
+        redis.resume()
+
+        r = in_flight.read_response()
+        self.assertEqual(r.status, 200, r)
+        d = r.bencoded()
+        self.assertNotIn(b"failure reason", d, t.log_text())
+        self.assertEqual(http_peers(d, V4), [(V4, 7701)])
+        self.assertEqual(t.proc.wait(timeout=STOP_TIMEOUT_S), 0, t.log_text())
+
+
 # ---- config ------------------------------------------------------------------------------------
 
 class Config(unittest.TestCase):
@@ -471,4 +524,4 @@ class Config(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    unittest_main()

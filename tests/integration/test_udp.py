@@ -12,15 +12,17 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tracker_fixture import (UDP_ANNOUNCE, UDP_CONNECT, UDP_ERROR, UDP_PROTOCOL_ID, UDP_SCRAPE,
                              V4, V6, Tracker, UdpClient, UdpError, peer_id, random_hash,
-                             start_module_tracker, stop_module_tracker)
+                             start_module_tracker, stop_module_tracker, unittest_main)
 
 INTERVAL = 1200
+MAX_SCRAPE = 5  # tracker.max_scrape_torrents, below the 74 hashes a datagram can carry
 tracker = None
 
 
 def setUpModule():
     global tracker
-    tracker = start_module_tracker({"tracker": {"announce_interval": INTERVAL}})
+    tracker = start_module_tracker({"tracker": {"announce_interval": INTERVAL,
+                                                "max_scrape_torrents": MAX_SCRAPE}})
 
 
 def tearDownModule():
@@ -102,6 +104,21 @@ class Protocol(TrackerCase):
                              [{"seeders": 0, "completed": 0, "leechers": 1},
                               {"seeders": 0, "completed": 0, "leechers": 0},
                               {"seeders": 1, "completed": 1, "leechers": 0}])
+
+    def test_scrape_capped_at_max_scrape_torrents(self):
+        # More hashes than tracker.max_scrape_torrents: the first ones are answered, no more.
+        hashes = [random_hash() for _ in range(MAX_SCRAPE + 2)]
+        with tracker.udp() as c:
+            for i, h in enumerate(hashes):
+                c.announce(h, peer_id(), 8350 + i, event="started", left=i % 2)
+            tid = c.tid()
+            packet = struct.pack(">QII", c.connection_id, UDP_SCRAPE, tid) + b"".join(hashes)
+            reply = c.exchange(packet)
+        self.assertIsNotNone(reply)
+        self.assertEqual(struct.unpack(">II", reply[:8]), (UDP_SCRAPE, tid), reply)
+        self.assertEqual(len(reply), 8 + 12 * MAX_SCRAPE, "entries: %d" % ((len(reply) - 8) / 12))
+        entries = [struct.unpack(">III", reply[8 + 12 * i:20 + 12 * i]) for i in range(MAX_SCRAPE)]
+        self.assertEqual(entries, [(1 - i % 2, 0, i % 2) for i in range(MAX_SCRAPE)])
 
     def test_port_zero_refused(self):
         with tracker.udp() as c:
@@ -237,17 +254,31 @@ class Hostile(TrackerCase):
         self.assert_serves()
 
     def test_negative_numwant_and_huge_fields(self):
+        h = random_hash()
         with tracker.udp() as c:
-            r = c.announce(random_hash(), peer_id(), 8505, numwant=-7, left=2 ** 64 - 1,
+            for p in range(3):
+                c.announce(h, peer_id(), 8510 + p, event="started", left=1)
+            # Any negative numwant means "the default" (50 here): every other peer, not none.
+            r = c.announce(h, peer_id(), 8505, numwant=-7, left=2 ** 64 - 1,
                            uploaded=2 ** 64 - 1, downloaded=2 ** 64 - 1, event="started")
-            self.assertEqual(r["leechers"], 1)
+            self.assertEqual((r["seeders"], r["leechers"]), (0, 4))
+            self.assertEqual(sorted(r["peers"]), [(V4, 8510 + p) for p in range(3)])
+        self.assert_serves()
+
+    def test_unknown_event_is_a_regular_announce(self):
+        # BEP 15 events are 0-3; others count as "none" (as aquatic does), not as an error.
+        with tracker.udp() as c:
+            c.connect()
             for event in (4, 0xFFFFFFFF):
                 with self.subTest(event=event):
-                    packet = bytearray(c.announce_packet(random_hash(), peer_id(), 8506, left=1))
+                    h, tid = random_hash(), c.tid()
+                    packet = bytearray(c.announce_packet(h, peer_id(), 8506, left=1, tid=tid))
                     packet[80:84] = struct.pack(">I", event)
-                    replies = self.replies_to(c, bytes(packet))
-                    for reply in replies:
-                        self.assertLessEqual(len(reply), len(packet))
+                    (reply,) = self.replies_to(c, bytes(packet))
+                    self.assertEqual(struct.unpack(">IIIII", reply[:20]),
+                                     (UDP_ANNOUNCE, tid, INTERVAL, 1, 0), reply)
+                    self.assertEqual(len(reply), 20, "a lone peer gets no peers")
+                    self.assertEqual(c.scrape([h]), [{"seeders": 0, "completed": 0, "leechers": 1}])
         self.assert_serves()
 
 
@@ -274,4 +305,4 @@ class SharedSecret(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    unittest_main()

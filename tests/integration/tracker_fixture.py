@@ -8,8 +8,10 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import tempfile
 import time
+import unittest
 import urllib.parse
 
 CHIHAYA_BIN = os.environ.get("CHIHAYA_BIN", "")
@@ -23,6 +25,7 @@ V6 = "::1"
 FAMILIES = {V4: socket.AF_INET, V6: socket.AF_INET6}
 
 START_TIMEOUT_S = 10.0
+SERVING_LINE = "main: serving on"
 # Above main.cpp's 5 s shutdown grace: a stop that takes longer is a hang, not a slow drain.
 STOP_TIMEOUT_S = 8.0
 
@@ -135,6 +138,8 @@ class Tracker:
         self.proc = None
         self.stop_seconds = None
         self.wrapper = list(wrapper)  # e.g. unshare(1) options: runs the binary under them
+        # Ready means serving: main.cpp logs this once every worker runs (at info and below).
+        self.ready_line = SERVING_LINE if tables["log"].get("level") in ("debug", "info") else None
 
     def start(self):
         self._log = open(self.log_path, "wb")
@@ -143,6 +148,9 @@ class Tracker:
                                      stderr=subprocess.STDOUT)
         deadline = time.monotonic() + START_TIMEOUT_S
         pending = self._probes()
+        if self.ready_line:
+            pending.append(("the log line %r" % self.ready_line,
+                            lambda: self.ready_line in self.log_text()))
         while pending:
             if self.proc.poll() is not None:
                 raise RuntimeError("chihaya exited with %d during start-up:\n%s"
@@ -260,6 +268,18 @@ def stop_module_tracker(t):
         t.stop_checked()
     finally:
         t.cleanup()
+
+
+def unittest_main():
+    """unittest.main for the test scripts, except that a run with skipped tests and no failures
+    exits 77, which ctest (SKIP_RETURN_CODE 77) shows as skipped instead of passed."""
+    result = unittest.main(verbosity=2, exit=False).result
+    if not result.wasSuccessful():
+        sys.exit(1)
+    if result.skipped:
+        print("skipped: %s" % "; ".join("%s: %s" % (t.id(), why) for t, why in result.skipped))
+        sys.exit(77)
+    sys.exit(0)
 
 
 def run_binary(args, timeout=15):

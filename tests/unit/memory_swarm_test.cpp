@@ -465,6 +465,8 @@ TEST_CASE("MemoryCache: tick sweeps a slice of shards and drops expired swarms")
     for (uint8_t h = 0; h < 64; ++h) cache.announce(Announce(h).hash(h).ttl(10).at_ms(1000).r, a.r);
     cache.announce(Announce(1).hash(200).ttl(1000).at_ms(1000).r, a.r);
     CHECK(cache.swarm_count() == 65);
+    for (int i = 0; i < 4; ++i) cache.tick(1000 + 5'000);  // a full pass, nobody expired yet
+    CHECK(cache.swarm_count() == 65);
     cache.tick(1000 + 20'000);  // one slice: 4 of 16 shards
     size_t after_one = cache.swarm_count();
     CHECK(after_one < 65);

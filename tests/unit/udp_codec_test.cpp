@@ -69,13 +69,15 @@ TEST_CASE("connect request and reply round trip") {
     CHECK(header->transaction_id == 0x01020304);
     CHECK(check_connect(*header) == Fault::None);
 
-    uint8_t out[16];
-    REQUIRE(encode_connect(out, header->transaction_id, 0xA1B2C3D4E5F60718ULL) == 16);
+    // Room to spare: the reply must still be exactly as large as the request (a connect
+    // cannot amplify), and nothing past it may be written.
+    uint8_t out[32];
+    std::memset(out, 0xEE, sizeof out);
+    CHECK(encode_connect(out, header->transaction_id, 0xA1B2C3D4E5F60718ULL) == w.bytes.size());
     CHECK(be32(out) == 0);
     CHECK(be32(out + 4) == 0x01020304);
     CHECK(be64(out + 8) == 0xA1B2C3D4E5F60718ULL);
-    // The reply is exactly as large as the request: a connect cannot amplify.
-    CHECK(sizeof out == w.bytes.size());
+    for (size_t i = 16; i < sizeof out; ++i) CHECK(out[i] == 0xEE);
     uint8_t small[15];
     CHECK(encode_connect(small, 1, 2) == 0);
 }
@@ -229,11 +231,18 @@ TEST_CASE("scrape with N hashes, the cap and the reply layout") {
 TEST_CASE("scrape never reads more than 74 hashes and refuses none") {
     Writer w;
     w.u64(42).u32(2).u32(1);
-    w.bytes.resize(16 + 100 * 20);
+    w.bytes.resize(16 + 200 * 20);  // far more hashes than the cap
     ScrapeHashes hashes;
     REQUIRE(parse_scrape(w.bytes, 1000, hashes) == Fault::None);
     CHECK(hashes.count == max_scrape_hashes);
-    CHECK(8 + max_scrape_hashes * 12 < 16 + max_scrape_hashes * 20);  // reply < request
+    // The reply to the most hashes read fits one datagram and is smaller than the request that
+    // asked for them: a scrape cannot amplify either.
+    std::vector<chihaya_scrape_entry> entries(hashes.count);
+    std::vector<uint8_t> reply(65536);
+    size_t reply_size = encode_scrape_reply(reply, 1, entries.data(), hashes.count);
+    CHECK(reply_size == 8 + 12 * size_t(hashes.count));
+    CHECK(reply_size <= 1452);
+    CHECK(reply_size < 16 + 20 * size_t(hashes.count));
 
     w.bytes.resize(16 + 19);
     CHECK(parse_scrape(w.bytes, 74, hashes) == Fault::NoInfoHash);

@@ -1,0 +1,267 @@
+#!/usr/bin/env python3
+"""Breaks one behaviour of the production code on purpose and checks that its test fails.
+
+    tests/mutation_check.py                  list the mutations
+    tests/mutation_check.py NAME [NAME ...]  apply each in turn: build, run its test, restore
+    tests/mutation_check.py --all
+
+A mutation is a text replacement in a source file. The file is restored (and the build brought
+back) whatever happens; nothing here is ever committed in its mutated form. A mutation is
+CAUGHT when its test exits non-zero, MISSED when the test still passes, and STALE when its text
+is no longer in the file (the code moved on: update the table). Run with a built tree
+(cmake -S . -B build && cmake --build build -j2); BUILD_DIR overrides build/.
+"""
+
+import os
+import subprocess
+import sys
+import time
+
+SOURCE = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+BUILD = os.path.abspath(os.environ.get("BUILD_DIR", os.path.join(SOURCE, "build")))
+PYTHON = "/usr/bin/python3"
+TEST_TIMEOUT_S = 300
+
+
+def integration(script, test_id):
+    return [PYTHON, os.path.join(SOURCE, "tests", "integration", script), test_id]
+
+
+def unit(binary, case):
+    return [os.path.join(BUILD, "tests", "bin", binary), "--test-case=" + case]
+
+
+# name: (what it breaks, file, [(old, new), ...], build targets, test command)
+MUTATIONS = {
+    "signals-after-listen": (
+        "SIGINT/SIGTERM handlers installed only after the workers listen (the start-up race)",
+        "host/main.cpp",
+        [("    boost::asio::io_context main_io;\n    boost::asio::signal_set signals(main_io, SIGINT, SIGTERM);\n\n", ""),
+         ("    boost::asio::steady_timer ticker(main_io);",
+          "    boost::asio::io_context main_io;\n    boost::asio::signal_set signals(main_io, SIGINT, SIGTERM);\n"
+          "    boost::asio::steady_timer ticker(main_io);")],
+        ["chihaya"],
+        integration("test_lifecycle.py", "Signals.test_signals_are_handled_before_any_socket_is_bound")),
+    "no-tick": (
+        "the host never calls the cache driver's tick",
+        "host/main.cpp",
+        [("            tracker.tick();\n", "")],
+        ["chihaya"],
+        integration("test_lifecycle.py", "Housekeeping")),
+    "tick-sweeps-nothing": (
+        "the memory driver's tick does not expire anything",
+        "plugins/memory/memory_cache.cpp",
+        [("lock(shard.mutex);\n        sweep(shard, now_s);", "lock(shard.mutex);")],
+        ["memory_swarm_test"],
+        unit("memory_swarm_test", "MemoryCache: tick sweeps a slice of shards and drops expired swarms")),
+    "no-grace": (
+        "shutdown grace 0: requests in flight at SIGTERM are dropped",
+        "host/main.cpp",
+        [("kShutdownGrace = std::chrono::seconds(5)", "kShutdownGrace = std::chrono::seconds(0)")],
+        ["chihaya"],
+        integration("test_lifecycle.py", "Draining")),
+    "no-grace-redis": (
+        "shutdown grace 0, seen through the Redis driver",
+        "host/main.cpp",
+        [("kShutdownGrace = std::chrono::seconds(5)", "kShutdownGrace = std::chrono::seconds(0)")],
+        ["chihaya"],
+        integration("test_redis.py", "Draining")),
+    "idle-sessions-kept-at-stop": (
+        "stop() leaves idle keep-alive and half-read sessions open until the process exits",
+        "host/frontend/http/listener.cpp",
+        [("    for (Session* session : sessions) session->shutdown();", "    (void)sessions;")],
+        ["chihaya"],
+        integration("test_lifecycle.py", "Draining")),
+    "no-ask": (
+        "the Redis driver does not follow ASK redirects",
+        "plugins/redis/redis_cache.cpp",
+        [('ask = error.starts_with("ASK ");', "ask = false;")],
+        ["redis"],
+        integration("test_redis_cluster.py", "ClusterSwarm.test_slot_migration_ask_then_moved")),
+    "half-lifetime": (
+        "peers expire after half of tracker.peer_lifetime",
+        "host/tracker/tracker.cpp",
+        [("r.peer_ttl_s = config_.peer_lifetime;", "r.peer_ttl_s = config_.peer_lifetime / 2;")],
+        ["chihaya"],
+        integration("test_lifecycle.py", "Expiry.test_silent_peer_stays_its_lifetime_then_expires")),
+    "reannounce-keeps-deadline": (
+        "a re-announce does not move the peer's deadline",
+        "plugins/memory/swarm.cpp",
+        [("        peers[i].set(deadline, counted);", "        peers[i].set(peers[i].deadline(), counted);")],
+        ["memory"],
+        integration("test_lifecycle.py", "Expiry.test_announcing_peer_stays")),
+    "v4-peers-to-v6": (
+        "IPv4 peers handed to IPv6 clients as v4-mapped entries",
+        "plugins/memory/swarm.cpp",
+        [("    if (request.family == CHIHAYA_IPV6) return announce_in(v6_, request, now_s, result, rng);",
+          "    if (request.family == CHIHAYA_IPV6) {\n"
+          "        chihaya_status s = announce_in(v6_, request, now_s, result, rng);\n"
+          "        for (uint32_t k = 0; k < v4_.size() && result.peer_count < result.peers_capacity; ++k) {\n"
+          "            uint8_t* e = result.peers + 18 * result.peer_count++;\n"
+          "            std::memset(e, 0, 10);\n"
+          "            e[10] = e[11] = 0xff;\n"
+          "            std::memcpy(e + 12, v4_[k].endpoint, 6);\n"
+          "        }\n"
+          "        return s;\n"
+          "    }")],
+        ["memory"],
+        integration("test_http.py", "Announce.test_ipv6_entries_are_18_bytes_and_families_stay_apart")),
+    "connect-writes-past-reply": (
+        "the UDP connect reply writes past its 16 bytes",
+        "host/frontend/udp/codec.cpp",
+        [("    store64(out.data() + 8, connection_id);\n    return connect_reply_size;",
+          "    store64(out.data() + 8, connection_id);\n"
+          "    if (out.size() >= 24) store64(out.data() + 16, 0);\n    return connect_reply_size;")],
+        ["udp_codec_test"],
+        unit("udp_codec_test", "connect request and reply round trip")),
+    "scrape-cap-past-a-datagram": (
+        "the UDP scrape reads more hashes than one reply datagram holds",
+        "host/frontend/udp/codec.hpp",
+        [("max_scrape_hashes = 74;", "max_scrape_hashes = 150;")],
+        ["udp_codec_test"],
+        unit("udp_codec_test", "scrape never reads more than 74 hashes and refuses none")),
+    "unknown-event-is-stopped": (
+        "an unknown UDP event is taken as 'stopped'",
+        "host/frontend/udp/codec.cpp",
+        [("? Event(event) : Event::None;", "? Event(event) : Event::Stopped;")],
+        ["chihaya"],
+        integration("test_udp.py", "Hostile.test_unknown_event_is_a_regular_announce")),
+    "negative-numwant-is-zero": (
+        "a negative UDP numwant asks for no peers instead of the default",
+        "host/frontend/udp/codec.cpp",
+        [("out.numwant = numwant < 0 ? -1 : numwant;", "out.numwant = numwant < 0 ? 0 : numwant;")],
+        ["chihaya"],
+        integration("test_udp.py", "Hostile.test_negative_numwant_and_huge_fields")),
+    "skip-shared-secret": (
+        "the time-namespace tool is unusable, so SharedSecret skips (must not read as a pass)",
+        "tests/integration/test_udp.py",
+        [('"unshare", "--time",', '"unshare", "--no-such-option",')],
+        [],
+        integration("test_udp.py", "SharedSecret")),
+    "list-drivers-no-defaults": (
+        "--list-drivers prints keys without their defaults",
+        "host/plugin/registry.cpp",
+        [('? "\\"(secret)\\"" : k.default_value)', '? "\\"(secret)\\"" : "")')],
+        ["chihaya"],
+        integration("test_config.py", "ListDrivers")),
+    "no-max-connections": (
+        "http.max_connections is not enforced",
+        "host/frontend/http/listener.cpp",
+        [("if (worker_->sessions.size() >= worker_->config.max_connections) {", "if (false) {")],
+        ["chihaya"],
+        integration("test_http.py", "MaxConnections")),
+    "no-config-discovery": (
+        "without --config no config file is looked for",
+        "host/main.cpp",
+        [("        if (fs::is_regular_file(candidate, error)) return fs::weakly_canonical(candidate).string();",
+          "        (void)candidate;")],
+        ["chihaya"],
+        integration("test_config.py", "ConfigDiscovery")),
+    "plugins-never-unloaded": (
+        "driver libraries stay loaded until exit",
+        "host/plugin/registry.cpp",
+        [("    driver_ = {};  // may unload the library, after destroy returned",
+          "    static std::vector<RegisteredDriver> kept;\n    kept.push_back(driver_);\n    driver_ = {};")],
+        ["chihaya"],
+        integration("test_lifecycle.py", "ShutdownOrder")),
+    "unload-before-destroy": (
+        "a driver's library is unloaded before the driver is destroyed",
+        "host/plugin/registry.cpp",
+        [("    if (instance_) {\n        // Both vtables",
+          "    if (instance_) {\n        RegisteredDriver gone = std::move(driver_);\n        gone = {};\n        // Both vtables")],
+        ["chihaya"],
+        integration("test_lifecycle.py", "ShutdownOrder")),
+    "destroy-before-drain": (
+        "drivers destroyed before the workers drained",
+        "host/main.cpp",
+        [("    // Each frontend stops on its own thread, then the loop",
+          "    cache.reset();\n    // Each frontend stops on its own thread, then the loop")],
+        ["chihaya"],
+        integration("test_lifecycle.py", "Draining")),
+    "udp-scrape-ignores-max-scrape-torrents": (
+        "the UDP scrape cap ignores tracker.max_scrape_torrents",
+        "host/frontend/udp/worker.cpp",
+        [("scrape_cap(std::min(tracker.config().max_scrape_torrents, udp::max_scrape_hashes))",
+          "scrape_cap(udp::max_scrape_hashes)")],
+        ["chihaya"],
+        integration("test_udp.py", "Protocol.test_scrape_capped_at_max_scrape_torrents")),
+}
+
+
+def test_env():
+    env = dict(os.environ)
+    env.update({
+        "CHIHAYA_BIN": os.path.join(BUILD, "chihaya"),
+        "CHIHAYA_PLUGINS_DIR": os.path.join(BUILD, "plugins"),
+        "CHIHAYA_SOURCE_DIR": SOURCE,
+        "CHIHAYA_TEST_PLUGIN_DIR": os.path.join(BUILD, "test-plugins"),
+        "CHIHAYA_ABI20_PLUGIN_DIR": os.path.join(BUILD, "test-plugins-abi20"),
+        "CHIHAYA_PROBE_PLUGIN_DIR": os.path.join(BUILD, "test-plugins-probe"),
+        "CHIHAYA_BIND_PROBE": os.path.join(BUILD, "tests", "lib", "bind_probe.so"),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    })
+    return env
+
+
+def build(targets):
+    if not targets:
+        return
+    cmd = ["cmake", "--build", BUILD, "-j2"]
+    for t in targets:
+        cmd += ["--target", t]
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if p.returncode != 0:
+        raise RuntimeError("build failed:\n" + p.stdout.decode("utf-8", "replace")[-3000:])
+
+
+def check(name):
+    what, path, edits, targets, command = MUTATIONS[name]
+    full = os.path.join(SOURCE, path)
+    with open(full) as f:
+        original = f.read()
+    mutated = original
+    for old, new in edits:
+        if mutated.count(old) != 1:
+            return "STALE", "%r found %d times in %s" % (old[:60], mutated.count(old), path)
+        mutated = mutated.replace(old, new)
+    try:
+        with open(full, "w") as f:
+            f.write(mutated)
+        build(targets)
+        t0 = time.monotonic()
+        try:
+            p = subprocess.run(command, env=test_env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, timeout=TEST_TIMEOUT_S)
+            rc, out = p.returncode, p.stdout.decode("utf-8", "replace")
+        except subprocess.TimeoutExpired:
+            rc, out = "timeout", ""
+        took = time.monotonic() - t0
+    finally:
+        with open(full, "w") as f:
+            f.write(original)
+        build(targets)
+    lines = [l for l in out.splitlines() if "Error" in l or "FAIL" in l or "skipped" in l]
+    detail = "exit %s after %.1f s%s" % (rc, took, (": " + lines[-1].strip()[:160]) if lines else "")
+    return ("MISSED" if rc == 0 else "CAUGHT"), detail
+
+
+def main(argv):
+    names = list(MUTATIONS) if argv == ["--all"] else argv
+    if not names:
+        for name, (what, path, *_rest) in MUTATIONS.items():
+            print("%-40s %s (%s)" % (name, what, path))
+        return 0
+    unknown = [n for n in names if n not in MUTATIONS]
+    if unknown:
+        print("unknown mutation(s): %s; run without arguments for the list" % ", ".join(unknown))
+        return 2
+    bad = 0
+    for name in names:
+        verdict, detail = check(name)
+        bad += verdict != "CAUGHT"
+        print("%-7s %-40s %s" % (verdict, name, detail), flush=True)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
