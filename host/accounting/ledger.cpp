@@ -1,10 +1,12 @@
 // Per-peer aggregation of private-mode reports between flushes.
 #include "accounting/ledger.hpp"
 
+#include "accounting/flat_table.hpp"
 #include "accounting/journal.hpp"
 #include "log/log.hpp"
 
 #include <cstring>
+#include <mutex>
 #include <ctime>
 #include <string>
 
@@ -24,13 +26,31 @@ struct PeerKeyHash {
     size_t operator()(const PeerKey& k) const noexcept {
         uint64_t p;
         std::memcpy(&p, k.peer_id.data() + 12, 8);  // the random tail of a peer_id
-        uint64_t h = k.user_id * 0x9E3779B97F4A7C15ull ^ k.torrent_id * 0xC2B2AE3D27D4EB4Full ^ p;
+        uint64_t h = (k.user_id * 0x9E3779B97F4A7C15ull ^ k.torrent_id * 0xC2B2AE3D27D4EB4Full ^ p) *
+                     0xBF58476D1CE4E5B9ull;
+        return size_t(h ^ (h >> 31));
+    }
+};
+
+struct IdHash {
+    size_t operator()(uint64_t id) const noexcept {
+        uint64_t h = id * 0x9E3779B97F4A7C15ull;
         return size_t(h ^ (h >> 29));
     }
 };
 
 struct Stats {
     uint32_t seeders = 0, leechers = 0, snatched = 0;
+};
+
+using PeerTable = FlatTable<PeerKey, chihaya_peer_delta, PeerKeyHash, std::equal_to<>>;
+using StatsTable = FlatTable<uint64_t, Stats, IdHash, std::equal_to<>>;
+
+// What a shard gathers between two takes. Two per shard: record() fills the active one under the
+// shard's lock while take() reads and clears the other without it.
+struct Batch {
+    PeerTable peers;
+    StatsTable torrents;
 };
 
 }  // namespace
@@ -44,8 +64,8 @@ uint64_t credit(uint64_t previous, uint64_t current, uint32_t multiplier) {
 
 struct Ledger::Shard {
     std::mutex mutex;
-    std::unordered_map<PeerKey, chihaya_peer_delta, PeerKeyHash> peers;
-    std::unordered_map<uint64_t, Stats> torrents;
+    Batch batches[2];
+    unsigned active = 0;  // the batch record() writes; the other is take()'s, empty between takes
     // The journal of the current generation: the segment being appended and the full ones.
     std::unique_ptr<JournalSegment> journal;
     std::vector<std::string> journal_files;
@@ -92,8 +112,9 @@ void Ledger::record(const PeerReport& r) {
     const PeerKey key{r.grant.user_id, r.grant.torrent_id, r.peer_id};
     Shard& shard = shards_[PeerKeyHash{}(key) % kShards];
     std::lock_guard lock(shard.mutex);
-    auto [it, inserted] = shard.peers.try_emplace(key);
-    chihaya_peer_delta& d = it->second;
+    Batch& batch = shard.batches[shard.active];
+    bool inserted = false;
+    chihaya_peer_delta& d = batch.peers.find_or_insert(key, inserted);
     // `started` opens a new session: its counters count from zero, whatever came before.
     const bool new_session = r.event == Event::Started;
     if (inserted) {
@@ -130,7 +151,8 @@ void Ledger::record(const PeerReport& r) {
     else d.flags &= ~CHIHAYA_DELTA_STOPPED;  // came back within the same batch
     if (r.left == 0) d.flags |= CHIHAYA_DELTA_SEEDER;
     else d.flags &= ~CHIHAYA_DELTA_SEEDER;
-    shard.torrents[r.grant.torrent_id] = Stats{r.seeders, r.leechers, r.snatched};
+    bool new_torrent = false;
+    batch.torrents.find_or_insert(r.grant.torrent_id, new_torrent) = Stats{r.seeders, r.leechers, r.snatched};
     journal_append(shard.journal, shard.journal_files, journal_dir_, r);
 }
 
@@ -144,30 +166,37 @@ SealedBatch Ledger::take() {
             next[s] = std::make_unique<JournalSegment>(journal_dir_, generation_ + 1, uint32_t(s), 0);
         batch.journal_generation = generation_++;
     }
-    std::unordered_map<uint64_t, Stats> torrents;
+    // Each shard switches batches (and journal generation) under its lock; the batch it leaves
+    // is then read and cleared without the lock, since record() only writes the active one.
+    StatsTable torrents;
     for (size_t s = 0; s < kShards; ++s) {
-        std::unordered_map<PeerKey, chihaya_peer_delta, PeerKeyHash> peers;
-        std::unordered_map<uint64_t, Stats> stats;
+        Shard& shard = shards_[s];
         std::unique_ptr<JournalSegment> sealed;
+        Batch* full;
         {
-            std::lock_guard lock(shards_[s].mutex);
-            peers.swap(shards_[s].peers);
-            stats.swap(shards_[s].torrents);
+            std::lock_guard lock(shard.mutex);
+            full = &shard.batches[shard.active];
+            shard.active ^= 1;
             if (next[s]) {
-                sealed = std::move(shards_[s].journal);
-                shards_[s].journal = std::move(next[s]);
-                for (auto& f : shards_[s].journal_files) batch.journal_files.push_back(std::move(f));
-                shards_[s].journal_files = {shards_[s].journal->path()};
+                sealed = std::move(shard.journal);
+                shard.journal = std::move(next[s]);
+                for (auto& f : shard.journal_files) batch.journal_files.push_back(std::move(f));
+                shard.journal_files = {shard.journal->path()};
             }
         }
-        pending_.fetch_sub(peers.size(), std::memory_order_relaxed);
-        batch.deltas.reserve(batch.deltas.size() + peers.size());
-        for (auto& [key, delta] : peers) batch.deltas.push_back(delta);
+        pending_.fetch_sub(full->peers.size(), std::memory_order_relaxed);
+        batch.deltas.reserve(batch.deltas.size() + full->peers.size());
+        full->peers.for_each([&](const PeerKey&, const chihaya_peer_delta& d) { batch.deltas.push_back(d); });
         // A torrent's peers span shards: keep any one report of it (they are seconds apart).
-        for (auto& [id, st] : stats) torrents[id] = st;
+        full->torrents.for_each([&](uint64_t id, const Stats& st) {
+            bool inserted = false;
+            torrents.find_or_insert(id, inserted) = st;
+        });
+        full->peers.clear();
+        full->torrents.clear();
     }
     batch.torrents.reserve(torrents.size());
-    for (auto& [id, st] : torrents) {
+    torrents.for_each([&](uint64_t id, const Stats& st) {
         chihaya_torrent_stats t{};
         t.struct_size = sizeof t;
         t.torrent_id = id;
@@ -175,7 +204,7 @@ SealedBatch Ledger::take() {
         t.leechers = st.leechers;
         t.snatched = st.snatched;
         batch.torrents.push_back(t);
-    }
+    });
     return batch;
 }
 

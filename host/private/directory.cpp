@@ -63,8 +63,22 @@ Directory::Directory()
     sink_.loaded = &call_loaded;
 }
 
+size_t Directory::PasskeyHash::operator()(std::string_view s) const noexcept {
+    uint64_t a = 0, b = 0;
+    if (s.size() >= 8) {
+        std::memcpy(&a, s.data(), 8);
+        std::memcpy(&b, s.data() + s.size() - 8, 8);
+    } else {
+        std::memcpy(&a, s.data(), s.size());
+    }
+    uint64_t h = (a ^ (b * 0x9E3779B97F4A7C15ull) ^ s.size()) * 0xBF58476D1CE4E5B9ull;
+    return size_t(h ^ (h >> 31));
+}
+
+// The shard from other bits of the same hash than the bucket (libstdc++ takes the hash modulo a
+// prime bucket count), so keys of one shard still spread over its buckets.
 Directory::UserShard& Directory::user_shard(std::string_view passkey) const {
-    return user_shards_[std::hash<std::string_view>{}(passkey) % kShards];
+    return user_shards_[(PasskeyHash{}(passkey) >> 40) % kShards];
 }
 
 Directory::TorrentShard& Directory::torrent_shard(const std::array<uint8_t, 20>& hash) const {
