@@ -13,7 +13,7 @@
 // twice as two batches: first as new peers (chihaya_peers inserts), then the same peers again
 // (updates; half the deltas ANCHORED against the stored report). 10 % are COMPLETED, 5 %
 // STOPPED (in the second batch). Prints one key=value line per batch.
-#include "../tests/conformance/driver_under_test.hpp"
+#include "../sdk/conformance/driver_under_test.hpp"
 
 #include <libpq-fe.h>
 
@@ -156,7 +156,12 @@ int main(int argc, char** argv) {
     for (uint64_t n : sizes)
         if (n > users) die("--deltas larger than --users: deltas are of distinct users");
 
-    auto d = chihaya_test::load<chihaya_storage_vtable>(CHIHAYA_KIND_STORAGE, "storage");
+    std::string config_error;
+    auto overrides = chihaya_test::overrides_from_env(config_error);
+    auto d = chihaya_test::load<chihaya_storage_vtable>(chihaya_test::env("CHIHAYA_PLUGIN"),
+                                                        chihaya_test::env("CHIHAYA_DRIVER"),
+                                                        CHIHAYA_KIND_STORAGE, "storage", overrides);
+    if (!config_error.empty()) d.error = config_error;
     if (!d.error.empty()) die(d.error);
 
     // The fill bypasses the change-log triggers (replica role): a web application importing a

@@ -9,6 +9,7 @@
 // state into the next run.
 #include <doctest/doctest.h>
 
+#include "driver_under_test.hpp"
 #include "kit.hpp"
 
 #include <chihaya/abi.h>
@@ -36,131 +37,18 @@ namespace {
 
 constexpr auto kCompletionTimeout = std::chrono::seconds(5);
 
-// ---- the host side: services, plugin loading, config --------------------------------------
+// ---- the host side: services, plugin loading, config (driver_under_test.hpp) --------------
 
-uint64_t host_now_ms() {
-    using namespace std::chrono;
-    return static_cast<uint64_t>(
-        duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count());
-}
-
-void host_log(chihaya_log_level level, chihaya_str source, chihaya_str message) {
-    static const char* names[] = {"debug", "info", "warning", "error"};
-    std::fprintf(stderr, "[%s] %.*s: %.*s\n", names[level & 3], int(source.len), source.ptr,
-                 int(message.len), message.ptr);
-}
-
-const chihaya_host_api host_api = {sizeof(chihaya_host_api), CHIHAYA_ABI_MAJOR, CHIHAYA_ABI_MINOR,
-                                   &host_log, &host_now_ms};
-
-
-// The driver under test, loaded once for the whole run.
-struct Driver {
-    void* library = nullptr;
-    const chihaya_plugin_descriptor* plugin = nullptr;
-    const chihaya_driver_descriptor* descriptor = nullptr;
-    const chihaya_cache_vtable* vtable = nullptr;
-    // Resolved config: values point into `strings`, which lives as long as the Driver.
-    std::vector<std::string> strings;
-    std::vector<chihaya_config_value> values;
-    std::string error;
-};
-
-// Parses a TOML-ish scalar as declared: ints, true/false, "quoted" strings.
-bool parse_value(const chihaya_config_key& key, const std::string& text, chihaya_config_value& out,
-                 std::string& storage, std::string& error) {
-    out.struct_size = sizeof out;
-    out.key = key.key;
-    out.type = key.type;
-    switch (key.type) {
-    case CHIHAYA_CONFIG_INT: {
-        char* end = nullptr;
-        long long v = std::strtoll(text.c_str(), &end, 10);
-        if (text.empty() || *end != '\0') {
-            error = std::string(key.key) + ": not an integer: " + text;
-            return false;
-        }
-        out.integer = v;
-        return true;
-    }
-    case CHIHAYA_CONFIG_BOOL:
-        if (text != "true" && text != "false") {
-            error = std::string(key.key) + ": not true/false: " + text;
-            return false;
-        }
-        out.integer = text == "true";
-        return true;
-    case CHIHAYA_CONFIG_STRING:
-        storage = text;
-        if (storage.size() >= 2 && storage.front() == '"' && storage.back() == '"')
-            storage = storage.substr(1, storage.size() - 2);
-        return true;
-    }
-    error = std::string(key.key) + ": unknown type";
-    return false;
-}
-
-bool resolve_config(Driver& d) {
-    std::map<std::string, std::string> overrides;
-    for (const auto& [key, value] : chihaya::conformance::options().config) overrides[key] = value;
-    uint32_t n = d.descriptor->config_key_count;
-    d.strings.resize(n);
-    d.values.resize(n);
-    for (uint32_t i = 0; i < n; ++i) {
-        const chihaya_config_key& key = *CHIHAYA_AT(const chihaya_config_key, d.descriptor->config_keys, i);
-        std::string value = key.default_value ? key.default_value : "";
-        if (auto it = overrides.find(key.key); it != overrides.end()) {
-            value = it->second;
-            overrides.erase(it);
-        }
-        if (!parse_value(key, value, d.values[i], d.strings[i], d.error)) return false;
-    }
-    for (uint32_t i = 0; i < n; ++i)
-        if (d.values[i].type == CHIHAYA_CONFIG_STRING)
-            d.values[i].string = {d.strings[i].data(), d.strings[i].size()};
-    if (!overrides.empty()) {
-        d.error = "config: the driver declares no key " + overrides.begin()->first;
-        return false;
-    }
-    return true;
-}
+using chihaya_test::host_api;
+using chihaya_test::host_now_ms;
+using Driver = chihaya_test::Driver<chihaya_cache_vtable>;
 
 Driver load() {
-    Driver d;
-    const std::string& path = chihaya::conformance::options().plugin;
-    const std::string& name = chihaya::conformance::options().driver;
-    d.library = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (!d.library) {
-        d.error = std::string("dlopen: ") + dlerror();
-        return d;
-    }
-    auto entry = reinterpret_cast<chihaya_plugin_entry_fn>(dlsym(d.library, CHIHAYA_PLUGIN_ENTRY_SYMBOL));
-    if (!entry) {
-        d.error = path + ": no " CHIHAYA_PLUGIN_ENTRY_SYMBOL;
-        return d;
-    }
-    d.plugin = entry(&host_api);
-    if (!d.plugin || d.plugin->magic != CHIHAYA_PLUGIN_MAGIC || d.plugin->abi_major != CHIHAYA_ABI_MAJOR) {
-        d.error = path + ": not a chihaya plugin of ABI major " + std::to_string(CHIHAYA_ABI_MAJOR);
-        return d;
-    }
-    if (d.plugin->min_host_minor > CHIHAYA_ABI_MINOR) {
-        d.error = path + ": needs a host of ABI minor " + std::to_string(d.plugin->min_host_minor) +
-                  "; this kit speaks " + std::to_string(CHIHAYA_ABI_MAJOR) + "." +
-                  std::to_string(CHIHAYA_ABI_MINOR);
-        return d;
-    }
-    for (uint32_t i = 0; i < d.plugin->driver_count; ++i) {
-        const chihaya_driver_descriptor& desc = *CHIHAYA_AT(const chihaya_driver_descriptor, d.plugin->drivers, i);
-        if (desc.kind == CHIHAYA_KIND_CACHE && name == desc.name) d.descriptor = &desc;
-    }
-    if (!d.descriptor) {
-        d.error = path + ": no cache driver named " + name;
-        return d;
-    }
-    d.vtable = static_cast<const chihaya_cache_vtable*>(d.descriptor->vtable);
-    resolve_config(d);
-    return d;
+    std::map<std::string, std::string> overrides;
+    for (const auto& [key, value] : chihaya::conformance::options().config) overrides[key] = value;
+    return chihaya_test::load<chihaya_cache_vtable>(chihaya::conformance::options().plugin,
+                                                    chihaya::conformance::options().driver,
+                                                    CHIHAYA_KIND_CACHE, "cache", overrides);
 }
 
 Driver& driver() {

@@ -46,7 +46,14 @@ constexpr auto kChangeDeadline = 2s;
 constexpr auto kApplyTimeout = 15s;
 
 Driver& driver() {
-    static Driver d = chihaya_test::load<chihaya_storage_vtable>(CHIHAYA_KIND_STORAGE, "storage");
+    static Driver d = [] {
+        std::string error;
+        auto overrides = chihaya_test::overrides_from_env(error);
+        Driver loaded = chihaya_test::load<chihaya_storage_vtable>(env("CHIHAYA_PLUGIN"), env("CHIHAYA_DRIVER"),
+                                                                  CHIHAYA_KIND_STORAGE, "storage", overrides);
+        if (!error.empty()) loaded.error = error;
+        return loaded;
+    }();
     return d;
 }
 

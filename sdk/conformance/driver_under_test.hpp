@@ -1,6 +1,7 @@
-// driver_under_test.hpp: the host side of a conformance suite: host services, dlopen of the
-// plugin named by CHIHAYA_PLUGIN, the driver CHIHAYA_DRIVER of one kind, and its config with the
-// CHIHAYA_DRIVER_CONFIG overrides (key=value, one per line). Only the ABI is used.
+// driver_under_test.hpp: the host side of a conformance suite, shared by the cache kit
+// (chihaya-conformance) and the storage suite (tests/conformance): host services that keep every
+// line a driver logs, dlopen of a plugin, the driver of one kind and name, and its config table
+// with overrides applied. Only the ABI is used.
 #pragma once
 
 #include <chihaya/abi.h>
@@ -105,8 +106,9 @@ inline bool parse_value(const chihaya_config_key& key, const std::string& text, 
     return false;
 }
 
-template <class Vtable>
-bool resolve_config(Driver<Vtable>& d) {
+// Overrides of the driver's declared defaults, key -> TOML scalar as written ("16", "true",
+// "\"text\""). From CHIHAYA_DRIVER_CONFIG: key=value lines (a value may hold commas).
+inline std::map<std::string, std::string> overrides_from_env(std::string& error) {
     std::map<std::string, std::string> overrides;
     std::string text = env("CHIHAYA_DRIVER_CONFIG");
     size_t start = 0;
@@ -118,11 +120,16 @@ bool resolve_config(Driver<Vtable>& d) {
         if (line.empty()) continue;
         size_t eq = line.find('=');
         if (eq == std::string::npos) {
-            d.error = "CHIHAYA_DRIVER_CONFIG: expected key=value, got " + line;
-            return false;
+            error = "CHIHAYA_DRIVER_CONFIG: expected key=value, got " + line;
+            break;
         }
         overrides[trim(line.substr(0, eq))] = trim(line.substr(eq + 1));
     }
+    return overrides;
+}
+
+template <class Vtable>
+bool resolve_config(Driver<Vtable>& d, std::map<std::string, std::string> overrides) {
     uint32_t n = d.descriptor->config_key_count;
     d.strings.resize(n);
     d.values.resize(n);
@@ -139,20 +146,20 @@ bool resolve_config(Driver<Vtable>& d) {
         if (d.values[i].type == CHIHAYA_CONFIG_STRING)
             d.values[i].string = {d.strings[i].data(), d.strings[i].size()};
     if (!overrides.empty()) {
-        d.error = "CHIHAYA_DRIVER_CONFIG: undeclared key " + overrides.begin()->first;
+        d.error = "config: the driver declares no key " + overrides.begin()->first;
         return false;
     }
     return true;
 }
 
-// kind: CHIHAYA_KIND_CACHE or CHIHAYA_KIND_STORAGE, matching Vtable; kind_name for messages.
+// The driver `name` of `kind` (matching Vtable; kind_name for messages) in the plugin at `path`,
+// its config resolved with `overrides`. On any failure d.error says why.
 template <class Vtable>
-Driver<Vtable> load(chihaya_driver_kind kind, const char* kind_name) {
+Driver<Vtable> load(const std::string& path, const std::string& name, chihaya_driver_kind kind,
+                    const char* kind_name, const std::map<std::string, std::string>& overrides) {
     Driver<Vtable> d;
-    std::string path = env("CHIHAYA_PLUGIN"), name = env("CHIHAYA_DRIVER");
     if (path.empty() || name.empty()) {
-        d.error = std::string("set CHIHAYA_PLUGIN (path of the .so) and CHIHAYA_DRIVER (") + kind_name +
-                  " driver name)";
+        d.error = std::string("no plugin path or ") + kind_name + " driver name given";
         return d;
     }
     d.library = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
@@ -170,6 +177,12 @@ Driver<Vtable> load(chihaya_driver_kind kind, const char* kind_name) {
         d.error = path + ": not a chihaya plugin of ABI major " + std::to_string(CHIHAYA_ABI_MAJOR);
         return d;
     }
+    if (d.plugin->min_host_minor > CHIHAYA_ABI_MINOR) {
+        d.error = path + ": needs a host of ABI minor " + std::to_string(d.plugin->min_host_minor) +
+                  "; this kit speaks " + std::to_string(CHIHAYA_ABI_MAJOR) + "." +
+                  std::to_string(CHIHAYA_ABI_MINOR);
+        return d;
+    }
     for (uint32_t i = 0; i < d.plugin->driver_count; ++i) {
         const chihaya_driver_descriptor& desc = *CHIHAYA_AT(const chihaya_driver_descriptor, d.plugin->drivers, i);
         if (desc.kind == kind && name == desc.name) d.descriptor = &desc;
@@ -179,7 +192,7 @@ Driver<Vtable> load(chihaya_driver_kind kind, const char* kind_name) {
         return d;
     }
     d.vtable = static_cast<const Vtable*>(d.descriptor->vtable);
-    resolve_config(d);
+    resolve_config(d, overrides);
     return d;
 }
 
