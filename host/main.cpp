@@ -256,12 +256,10 @@ int run(const Options& options) {
     metrics::add_swarm_collector(metrics, cache_handle);
     if (private_state) metrics::add_flush_collector(metrics, *private_state->flusher);
     std::unique_ptr<AdminServer> admin;
-    if (!config.admin.listen.empty()) {
+    if (!config.admin.listen.empty())
         admin = std::make_unique<AdminServer>(config.admin.listen,
                                               AdminHandlers{[&] { return metrics.render(); },
                                                             [&](std::string& why) { return readiness.check(why); }});
-        admin->start();
-    }
     Reloader reloader(config, tracker, [&](const HttpConfig& http) {
         for (auto& w : workers)
             if (w->http) boost::asio::post(w->io, [w = w.get(), http] { w->http->reconfigure(http); });
@@ -269,6 +267,7 @@ int run(const Options& options) {
 
     boost::asio::io_context main_io;
     boost::asio::signal_set signals(main_io, SIGINT, SIGTERM, SIGHUP);
+    if (admin) admin->start();  // after the signals are ours: an answering /healthz means SIGHUP is safe
     boost::asio::steady_timer ticker(main_io);
     std::function<void()> schedule_tick = [&] {
         ticker.expires_after(std::chrono::seconds(1));
