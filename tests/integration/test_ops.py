@@ -295,5 +295,75 @@ class Reload(unittest.TestCase):
             t.cleanup()
 
 
+
+class Snapshot(unittest.TestCase):
+    """The memory driver keeps its swarms across a restart ([cache.memory] snapshot_path)."""
+
+    def tracker(self, path, lifetime=1800):
+        return Tracker(overrides={"cache.memory": {"snapshot_path": path},
+                                  "tracker": {"peer_lifetime": lifetime, "announce_interval": 1,
+                                              "min_interval": 1}})
+
+    def test_swarms_survive_sigterm_and_restart(self):
+        import tempfile
+        with tempfile.TemporaryDirectory(prefix="chihaya-snap-") as d:
+            path = os.path.join(d, "swarms.snapshot")
+            h = random_hash()
+            t = self.tracker(path)
+            try:
+                t.start()
+                with t.udp(V4) as c:
+                    c.announce(h, peer_id(), 7701, event="started", left=0)
+                    c.announce(h, peer_id(), 7702, event="started", left=3)
+                    c.announce(h, peer_id(), 7703, event="completed", left=0)
+                with t.udp(V6) as c:
+                    c.announce(h, peer_id(), 7704, event="started", left=3)
+                t.stop_checked(signal.SIGTERM)
+                self.assertIn("snapshot: wrote 4 peers in 1 torrents", t.log_text())
+            finally:
+                t.cleanup()
+            self.assertFalse(os.path.exists(path + ".tmp"))
+            with self.tracker(path) as t2:
+                with t2.udp(V4) as c:
+                    self.assertEqual(c.scrape([h]), [{"seeders": 2, "completed": 1, "leechers": 2}])
+                    peers = c.announce(h, peer_id(), 7705, left=1)["peers"]
+                    self.assertEqual(sorted(p for _, p in peers), [7701, 7702, 7703])
+                self.assertIn("snapshot: loaded 4 peers in 1 torrents", t2.log_text())
+
+    def test_peers_that_expired_meanwhile_are_dropped(self):
+        import tempfile
+        with tempfile.TemporaryDirectory(prefix="chihaya-snap-") as d:
+            path = os.path.join(d, "swarms.snapshot")
+            short, long_ = random_hash(), random_hash()
+            with self.tracker(path, lifetime=2) as t:
+                with t.udp(V4) as c:
+                    c.announce(short, peer_id(), 7801, event="started", left=1)
+            time.sleep(3.2)
+            with self.tracker(path, lifetime=2) as t2:
+                with t2.udp(V4) as c:
+                    self.assertEqual(c.scrape([short]), [{"seeders": 0, "completed": 0, "leechers": 0}])
+                self.assertIn("1 expired while the tracker was down", t2.log_text())
+
+    def test_corrupt_or_foreign_snapshot_is_reported_and_skipped(self):
+        import tempfile
+        with tempfile.TemporaryDirectory(prefix="chihaya-snap-") as d:
+            path = os.path.join(d, "swarms.snapshot")
+            with self.tracker(path) as t:
+                with t.udp(V4) as c:
+                    c.announce(random_hash(), peer_id(), 7901, event="started", left=1)
+            good = open(path, "rb").read()
+            for bad, why in ((good[:len(good) // 2], "truncated"),
+                             (good[:-1] + bytes([good[-1] ^ 1]), "checksum"),
+                             (good[:16] + b"\x07" + good[17:], "version 7"),
+                             (b"PGDMP not ours at all" * 10, "not a chihaya swarm snapshot")):
+                with open(path, "wb") as f:
+                    f.write(bad)
+                with self.tracker(path) as t2:
+                    with t2.udp(V4) as c:
+                        c.announce(random_hash(), peer_id(), 7902, event="started", left=1)
+                    self.assertIn("skipped, starting with no swarms", t2.log_text())
+                    self.assertIn(why, t2.log_text())
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
