@@ -254,7 +254,7 @@ int run(const Options& options) {
                         private_state ? &private_state->directory : nullptr);
     metrics::add_process_collector(metrics, plugins_loaded, reloads);
     metrics::add_swarm_collector(metrics, cache_handle);
-    if (private_state) metrics::add_flush_collector(metrics, *private_state->flusher);
+    metrics::add_flush_collector(metrics, private_state ? private_state->flusher.get() : nullptr);
     std::unique_ptr<AdminServer> admin;
     if (!config.admin.listen.empty())
         admin = std::make_unique<AdminServer>(config.admin.listen,

@@ -129,9 +129,10 @@ void add_swarm_collector(Registry& registry, CacheHandle cache, uint32_t refresh
     });
 }
 
-void add_flush_collector(Registry& registry, const Flusher& flusher) {
-    registry.add_collector([&flusher](Exposition& out) {
-        const FlushStats& s = flusher.stats();
+void add_flush_collector(Registry& registry, const Flusher* flusher) {
+    registry.add_collector([flusher](Exposition& out) {
+        static const FlushStats kNone;  // open mode: the families exist, at zero (one dashboard for both modes)
+        const FlushStats& s = flusher ? flusher->stats() : kNone;
         out.family("chihaya_storage_calls_total", "counter", "Storage driver apply calls by status.");
         for (size_t i = 0; i < s.applies.size(); ++i)
             out.sample("chihaya_storage_calls_total", {{"call", "apply"}, {"status", status_name(i)}},
@@ -149,9 +150,9 @@ void add_flush_collector(Registry& registry, const Flusher& flusher) {
         out.sample("chihaya_flush_batch_deltas_sum", {}, double(s.batch_deltas_sum.load(std::memory_order_relaxed)));
         out.sample("chihaya_flush_batch_deltas_count", {}, double(cumulative));
         out.family("chihaya_spool_batches", "gauge", "Sealed batches in the spool, not yet applied by the storage.");
-        out.sample("chihaya_spool_batches", {}, double(flusher.spool_depth()));
+        out.sample("chihaya_spool_batches", {}, flusher ? double(flusher->spool_depth()) : 0.0);
         out.family("chihaya_spool_oldest_batch_age_seconds", "gauge", "Age of the oldest spooled batch (0 when none).");
-        out.sample("chihaya_spool_oldest_batch_age_seconds", {}, double(flusher.oldest_spooled_age_s()));
+        out.sample("chihaya_spool_oldest_batch_age_seconds", {}, flusher ? double(flusher->oldest_spooled_age_s()) : 0.0);
     });
 }
 

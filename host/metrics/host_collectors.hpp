@@ -29,8 +29,9 @@ void add_process_collector(Registry& registry, uint64_t plugins_loaded, const Re
 // that a big tracker is not walked by every scrape.
 void add_swarm_collector(Registry& registry, CacheHandle cache, uint32_t refresh_s = 5);
 
-// Storage applies, flush batch sizes, spool depth and oldest spooled batch (private mode).
-void add_flush_collector(Registry& registry, const Flusher& flusher);
+// Storage applies, flush batch sizes, spool depth and oldest spooled batch (private mode; with
+// a null flusher, open mode, the same families at zero).
+void add_flush_collector(Registry& registry, const Flusher* flusher);
 
 }  // namespace metrics
 }  // namespace chihaya
