@@ -5,16 +5,23 @@
 #include "flush/flusher.hpp"
 #include "flush/recovery.hpp"
 #include "flush/spool.hpp"
+#include "frontend/admin/admin_server.hpp"
 #include "frontend/http/http_frontend.hpp"
 #include "frontend/udp/udp_frontend.hpp"
+#include "health/readiness.hpp"
+#include "log/access_log.hpp"
 #include "log/log.hpp"
+#include "metrics/host_collectors.hpp"
+#include "metrics/registry.hpp"
 #include "plugin/handshake.hpp"
 #include "plugin/listing.hpp"
 #include "plugin/loader.hpp"
 #include "plugin/registry.hpp"
+#include "plugin/secrets.hpp"
 #include "private/directory.hpp"
 #include "private/policy.hpp"
 #include "process/cpus.hpp"
+#include "reload/reloader.hpp"
 #include "tracker/tracker.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -147,7 +154,7 @@ int run(const Options& options) {
     // load, say) or once listening is a clean stop, handled when main_io runs below, never the
     // default action killing a tracker that may already hold accepted announces.
     boost::asio::io_context main_io;
-    boost::asio::signal_set signals(main_io, SIGINT, SIGTERM);
+    boost::asio::signal_set signals(main_io, SIGINT, SIGTERM, SIGHUP);
     Config config;
     if (!options.config.empty()) {
         config = load_config(options.config);
@@ -157,7 +164,9 @@ int run(const Options& options) {
     bool level_ok = false;
     // Validating or listing prints its own answer: only refused plugins and worse are logged.
     log::Level level = log::parse_level(config.log.level, &level_ok);
-    log::init(options.check_only || options.list_drivers || options.list_plugins ? std::max(level, log::Level::Warning) : level);
+    log::init(options.check_only || options.list_drivers || options.list_plugins ? std::max(level, log::Level::Warning) : level,
+              log::parse_format(config.log.format, &level_ok));
+    access_log::configure(config.log.access_log, config.log.access_log_rate);
     if (options.list_plugins) return list_plugins(plugins_dir(config), config.source, std::cout);
     if (!options.check_only)
         log::info("main", config.source.empty() ? "no config file found, using built-in defaults"
@@ -171,8 +180,8 @@ int run(const Options& options) {
         std::cout << registry.describe();
         return 0;
     }
-    registry.check_selection(CHIHAYA_KIND_CACHE, config.cache, config.source);
-    registry.check_selection(CHIHAYA_KIND_STORAGE, config.storage, config.source);
+    register_driver_secrets(registry.check_selection(CHIHAYA_KIND_CACHE, config.cache, config.source), config.cache);
+    register_driver_secrets(registry.check_selection(CHIHAYA_KIND_STORAGE, config.storage, config.source), config.storage);
     if (options.check_only) {
         if (options.connect) connect_drivers(registry, config, std::cout);
         std::cout << (config.source.empty() ? "defaults" : config.source) << ": OK\n";
@@ -187,6 +196,7 @@ int run(const Options& options) {
     if (private_mode) start_private_mode(*private_state, config, storage);
     // Plugins with no selected driver are unloaded: an instance keeps its own library loaded,
     // and an unused driver's code and libraries would only cost resident memory.
+    const size_t plugins_loaded = plugins.size();
     registry = Registry();
     plugins.clear();
     Tracker tracker(config.tracker,
@@ -210,6 +220,8 @@ int run(const Options& options) {
         workers.push_back(std::move(w));
     }
 
+    metrics::Registry metrics;  // per-worker counters, summed on scrape (metrics/worker_metrics.hpp)
+    metrics::ReloadCounters reloads;
     std::mutex mutex;
     std::condition_variable exited;
     unsigned running = 0;
@@ -217,7 +229,8 @@ int run(const Options& options) {
         if (w->udp) w->udp->start();
         if (w->http) w->http->start();
         ++running;
-        w->thread = std::thread([&, io = &w->io] {
+        w->thread = std::thread([&, io = &w->io, counters = &metrics.add_worker()] {
+            metrics::bind(*counters);
             for (;;) {
                 try {
                     io->run();
@@ -240,6 +253,24 @@ int run(const Options& options) {
                               cache.name() + "\", storage \"" + storage.name() + "\"");
     }
 
+    // The admin listener: after the workers (their counters exist), stopped before the drivers go.
+    const CacheHandle cache_handle{static_cast<const chihaya_cache_vtable*>(cache.vtable()), cache.get(), cache.name()};
+    Readiness readiness(cache_handle, private_state ? private_state->flusher.get() : nullptr,
+                        private_state ? &private_state->directory : nullptr);
+    metrics::add_process_collector(metrics, plugins_loaded, reloads);
+    metrics::add_swarm_collector(metrics, cache_handle);
+    metrics::add_flush_collector(metrics, private_state ? private_state->flusher.get() : nullptr);
+    std::unique_ptr<AdminServer> admin;
+    if (!config.admin.listen.empty())
+        admin = std::make_unique<AdminServer>(config.admin.listen,
+                                              AdminHandlers{[&] { return metrics.render(); },
+                                                            [&](std::string& why) { return readiness.check(why); }});
+    Reloader reloader(config, tracker, [&](const HttpConfig& http) {
+        for (auto& w : workers)
+            if (w->http) boost::asio::post(w->io, [w = w.get(), http] { w->http->reconfigure(http); });
+    }, reloads);
+
+    if (admin) admin->start();  // after the signals are ours: an answering /healthz means SIGHUP is safe
     boost::asio::steady_timer ticker(main_io);
     std::function<void()> schedule_tick = [&] {
         ticker.expires_after(std::chrono::seconds(1));
@@ -250,11 +281,20 @@ int run(const Options& options) {
         });
     };
     schedule_tick();
-    signals.async_wait([&](boost::system::error_code, int signal) {
-        log::info("main", std::string("received ") + (signal == SIGINT ? "SIGINT" : "SIGTERM") + ", stopping");
-        ticker.cancel();
-    });
+    std::function<void()> wait_signal = [&] {
+        signals.async_wait([&](boost::system::error_code error, int signal) {
+            if (error) return;
+            if (signal == SIGHUP) {
+                reloader.reload();
+                return wait_signal();
+            }
+            log::info("main", std::string("received ") + (signal == SIGINT ? "SIGINT" : "SIGTERM") + ", stopping");
+            ticker.cancel();
+        });
+    };
+    wait_signal();
     main_io.run();
+    if (admin) admin->stop();
 
     // Each frontend stops on its own thread, then the loop lets go of its guard: run() returns
     // once the requests in flight are answered, bounded by the grace period.

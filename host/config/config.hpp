@@ -58,7 +58,17 @@ struct WorkersConfig {
 
 // [log]
 struct LogConfig {
-    std::string level = "info";          // debug, info, warning, error
+    std::string level = "info";          // debug, info, warning, error (live reload)
+    std::string format = "text";         // text (for people) or json (one object per line)
+    bool access_log = false;             // a line per request: address, action, result (live reload)
+    uint32_t access_log_rate = 100;      // most access-log lines per second; the rest are counted
+};
+
+// [admin]: the operator's listener (metrics, health); never on the public port.
+struct AdminConfig {
+    // host:port, [v6]:port, or "" = no admin listener. Loopback in the shipped config; a public
+    // address exposes metrics to anyone.
+    std::string listen;
 };
 
 // A driver's table ([cache.<name>] / [storage.<name>]) as written, checked later against the
@@ -94,6 +104,7 @@ struct Config {
     HttpConfig http;
     WorkersConfig workers;
     LogConfig log;
+    AdminConfig admin;
     DriverSelection cache{"memory", {}};
     DriverSelection storage{"none", {}};
     AccountingConfig accounting;

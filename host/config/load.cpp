@@ -247,6 +247,21 @@ Config read(const toml::table& root, const std::string& file) {
             log::parse_level(config.log.level, &ok);
             if (!ok) fail(file, node->source(), "log.level", "expected debug, info, warning or error");
         }
+        if (const toml::node* node = r.string("format", config.log.format)) {
+            bool ok = false;
+            log::parse_format(config.log.format, &ok);
+            if (!ok) fail(file, node->source(), "log.format", "expected \"text\" or \"json\"");
+        }
+        r.boolean("access_log", config.log.access_log);
+        r.u32("access_log_rate", config.log.access_log_rate, 1, 1000000);
+        r.finish();
+    }
+    if (const toml::table* t = top.table("admin")) {
+        TableReader r(*t, "admin", file);
+        if (const toml::node* node = r.string("listen", config.admin.listen)) {
+            if (!config.admin.listen.empty() && !check_listen(config.admin.listen).empty())
+                fail(file, node->source(), "admin.listen", check_listen(config.admin.listen) + " (or \"\" for none)");
+        }
         r.finish();
     }
     read_selection(top, "cache", config.cache);

@@ -74,6 +74,8 @@ void Flusher::stop(std::chrono::milliseconds grace) {
 
 size_t Flusher::spool_depth() const { return spool_.pending().size(); }
 
+uint64_t Flusher::oldest_spooled_age_s() const { return spool_.oldest_age_s(); }
+
 void Flusher::run() {
     // A restart applies what the last run spooled before anything new (sequence order).
     auto next_flush = Clock::now();
@@ -131,7 +133,19 @@ bool Flusher::drain(Clock::time_point deadline) {
             continue;
         }
         std::string message;
+        const auto started = Clock::now();
         chihaya_status status = apply(sequence, batch, message, deadline);
+        {
+            const uint64_t deltas = batch.deltas.size();
+            size_t b = 0;
+            while (b < FlushStats::kBatchBounds.size() && deltas > FlushStats::kBatchBounds[b]) ++b;
+            stats_.batch_deltas[b].fetch_add(1, std::memory_order_relaxed);
+            stats_.batch_deltas_sum.fetch_add(deltas, std::memory_order_relaxed);
+            stats_.applies[size_t(status) < 5 ? size_t(status) : size_t(CHIHAYA_INTERNAL)].fetch_add(1, std::memory_order_relaxed);
+            stats_.apply_ns_sum.fetch_add(uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - started).count()),
+                                          std::memory_order_relaxed);
+            stats_.failing.store(status != CHIHAYA_OK, std::memory_order_relaxed);
+        }
         if (status != CHIHAYA_OK) {
             log_failure("batch " + std::to_string(sequence) + " not applied (" +
                         (status == CHIHAYA_UNAVAILABLE ? "storage unavailable" : "storage error") +

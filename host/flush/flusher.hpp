@@ -14,6 +14,8 @@
 #include <chihaya/abi.h>
 
 #include <chrono>
+#include <array>
+#include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <optional>
@@ -24,6 +26,17 @@ namespace chihaya {
 struct StorageHandle {
     const chihaya_storage_vtable* vtable = nullptr;  // with subscribe and apply
     chihaya_instance* instance = nullptr;
+};
+
+// What the flusher did, for /metrics and /readyz: written by the flusher's thread, read by the
+// admin thread (relaxed atomics; off the request path).
+struct FlushStats {
+    static constexpr std::array<uint64_t, 8> kBatchBounds = {10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000};
+    std::array<std::atomic<uint64_t>, kBatchBounds.size() + 1> batch_deltas{};  // histogram buckets
+    std::atomic<uint64_t> batch_deltas_sum{0};
+    std::array<std::atomic<uint64_t>, 5> applies{};  // by chihaya_status
+    std::atomic<uint64_t> apply_ns_sum{0};
+    std::atomic<bool> failing{false};  // the last apply failed (storage unreachable or erroring)
 };
 
 class Flusher {
@@ -38,6 +51,9 @@ public:
 
     // For tests and the log: batches spooled and not yet applied.
     size_t spool_depth() const;
+    // Seconds since the oldest spooled batch was written (0 when none).
+    uint64_t oldest_spooled_age_s() const;
+    const FlushStats& stats() const { return stats_; }
 
 private:
     void run();
@@ -63,6 +79,7 @@ private:
     std::chrono::milliseconds backoff_{0};
     std::chrono::steady_clock::time_point last_failure_log_{};
     size_t suppressed_failures_ = 0;
+    FlushStats stats_;
 };
 
 }  // namespace chihaya

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <time.h>
 
 namespace chihaya {
@@ -44,12 +45,30 @@ void record(const AnnounceCall& call) {
     call.ledger->record(report);
 }
 
+// One cache call's outcome and latency: into the worker's own counters when it completed inline
+// (on the worker's thread), else into the shared block with atomic adds (a driver's thread,
+// after a network round trip).
+void count_driver_call(size_t call, chihaya_status status, uint64_t started_ns, bool on_caller_thread) noexcept {
+    const size_t s = size_t(status) < metrics::kStatuses ? size_t(status) : size_t(CHIHAYA_INTERNAL);
+    const uint64_t ns = metrics::now_ns() - started_ns;
+    if (on_caller_thread) {
+        metrics::WorkerMetrics& m = metrics::current();
+        metrics::bump(m.driver_calls[call][s]);
+        m.driver_latency[call].observe(ns);
+    } else {
+        metrics::WorkerMetrics& m = metrics::shared();
+        m.driver_calls[call][s].fetch_add(1, std::memory_order_relaxed);
+        m.driver_latency[call].observe_shared(ns);
+    }
+}
+
 // The three *_done functions are what drivers call through the C ABI: nothing may unwind out of
 // them into a driver's frames. A frontend that cannot take the answer (out of memory while
 // posting it back) loses that one call; there is no one left to tell.
 void announce_done(void* ctx, chihaya_status status) noexcept try {
     auto* call = static_cast<AnnounceCall*>(ctx);
     if (!call->guard.finish("announce", status, call->abi_result.message)) return;
+    count_driver_call(0, status, call->started_ns, t_calling == call);
     const chihaya_announce_result& r = call->abi_result;
     AnnounceResponse& out = call->response;
     if (status == CHIHAYA_OK) {
@@ -77,6 +96,7 @@ void announce_done(void* ctx, chihaya_status status) noexcept try {
 void scrape_done(void* ctx, chihaya_status status) noexcept try {
     auto* call = static_cast<ScrapeCall*>(ctx);
     if (!call->guard.finish("scrape", status, call->abi_request.message)) return;
+    count_driver_call(1, status, call->started_ns, t_calling == call);
     if (status != CHIHAYA_OK) call->failure = failure_reason(status);
     call->complete(call, t_calling == call);
 } catch (...) {
@@ -120,28 +140,64 @@ const char* failure_reason(chihaya_status status) {
     return "internal tracker error";
 }
 
+metrics::Result failure_class(std::string_view failure) {
+    using metrics::Result;
+    struct Class { const char* text; Result result; };
+    static const Class kClasses[] = {
+        {"invalid port", Result::InvalidPort},
+        {"invalid request", Result::Malformed},
+        {"unregistered torrent", Result::Unregistered},  // driver NOT_FOUND and private policy
+        {"tracker storage unavailable", Result::Unavailable},
+        {"internal tracker error", Result::Internal},
+        {"full scrape disabled", Result::Disabled},
+        {"full scrape not supported by the cache driver", Result::Disabled},
+        {"too many info_hashes", Result::TooLarge},
+        {"too many info_hash in one scrape", Result::TooLarge},
+        {private_failure::kUnknownPasskey, Result::Refused},
+        {private_failure::kUserDisabled, Result::Refused},
+        {private_failure::kTorrentDisabled, Result::Refused},
+        {private_failure::kClientNotAllowed, Result::Refused},
+        {private_failure::kSlotsFull, Result::Refused},
+        {private_failure::kNotLoaded, Result::Unavailable},
+    };
+    for (const Class& c : kClasses)
+        if (failure == c.text) return c.result;
+    if (failure.starts_with("passkey required")) return Result::Refused;
+    return Result::Malformed;  // the frontends' own parse failures ("missing port", ...)
+}
+
 Tracker::Tracker(const TrackerConfig& config, CacheHandle cache, PrivateMode private_mode)
-    : config_(config), cache_(cache), private_(private_mode),
+    : config_(nullptr), cache_(cache), private_(private_mode),
       errors_(std::make_unique<DriverErrorLog>(std::string("cache driver \"") + cache.name + "\"")) {
     // Optional members are used only when the driver's table is new enough to have them.
     const chihaya_cache_vtable* v = cache.vtable;
     scrape_all_ = CHIHAYA_HAS_MEMBER(v, chihaya_cache_vtable, scrape_all) ? v->scrape_all : nullptr;
     tick_ = CHIHAYA_HAS_MEMBER(v, chihaya_cache_vtable, tick) ? v->tick : nullptr;
+    configs_.push_back(std::make_unique<TrackerConfig>(config));
+    config_.store(configs_.back().get(), std::memory_order_release);
+}
+
+void Tracker::reconfigure(const TrackerConfig& next) {
+    auto published = std::make_unique<TrackerConfig>(next);
+    published->mode = config().mode;  // restart-only
+    configs_.push_back(std::move(published));
+    config_.store(configs_.back().get(), std::memory_order_release);
 }
 
 void Tracker::announce(AnnounceCall& call) const {
+    const TrackerConfig& settings = config();  // one snapshot per request (reconfigure)
     const AnnounceRequest& in = call.request;
     AnnounceResponse& out = call.response;
     out = AnnounceResponse{};
-    out.interval = config_.announce_interval;
-    out.min_interval = config_.min_interval;
+    out.interval = settings.announce_interval;
+    out.min_interval = settings.min_interval;
     if (in.peer.port == 0) {
         out.failure = "invalid port";
         call.complete(&call, true);
         return;
     }
-    uint32_t numwant = in.numwant < 0 ? config_.default_numwant : uint32_t(in.numwant);
-    numwant = std::min({numwant, config_.max_numwant, call.peers_capacity});
+    uint32_t numwant = in.numwant < 0 ? settings.default_numwant : uint32_t(in.numwant);
+    numwant = std::min({numwant, settings.max_numwant, call.peers_capacity});
 
     call.ledger = nullptr;
     const uint64_t now = now_ms();
@@ -167,7 +223,7 @@ void Tracker::announce(AnnounceCall& call) const {
     r.downloaded = in.downloaded;
     r.left = in.left;
     r.numwant = numwant;
-    r.peer_ttl_s = config_.peer_lifetime;
+    r.peer_ttl_s = settings.peer_lifetime;
     r.now_ms = now;
 
     chihaya_announce_result& res = call.abi_result;
@@ -180,13 +236,15 @@ void Tracker::announce(AnnounceCall& call) const {
 
     call.completion = {sizeof(chihaya_completion), 0, &announce_done, &call};
     call.guard.arm(errors_.get());
+    call.started_ns = metrics::now_ns();
     CallScope scope(&call);
     cache_.vtable->announce(cache_.instance, &r, &res, &call.completion);
 }
 
 void Tracker::scrape(ScrapeCall& call) const {
+    const TrackerConfig& settings = config();  // one snapshot per request (reconfigure)
     call.failure = nullptr;
-    if (call.count == 0 || call.count > config_.max_scrape_torrents) {
+    if (call.count == 0 || call.count > settings.max_scrape_torrents) {
         call.failure = call.count == 0 ? "no info_hash" : "too many info_hashes";
         call.complete(&call, true);
         return;
@@ -207,13 +265,14 @@ void Tracker::scrape(ScrapeCall& call) const {
     r.message[0] = '\0';
     call.completion = {sizeof(chihaya_completion), 0, &scrape_done, &call};
     call.guard.arm(errors_.get());
+    call.started_ns = metrics::now_ns();
     CallScope scope(&call);
     cache_.vtable->scrape(cache_.instance, &r, &call.completion);
 }
 
 void Tracker::scrape_all(chihaya_scrape_visit visit, void* visit_ctx,
                          void (*done)(void*, const char*, bool), void* done_ctx) const {
-    if (!config_.allow_full_scrape || private_.policy) {
+    if (!config().allow_full_scrape || private_.policy) {
         done(done_ctx, "full scrape disabled", true);
         return;
     }

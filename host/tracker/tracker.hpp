@@ -2,12 +2,17 @@
 #pragma once
 
 #include "config/config.hpp"
+#include "metrics/worker_metrics.hpp"
 #include "tracker/driver_errors.hpp"
 #include "tracker/types.hpp"
 
 #include <chihaya/abi.h>
 
+#include <atomic>
 #include <memory>
+#include <mutex>
+#include <string_view>
+#include <vector>
 
 namespace chihaya {
 
@@ -50,10 +55,18 @@ public:
     // Housekeeping for the driver; call about once a second from one thread.
     void tick() const;
 
-    const TrackerConfig& config() const { return config_; }
+    // The settings in force. A reload (reconfigure) publishes a new one; a reference taken before
+    // stays valid (every published config lives as long as the tracker), so a request in flight
+    // finishes under the settings it started with.
+    const TrackerConfig& config() const { return *config_.load(std::memory_order_acquire); }
+
+    // Live reload: swaps in `next` for every later request, without a lock on the request path.
+    // `mode` is a restart setting and is kept. Call from one thread at a time (the main thread).
+    void reconfigure(const TrackerConfig& next);
 
 private:
-    TrackerConfig config_;
+    std::atomic<const TrackerConfig*> config_;
+    std::vector<std::unique_ptr<TrackerConfig>> configs_;  // every one published; a few bytes per reload
     CacheHandle cache_;
     PrivateMode private_;
     decltype(chihaya_cache_vtable::scrape_all) scrape_all_ = nullptr;
@@ -63,6 +76,9 @@ private:
 
 // Client-visible reason for a driver status (the driver's own message stays in the log).
 const char* failure_reason(chihaya_status status);
+
+// The metrics class of a client-visible failure reason (null: Ok). Only failures pay for it.
+metrics::Result failure_class(std::string_view failure);
 
 // Monotonic milliseconds, the clock handed to drivers.
 uint64_t now_ms();

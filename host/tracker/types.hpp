@@ -102,6 +102,7 @@ struct AnnounceCall {
     CallGuard guard;
     Ledger* ledger = nullptr;  // private mode: where the completion records the report
     AccountingGrant grant;
+    uint64_t started_ns = 0;   // tracker-private: when the driver call began (metrics)
 };
 
 // Frontend-owned scrape in flight; same lifetime rule as AnnounceCall. The frontend fills
@@ -117,6 +118,7 @@ struct ScrapeCall {
     chihaya_scrape_request abi_request{};  // tracker-private
     chihaya_completion completion{};       // tracker-private
     CallGuard guard;                       // tracker-private
+    uint64_t started_ns = 0;               // tracker-private: when the driver call began
 };
 
 }  // namespace chihaya

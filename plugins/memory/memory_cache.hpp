@@ -8,6 +8,8 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <functional>
+#include <string>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
@@ -63,6 +65,20 @@ public:
     uint32_t shard_of(const uint8_t* info_hash) const noexcept {
         return uint32_t(InfoHashHasher::keyed_hash(info_hash, hash_key_) >> 40) & mask_;
     }
+
+    // Snapshots (snapshot.cpp; format described there). save_snapshot writes every live peer to
+    // `path` through a temporary file renamed into place; load_snapshot adds the peers of a
+    // snapshot still alive at `now_ms` and, on any error (corrupt, truncated, another version),
+    // throws std::runtime_error with the cache left empty. `progress` is called about every
+    // million peers read. Both lock one shard at a time.
+    struct SnapshotCounts {
+        uint64_t torrents = 0;
+        uint64_t peers = 0;
+        uint64_t expired = 0;  // load: peers whose deadline passed while the tracker was down
+    };
+    SnapshotCounts save_snapshot(const std::string& path, uint64_t now_ms) const;
+    SnapshotCounts load_snapshot(const std::string& path, uint64_t now_ms,
+                                 const std::function<void(uint64_t peers_read)>& progress);
 
     // Totals over every shard (tests, diagnostics; locks each shard in turn).
     size_t swarm_count() const noexcept;

@@ -3,6 +3,12 @@
 
 #include <chihaya/driver.hpp>
 
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+
 namespace {
 
 using chihaya::memory::MemoryCache;
@@ -17,10 +23,30 @@ public:
         chihaya::config_int("shards_per_tick", "64", 1, 65536,
             "shards swept for expired peers per housekeeping tick; a full pass takes "
             "shards / shards_per_tick ticks (swarms are also expired when touched)"),
+        chihaya::config_string("snapshot_path", "\"\"",
+            "file the swarms are written to when the tracker stops and read from when it starts "
+            "(peers that expired meanwhile are dropped); \"\" = none. Use an absolute path"),
     };
 
     MemoryCacheDriver(const chihaya::Host& host, const chihaya::Config& config)
-        : host_(host), cache_(options(config), host.now_ms()) {}
+        : host_(host), cache_(options(config), host.now_ms()),
+          snapshot_path_(config.string("snapshot_path")) {
+        if (!snapshot_path_.empty()) load();
+    }
+
+    // destroy: after the frontends drained, so the snapshot holds every peer the tracker answered.
+    ~MemoryCacheDriver() {
+        if (snapshot_path_.empty()) return;
+        const auto started = std::chrono::steady_clock::now();
+        try {
+            auto counts = cache_.save_snapshot(snapshot_path_, host_.now_ms());
+            host_.info("snapshot: wrote " + std::to_string(counts.peers) + " peers in " +
+                       std::to_string(counts.torrents) + " torrents to " + snapshot_path_ + " in " +
+                       seconds_since(started) + " s");
+        } catch (const std::exception& e) {
+            host_.error(std::string("snapshot: not written: ") + e.what());
+        }
+    }
 
     // Inline completion, after the shard lock is released (MemoryCache returns unlocked).
     void announce(const chihaya_announce_request& request, chihaya_announce_result& result,
@@ -39,6 +65,34 @@ public:
     void tick(uint64_t now_ms) { cache_.tick(now_ms); }
 
 private:
+    void load() {
+        const auto started = std::chrono::steady_clock::now();
+        if (::access(snapshot_path_.c_str(), F_OK) != 0) {
+            host_.info("snapshot: " + snapshot_path_ + " does not exist yet; starting with no swarms");
+            return;
+        }
+        host_.info("snapshot: loading " + snapshot_path_);
+        try {
+            auto counts = cache_.load_snapshot(snapshot_path_, host_.now_ms(), [&](uint64_t read) {
+                host_.info("snapshot: " + std::to_string(read / 1000000) + " million peers read, " +
+                           seconds_since(started) + " s");
+            });
+            host_.info("snapshot: loaded " + std::to_string(counts.peers) + " peers in " +
+                       std::to_string(counts.torrents) + " torrents in " + seconds_since(started) + " s (" +
+                       std::to_string(counts.expired) + " expired while the tracker was down, dropped)");
+        } catch (const std::exception& e) {
+            // Never a reason not to start: the swarms refill within one announce interval.
+            host_.error("snapshot: " + snapshot_path_ + " skipped, starting with no swarms: " + e.what());
+        }
+    }
+
+    static std::string seconds_since(std::chrono::steady_clock::time_point t) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.2f",
+                      std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count());
+        return buf;
+    }
+
     static MemoryCacheOptions options(const chihaya::Config& config) {
         MemoryCacheOptions o;
         // Rounded up rather than refused, so that a value --check-config accepts also starts.
@@ -51,6 +105,7 @@ private:
 
     chihaya::Host host_;
     MemoryCache cache_;
+    std::string snapshot_path_;
 };
 
 }  // namespace

@@ -55,7 +55,31 @@ public:
         sweep_due_s_ = a < b ? a : b;
     }
 
+    // For snapshots (snapshot.cpp): the families as they are, and rebuilding a swarm from saved
+    // records. restore() adds a peer without looking for an existing one (a snapshot lists each
+    // peer once); false when out of memory.
+    const PeerList<PeerV4>& v4() const noexcept { return v4_; }
+    const PeerList<PeerV6>& v6() const noexcept { return v6_; }
+    uint32_t downloaded() const noexcept { return downloaded_; }
+    void set_downloaded(uint32_t n) noexcept { downloaded_ = n; }
+    template <class Peer>
+    bool restore(const Peer& peer, bool seeder, const Counters* counters) noexcept {
+        PeerList<Peer>& list = family<Peer>();
+        if (counters && !list.enable_counters()) return false;
+        const uint32_t i = list.insert(peer, seeder);
+        if (i == list.npos) return false;
+        if (counters && list.counters()) list.counters()[i] = *counters;
+        if (peer.deadline() < sweep_due_s_) sweep_due_s_ = peer.deadline();
+        return true;
+    }
+
 private:
+    template <class Peer>
+    PeerList<Peer>& family() noexcept {
+        if constexpr (sizeof(Peer) == sizeof(PeerV4)) return v4_;
+        else return v6_;
+    }
+
     // Returns the family's new lower bound on deadlines: exact after a whole pass; after a slice
     // only "now", so that the next touch takes the next slice.
     template <class Peer>

@@ -12,7 +12,9 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.error
 import urllib.parse
+import urllib.request
 
 CHIHAYA_BIN = os.environ.get("CHIHAYA_BIN", "")
 CHIHAYA_PLUGINS_DIR = os.environ.get("CHIHAYA_PLUGINS_DIR", "")
@@ -26,6 +28,7 @@ FAMILIES = {V4: socket.AF_INET, V6: socket.AF_INET6}
 
 START_TIMEOUT_S = 10.0
 SERVING_LINE = "main: serving on"
+SERVING_JSON = '"source":"main","message":"serving on'
 # Above main.cpp's 5 s shutdown grace: a stop that takes longer is a hang, not a slow drain.
 STOP_TIMEOUT_S = 8.0
 
@@ -106,13 +109,16 @@ class Tracker:
     plugins_dir out of the config, so the binary's default applies."""
 
     def __init__(self, overrides=None, udp=True, http=True, threads=2, log_level="info",
-                 plugins_dir=None, wrapper=(), binary=None):
+                 plugins_dir=None, wrapper=(), binary=None, admin=False):
         if binary is None:
             require_binary()
         self.binary = binary or CHIHAYA_BIN
         self.dir = tempfile.TemporaryDirectory(prefix="chihaya-test-")
         self.udp_port = free_port(socket.SOCK_DGRAM) if udp else None
         self.http_port = free_port(socket.SOCK_STREAM) if http else None
+        # The admin listener (/metrics, /healthz, /readyz), on 127.0.0.1 only, when asked for.
+        self.admin_port = (free_port(socket.SOCK_STREAM, taken=(self.http_port,))
+                           if admin else None)
         tables = {
             "tracker": {},
             "udp": {"enabled": udp},
@@ -127,19 +133,23 @@ class Tracker:
         if http:
             tables["http"]["listen"] = [addr_port(V4, self.http_port),
                                         addr_port(V6, self.http_port)]
+        if admin:
+            tables["admin"] = {"listen": addr_port(V4, self.admin_port)}
         for name, keys in (overrides or {}).items():
             tables.setdefault(name, {}).update(keys)
-        top = {} if plugins_dir is False else {"plugins_dir": plugins_dir or CHIHAYA_PLUGINS_DIR}
-        self.config_text = render_config(top, tables)
+        self.top = {} if plugins_dir is False else {"plugins_dir": plugins_dir or CHIHAYA_PLUGINS_DIR}
+        self.tables = tables
         self.config_path = os.path.join(self.dir.name, "chihaya.toml")
-        with open(self.config_path, "w") as f:
-            f.write(self.config_text)
+        self.write_config(tables)
         self.log_path = os.path.join(self.dir.name, "chihaya.log")
         self.proc = None
         self.stop_seconds = None
         self.wrapper = list(wrapper)  # e.g. unshare(1) options: runs the binary under them
-        # Ready means serving: main.cpp logs this once every worker runs (at info and below).
-        self.ready_line = SERVING_LINE if tables["log"].get("level") in ("debug", "info") else None
+        # Ready means serving: main.cpp logs this once every worker runs (at info and below), in
+        # the human format or as a JSON line.
+        self.ready_line = None
+        if tables["log"].get("level") in ("debug", "info"):
+            self.ready_line = (SERVING_JSON if tables["log"].get("format") == "json" else SERVING_LINE)
 
     def start(self):
         self._log = open(self.log_path, "wb")
@@ -165,8 +175,73 @@ class Tracker:
                 time.sleep(0.05)
         return self
 
+    def write_config(self, tables=None, text=None):
+        """Writes the config file (what a SIGHUP then reads): `tables` rendered, or raw `text`."""
+        self.config_text = text if text is not None else render_config(self.top, tables)
+        tmp = self.config_path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(self.config_text)
+        os.replace(tmp, self.config_path)
+
+    def reload(self, overrides=None, text=None):
+        """Rewrites the config with `overrides` merged into the running tables (or `text`) and
+        sends SIGHUP; returns once the tracker logged the outcome (bounded wait)."""
+        if text is None:
+            tables = {k: dict(v) for k, v in self.tables.items()}
+            for name, keys in (overrides or {}).items():
+                tables.setdefault(name, {}).update(keys)
+            self.tables = tables
+        before = self.log_text(full=True).count("SIGHUP")
+        self.write_config(self.tables if text is None else None, text)
+        self.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if self.log_text(full=True).count("SIGHUP") > before:
+                time.sleep(0.05)  # the posted [http] settings reach the workers right after
+                return
+            time.sleep(0.02)
+        raise AssertionError("no reload logged within 5 s of SIGHUP:\n" + self.log_text())
+
+    def admin_get(self, path, timeout=5.0):
+        """GET on the admin listener: (status, body as text)."""
+        url = "http://%s/%s" % (addr_port(V4, self.admin_port), path.lstrip("/"))
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as r:
+                return r.status, r.read().decode("utf-8")
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode("utf-8")
+
+    def metrics(self):
+        """The /metrics exposition parsed by prometheus_client's parser (python3-prometheus-client):
+        {family name: Metric}; raises if the text does not parse."""
+        from prometheus_client.parser import text_string_to_metric_families
+        status, text = self.admin_get("/metrics")
+        if status != 200:
+            raise AssertionError("/metrics answered %d: %s" % (status, text[:200]))
+        return {f.name: f for f in text_string_to_metric_families(text)}
+
+    def assert_log_free_of(self, secrets):
+        """Fails naming the line when any of `secrets` (str or bytes) appears anywhere in the
+        tracker's whole log, so far."""
+        with open(self.log_path, "rb") as f:
+            data = f.read()
+        for secret in secrets:
+            needle = secret.encode() if isinstance(secret, str) else secret
+            if not needle:
+                continue
+            for forms in (needle, needle.hex().encode(), urllib.parse.quote_from_bytes(needle).encode()):
+                at = data.find(forms)
+                if at >= 0:
+                    start = data.rfind(b"\n", 0, at) + 1
+                    end = data.find(b"\n", at)
+                    raise AssertionError("a secret (%r) is in the log: %r"
+                                         % (secret, data[start:end if end >= 0 else None]))
+
     def _probes(self):
         probes = []
+        if self.admin_port:
+            probes.append(("admin %s" % addr_port(V4, self.admin_port),
+                           lambda: self._admin_ready()))
         for host in (V4, V6):
             if self.udp_port:
                 probes.append(("udp %s" % addr_port(host, self.udp_port),
@@ -175,6 +250,12 @@ class Tracker:
                 probes.append(("http %s" % addr_port(host, self.http_port),
                                lambda h=host: self._http_ready(h)))
         return probes
+
+    def _admin_ready(self):
+        try:
+            return self.admin_get("/healthz", timeout=0.5)[0] == 200
+        except OSError:
+            return False
 
     def _udp_ready(self, host):
         try:
@@ -221,10 +302,11 @@ class Tracker:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
-    def log_text(self):
+    def log_text(self, full=False):
         try:
             with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")[-8000:]
+                text = f.read().decode("utf-8", "replace")
+                return text if full else text[-8000:]
         except OSError:
             return ""
 

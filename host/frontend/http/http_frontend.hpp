@@ -30,6 +30,12 @@ public:
     // answer is written.
     void stop();
 
+    // Live reload: timeouts, max_connections, max_request_head, trusted proxies and the real-IP
+    // settings take effect for the next request (listen and enabled are restart settings and
+    // are ignored here). Must run on the worker's thread (post it there); `config` is valid
+    // (config/load.cpp checked it).
+    void reconfigure(const HttpConfig& config);
+
     struct Impl;
 
 private:

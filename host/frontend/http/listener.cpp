@@ -4,6 +4,7 @@
 #include "net/address.hpp"
 #include "frontend/http/session.hpp"
 #include "log/log.hpp"
+#include "metrics/worker_metrics.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/v6_only.hpp>
@@ -83,6 +84,7 @@ private:
         if (worker_->sessions.size() >= worker_->config.max_connections) {
             boost::system::error_code ignored;
             socket.close(ignored);  // over max_connections: shed the newest, keep serving the rest
+            metrics::current().limit(metrics::Limit::HttpConnections);
         } else {
             std::make_shared<Session>(worker_, std::move(socket))->start();
         }
@@ -126,6 +128,19 @@ HttpFrontend::~HttpFrontend() {
 
 void HttpFrontend::start() {
     for (auto& listener : impl_->listeners) listener->start();
+}
+
+void HttpFrontend::reconfigure(const HttpConfig& config) {
+    std::vector<TrustedProxy> trusted;
+    for (const std::string& text : config.trusted_proxies)
+        if (auto proxy = parse_trusted_proxy(text)) trusted.push_back(*proxy);
+    WorkerState& worker = *impl_->worker;
+    const std::vector<std::string> listen = worker.config.listen;
+    const bool enabled = worker.config.enabled;
+    worker.config = config;
+    worker.config.listen = listen;
+    worker.config.enabled = enabled;
+    worker.trusted_proxies = std::move(trusted);
 }
 
 void HttpFrontend::stop() {

@@ -5,6 +5,7 @@
 #include "frontend/http/bencode.hpp"
 #include "frontend/http/query.hpp"
 #include "frontend/http/request_head.hpp"
+#include "log/access_log.hpp"
 #include "tracker/tracker.hpp"
 
 #include <boost/asio/post.hpp>
@@ -35,6 +36,17 @@ std::string_view status_line(HttpStatus status) {
         case HttpStatus::HeadTooLarge: break;
     }
     return "HTTP/1.1 431 Request Header Fields Too Large\r\n";
+}
+
+int status_code(HttpStatus status) {
+    switch (status) {
+        case HttpStatus::Ok: return 200;
+        case HttpStatus::BadRequest: return 400;
+        case HttpStatus::NotFound: return 404;
+        case HttpStatus::MethodNotAllowed: return 405;
+        case HttpStatus::HeadTooLarge: break;
+    }
+    return 431;
 }
 
 // True when the socket's receive queue is empty.
@@ -166,6 +178,8 @@ void Session::on_read(const boost::system::error_code& ec, size_t n) {
 
 void Session::handle(const RequestHead& head) {
     head_started_ = false;  // the next head gets its own request_timeout
+    action_ = metrics::Action::Other;
+    started_ns_ = metrics::now_ns();
     http11_ = head.http11;
     keep_alive_ = head.keep_alive && !worker_->stopping;
     if (head.has_body) {
@@ -187,6 +201,7 @@ void Session::handle(const RequestHead& head) {
 }
 
 void Session::announce(std::string_view query, std::string_view passkey, const RequestHead& head) {
+    action_ = metrics::Action::Announce;
     AnnounceQuery q;
     if (const char* failure = parse_announce(query, q)) {
         respond_failure(failure);
@@ -236,6 +251,7 @@ void Session::announce(std::string_view query, std::string_view passkey, const R
 }
 
 void Session::scrape(std::string_view query, std::string_view passkey) {
+    action_ = metrics::Action::Scrape;
     const TrackerConfig& tc = worker_->tracker.config();
     if (scrape_entries_.size() < tc.max_scrape_torrents) scrape_entries_.resize(tc.max_scrape_torrents);
     uint32_t count = 0;
@@ -335,7 +351,7 @@ void Session::finish_announce() {
         announce_bound(r.peer_count) + (r.warning ? warning_bound(std::strlen(r.warning)) : 0);
     const size_t n = write_announce(body_area(bound), r,
                                     announce_call_.request.peer.family, peers_.data(), compact_);
-    send(Status::Ok, n);
+    send(Status::Ok, n, metrics::Result::Ok);
 }
 
 void Session::finish_scrape() {
@@ -347,7 +363,7 @@ void Session::finish_scrape() {
         return;
     }
     const std::span<const chihaya_scrape_entry> entries(scrape_call_.entries, scrape_call_.count);
-    send(Status::Ok, write_scrape(body_area(scrape_bound(entries.size())), entries));
+    send(Status::Ok, write_scrape(body_area(scrape_bound(entries.size())), entries), metrics::Result::Ok);
 }
 
 void Session::finish_full_scrape() {
@@ -358,7 +374,8 @@ void Session::finish_full_scrape() {
         respond_failure(full_scrape_failure_);
     } else {
         std::sort(full_scrape_.begin(), full_scrape_.end(), hash_less);
-        send(Status::Ok, write_scrape(body_area(scrape_bound(full_scrape_.size())), full_scrape_));
+        send(Status::Ok, write_scrape(body_area(scrape_bound(full_scrape_.size())), full_scrape_),
+             metrics::Result::Ok);
     }
     std::vector<chihaya_scrape_entry>().swap(full_scrape_);  // rare and possibly huge: give it back
 }
@@ -371,18 +388,35 @@ std::span<char> Session::body_area(size_t bound) {
 }
 
 void Session::respond_failure(std::string_view reason) {
-    send(Status::Ok, write_failure(body_area(failure_bound(reason.size())), reason));
+    // Only failures pay for classifying (a few string compares).
+    const metrics::Result result = failure_class(reason);
+    send(Status::Ok, write_failure(body_area(failure_bound(reason.size())), reason), result);
 }
 
 void Session::respond_text(Status status, std::string_view text) {
     std::span<char> body = body_area(text.size());
     std::memcpy(body.data(), text.data(), text.size());
-    send(status, text.size());
+    metrics::Result result = metrics::Result::Malformed;
+    if (status == Status::NotFound) result = metrics::Result::NotFound;
+    if (status == Status::HeadTooLarge) result = metrics::Result::TooLarge;
+    send(status, text.size(), result);
 }
 
 // The body is already in place after kHeadRoom; the head is written right in front of it so the
 // response leaves in one contiguous write.
-void Session::send(Status status, size_t body_len) {
+void Session::send(Status status, size_t body_len, metrics::Result result) {
+    {
+        metrics::WorkerMetrics& m = metrics::current();
+        m.request(metrics::Protocol::Http, action_, result);
+        if (action_ == metrics::Action::Announce || action_ == metrics::Action::Scrape) {
+            m.latency[size_t(metrics::Protocol::Http)][size_t(action_)].observe(metrics::now_ns() - started_ns_);
+            if (result == metrics::Result::TooLarge) m.limit(metrics::Limit::ScrapeTorrents);
+        }
+        if (status == Status::HeadTooLarge) m.limit(metrics::Limit::RequestHead);
+        if (access_log::enabled())
+            access_log::request("http", remote_, metrics::name(action_), metrics::name(result), status_code(status));
+        action_ = metrics::Action::Other;  // a malformed next head is counted as "other"
+    }
     char head[kHeadRoom];
     size_t len = 0;
     auto put = [&](std::string_view s) {

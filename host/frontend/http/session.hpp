@@ -4,6 +4,7 @@
 
 #include "config/config.hpp"
 #include "frontend/http/client_address.hpp"
+#include "metrics/worker_metrics.hpp"
 #include "tracker/types.hpp"
 
 #include <chihaya/abi.h>
@@ -85,7 +86,7 @@ private:
     std::span<char> body_area(size_t bound);
     void respond_failure(std::string_view reason);
     void respond_text(Status status, std::string_view text);
-    void send(Status status, size_t body_len);
+    void send(Status status, size_t body_len, metrics::Result result);
     void on_write(const boost::system::error_code& ec);
     void linger();
     void drain();
@@ -112,6 +113,8 @@ private:
     bool served_any_ = false;       // idle_timeout applies between requests, request_timeout before the first
     bool compact_ = true;
     const char* warning_ = nullptr;  // "warning message" for the announce in flight
+    metrics::Action action_ = metrics::Action::Other;  // of the request being answered
+    uint64_t started_ns_ = 0;       // when its head was complete
     size_t consumed_ = 0;           // bytes of in_ that belong to the request being answered
 
     // Buffers grow to what the connection needs once, then are reused for every request.

@@ -15,7 +15,9 @@
 
 #include "net/address.hpp"
 #include "frontend/udp/codec.hpp"
+#include "log/access_log.hpp"
 #include "log/log.hpp"
+#include "metrics/worker_metrics.hpp"
 #include "tracker/passkey.hpp"
 #include "tracker/tracker.hpp"
 
@@ -86,6 +88,19 @@ std::optional<Endpoint> endpoint_of(const sockaddr_storage& from) {
     return std::nullopt;
 }
 
+metrics::Result result_of(udp::Fault fault) {
+    return fault == udp::Fault::BadConnectionId ? metrics::Result::BadConnectionId : metrics::Result::Malformed;
+}
+
+metrics::Action action_of(uint32_t action) {
+    switch (udp::Action(action)) {
+        case udp::Action::Connect: return metrics::Action::Connect;
+        case udp::Action::Announce: return metrics::Action::Announce;
+        case udp::Action::Scrape: return metrics::Action::Scrape;
+        default: return metrics::Action::Other;
+    }
+}
+
 }  // namespace
 
 struct UdpFrontend::Impl {
@@ -98,6 +113,7 @@ struct UdpFrontend::Impl {
         uint32_t transaction_id = 0;
         uint32_t request_size = 0;  // error replies never exceed it
         bool inline_done = false;   // completed inside the tracker call, on this thread
+        uint64_t received_ns = 0;   // the receive batch's time (metrics)
         sockaddr_storage peer{};
         socklen_t peer_len = 0;
         size_t reply_size = 0;
@@ -115,7 +131,6 @@ struct UdpFrontend::Impl {
 
     Impl(asio::io_context& io, const Tracker& tracker, const ConnectionIdKey& key)
         : io(io), tracker(tracker), key(key),
-          scrape_cap(std::min(tracker.config().max_scrape_torrents, udp::max_scrape_hashes)),
           slots(static_cast<Slot*>(std::malloc(sizeof(Slot) * kSlots))) {
         if (!slots) throw std::bad_alloc();
         free_slots.reserve(kSlots);
@@ -140,7 +155,9 @@ struct UdpFrontend::Impl {
     void encode_reply(Slot& slot);
     void finish_async(Slot& slot);
     void reply_immediate(unsigned i, size_t size);
-    void reply_error(unsigned i, uint32_t transaction_id, udp::Fault fault, size_t request_size);
+    void reply_error(unsigned i, uint32_t transaction_id, udp::Fault fault, size_t request_size,
+                     uint32_t action);
+    void count(const Slot& slot, uint64_t sent_ns);
     void queue_reply(const uint8_t* data, size_t size, void* name, socklen_t name_len);
     void flush(uint32_t s);
     void release(Slot& slot) { free_slots.push_back(slot.index); }
@@ -151,10 +168,10 @@ struct UdpFrontend::Impl {
     asio::io_context& io;
     const Tracker& tracker;
     const ConnectionIdKey& key;
-    const uint32_t scrape_cap;
     std::vector<Socket> sockets;  // filled in the constructor, never resized afterwards
     bool stopped = false;
     uint64_t now_s = 0;  // read once per batch: ids only need two-minute resolution
+    uint64_t batch_ns = 0;  // when the batch was received: a request's latency starts there
 
     // Receive batch: datagram i lands in rx_buffers[i], its sender in rx_addr[i].
     std::array<std::array<uint8_t, kReceiveCap>, kBatch> rx_buffers{};
@@ -245,6 +262,7 @@ void UdpFrontend::Impl::drain(uint32_t s) {
             break;
         }
         now_s = unix_s();
+        batch_ns = metrics::now_ns();
         for (int i = 0; i < n; ++i) handle(s, unsigned(i), rx_msgs[i].msg_len);
         flush(s);
         if (unsigned(n) < kBatch) break;
@@ -261,7 +279,8 @@ void UdpFrontend::Impl::handle(uint32_t s, unsigned i, size_t size) {
     switch (udp::Action(header->action)) {
     case udp::Action::Connect:
         if (auto fault = udp::check_connect(*header); fault != udp::Fault::None)
-            return reply_error(i, header->transaction_id, fault, size);
+            return reply_error(i, header->transaction_id, fault, size, header->action);
+        metrics::current().request(metrics::Protocol::Udp, metrics::Action::Connect, metrics::Result::Ok);
         return reply_immediate(i, udp::encode_connect(immediate[tx_count], header->transaction_id,
                                                       key.issue(*source, now_s)));
     case udp::Action::Announce: return start_announce(s, i, *header, packet, *source);
@@ -275,7 +294,7 @@ void UdpFrontend::Impl::handle(uint32_t s, unsigned i, size_t size) {
         // replies (connect, announce, scrape) read as requests land here with a random action
         // and no valid id, and are dropped, which ends any reflection loop after one hop.
         if (key.valid(header->connection_id, *source, now_s))
-            reply_error(i, header->transaction_id, udp::Fault::UnknownAction, size);
+            reply_error(i, header->transaction_id, udp::Fault::UnknownAction, size, header->action);
         return;
     }
 }
@@ -283,9 +302,9 @@ void UdpFrontend::Impl::handle(uint32_t s, unsigned i, size_t size) {
 void UdpFrontend::Impl::start_announce(uint32_t s, unsigned i, const udp::RequestHeader& header,
                                        udp::Bytes packet, const Endpoint& source) {
     if (!key.valid(header.connection_id, source, now_s))
-        return reply_error(i, header.transaction_id, udp::Fault::BadConnectionId, packet.size());
+        return reply_error(i, header.transaction_id, udp::Fault::BadConnectionId, packet.size(), header.action);
     if (packet.size() < udp::announce_request_size)
-        return reply_error(i, header.transaction_id, udp::Fault::ShortAnnounce, packet.size());
+        return reply_error(i, header.transaction_id, udp::Fault::ShortAnnounce, packet.size(), header.action);
     Slot* slot = acquire(s, i, header.transaction_id, packet.size());
     if (!slot) return;
     slot->kind = Slot::Kind::Announce;
@@ -310,10 +329,11 @@ void UdpFrontend::Impl::start_announce(uint32_t s, unsigned i, const udp::Reques
 void UdpFrontend::Impl::start_scrape(uint32_t s, unsigned i, const udp::RequestHeader& header,
                                      udp::Bytes packet, const Endpoint& source) {
     if (!key.valid(header.connection_id, source, now_s))
-        return reply_error(i, header.transaction_id, udp::Fault::BadConnectionId, packet.size());
+        return reply_error(i, header.transaction_id, udp::Fault::BadConnectionId, packet.size(), header.action);
     udp::ScrapeHashes hashes;
+    const uint32_t scrape_cap = std::min(tracker.config().max_scrape_torrents, udp::max_scrape_hashes);
     if (auto fault = udp::parse_scrape(packet, scrape_cap, hashes); fault != udp::Fault::None)
-        return reply_error(i, header.transaction_id, fault, packet.size());
+        return reply_error(i, header.transaction_id, fault, packet.size(), header.action);
     Slot* slot = acquire(s, i, header.transaction_id, packet.size());
     if (!slot) return;
     slot->kind = Slot::Kind::Scrape;
@@ -332,7 +352,13 @@ void UdpFrontend::Impl::start_scrape(uint32_t s, unsigned i, const udp::RequestH
 }
 
 UdpFrontend::Impl::Slot* UdpFrontend::Impl::acquire(uint32_t s, unsigned i, uint32_t transaction_id, size_t size) {
-    if (free_slots.empty()) return nullptr;  // see kSlots for why dropping is right
+    if (free_slots.empty()) {  // see kSlots for why dropping is right
+        metrics::WorkerMetrics& m = metrics::current();
+        m.limit(metrics::Limit::UdpSlots);
+        // The action's low byte (big-endian u32 at offset 8): the header was parsed already.
+        m.request(metrics::Protocol::Udp, action_of(rx_buffers[i][11]), metrics::Result::Dropped);
+        return nullptr;
+    }
     const uint32_t index = free_slots.back();
     free_slots.pop_back();
     // The stack starts as 0 at the top .. kSlots-1 at the bottom and only ever gets used slots
@@ -348,6 +374,7 @@ UdpFrontend::Impl::Slot* UdpFrontend::Impl::acquire(uint32_t s, unsigned i, uint
     slot.transaction_id = transaction_id;
     slot.request_size = uint32_t(size);
     slot.inline_done = false;
+    slot.received_ns = batch_ns;
     slot.peer = rx_addr[i];
     slot.peer_len = rx_msgs[i].msg_hdr.msg_namelen;
     return &slot;
@@ -412,6 +439,7 @@ void UdpFrontend::Impl::finish_async(Slot& slot) {
         if (slot.reply_size > 0)
             ::sendto(sockets[slot.socket].socket.native_handle(), slot.reply, slot.reply_size,
                      MSG_DONTWAIT, reinterpret_cast<const sockaddr*>(&slot.peer), slot.peer_len);
+        count(slot, metrics::now_ns());
     }
     release(slot);
     if (--in_flight == 0) work.reset();
@@ -421,8 +449,26 @@ void UdpFrontend::Impl::reply_immediate(unsigned i, size_t size) {
     queue_reply(immediate[tx_count].data(), size, &rx_addr[i], rx_msgs[i].msg_hdr.msg_namelen);
 }
 
+// A request's result and, for announces and scrapes, its latency: on the worker's thread, after
+// its reply went to the kernel.
+void UdpFrontend::Impl::count(const Slot& slot, uint64_t sent_ns) {
+    const metrics::Action action =
+        slot.kind == Slot::Kind::Announce ? metrics::Action::Announce : metrics::Action::Scrape;
+    const char* failure =
+        slot.kind == Slot::Kind::Announce ? slot.announce.response.failure : slot.scrape.failure;
+    metrics::WorkerMetrics& m = metrics::current();
+    m.request(metrics::Protocol::Udp, action, failure ? failure_class(failure) : metrics::Result::Ok);
+    m.latency[size_t(metrics::Protocol::Udp)][size_t(action)].observe(sent_ns - slot.received_ns);
+    if (access_log::enabled()) {
+        const auto source = endpoint_of(slot.peer);
+        access_log::request("udp", source ? *source : Endpoint{}, metrics::name(action),
+                            metrics::name(failure ? failure_class(failure) : metrics::Result::Ok), 0);
+    }
+}
+
 void UdpFrontend::Impl::reply_error(unsigned i, uint32_t transaction_id, udp::Fault fault,
-                                    size_t request_size) {
+                                    size_t request_size, uint32_t action) {
+    metrics::current().request(metrics::Protocol::Udp, action_of(action), result_of(fault));
     reply_immediate(i, udp::encode_error(immediate[tx_count], transaction_id,
                                          udp::fault_message(fault), request_size));
 }
@@ -455,7 +501,11 @@ void UdpFrontend::Impl::flush(uint32_t s) {
         }
     }
     tx_count = 0;
-    for (unsigned k = 0; k < batch_slot_count; ++k) release(slots.get()[batch_slots[k]]);
+    const uint64_t sent_ns = batch_slot_count ? metrics::now_ns() : 0;
+    for (unsigned k = 0; k < batch_slot_count; ++k) {
+        count(slots.get()[batch_slots[k]], sent_ns);
+        release(slots.get()[batch_slots[k]]);
+    }
     batch_slot_count = 0;
 }
 

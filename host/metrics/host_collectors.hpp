@@ -1,0 +1,37 @@
+// The families that are not per-worker counters: read from the drivers, the flusher, the
+// plugin loader and the process at scrape time (on the admin thread).
+#pragma once
+
+#include "metrics/registry.hpp"
+#include "tracker/tracker.hpp"
+
+#include <atomic>
+#include <cstdint>
+
+namespace chihaya {
+
+class Flusher;
+
+namespace metrics {
+
+// Config reloads, counted by reload/ and shown here.
+struct ReloadCounters {
+    std::atomic<uint64_t> ok{0};
+    std::atomic<uint64_t> failed{0};
+    std::atomic<uint64_t> last_ok_unix_s{0};
+};
+
+// chihaya_build_info, chihaya_plugins, process start time and memory, access-log drops.
+void add_process_collector(Registry& registry, uint64_t plugins_loaded, const ReloadCounters& reloads);
+
+// chihaya_torrents, chihaya_seeders, chihaya_leechers, chihaya_peers: counted through the cache
+// driver's scrape_all (absent when the driver has none), at most every `refresh_s` seconds so
+// that a big tracker is not walked by every scrape.
+void add_swarm_collector(Registry& registry, CacheHandle cache, uint32_t refresh_s = 5);
+
+// Storage applies, flush batch sizes, spool depth and oldest spooled batch (private mode; with
+// a null flusher, open mode, the same families at zero).
+void add_flush_collector(Registry& registry, const Flusher* flusher);
+
+}  // namespace metrics
+}  // namespace chihaya

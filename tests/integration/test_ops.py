@@ -1,0 +1,369 @@
+"""Operating the real binary: the admin listener (/metrics parsed by prometheus_client, /healthz,
+/readyz), JSON logs, secrets kept out of the log, and SIGHUP reload under load."""
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tracker_fixture import (V4, V6, Tracker, UdpError, announce_path, is_rejection, peer_id,
+                             random_hash, scrape_path)
+
+
+def sample(families, name, **labels):
+    """The value of one sample (name with its suffix, e.g. x_total) whose labels include `labels`;
+    0 when the family exists but no such sample; KeyError when the family is missing."""
+    family = name
+    for suffix in ("_total", "_bucket", "_count", "_sum"):
+        if name.endswith(suffix) and name[:-len(suffix)] in families:
+            family = name[:-len(suffix)]
+    total = 0.0
+    for s in families[family].samples:
+        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+            total += s.value
+    return total
+
+
+class Metrics(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.t = Tracker(admin=True, overrides={"tracker": {"max_scrape_torrents": 4}}).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.t.stop_checked()
+        finally:
+            cls.t.cleanup()
+
+    def test_counts_requests_by_protocol_action_and_result(self):
+        before = self.t.metrics()
+        h = random_hash()
+        with self.t.udp(V4) as c:
+            c.announce(h, peer_id(), 7001, event="started", left=1)
+            c.announce(h, peer_id(), 7002, event="started", left=0)
+            c.scrape([h])
+            # A forged connection id: its own class, not "malformed".
+            c.connection_id ^= 0xFFFF
+            with self.assertRaises(UdpError):
+                c.announce(h, peer_id(), 7003)
+        with self.t.http(V6) as c:
+            self.assertEqual(c.get(announce_path(h, peer_id(), 7004, left=1)).status, 200)
+            self.assertTrue(is_rejection(c.get(announce_path(h, peer_id(), 0, left=1))))  # port 0
+            self.assertTrue(is_rejection(c.get("/announce?info_hash=x")))                 # malformed
+            self.assertEqual(c.get("/nope").status, 404)
+            self.assertTrue(is_rejection(c.get(scrape_path([random_hash() for _ in range(5)]))))
+        after = self.t.metrics()
+
+        def delta(**labels):
+            return (sample(after, "chihaya_requests_total", **labels)
+                    - sample(before, "chihaya_requests_total", **labels))
+        self.assertEqual(delta(protocol="udp", action="announce", result="ok"), 2)
+        self.assertEqual(delta(protocol="udp", action="scrape", result="ok"), 1)
+        self.assertEqual(delta(protocol="udp", action="connect", result="ok"), 1)
+        self.assertEqual(delta(protocol="udp", action="announce", result="bad_connection_id"), 1)
+        self.assertEqual(delta(protocol="http", action="announce", result="ok"), 1)
+        self.assertEqual(delta(protocol="http", action="announce", result="invalid_port"), 1)
+        self.assertEqual(delta(protocol="http", action="announce", result="malformed"), 1)
+        self.assertEqual(delta(protocol="http", action="other", result="not_found"), 1)
+        self.assertEqual(delta(protocol="http", action="scrape", result="too_large"), 1)
+        limit = (sample(after, "chihaya_limit_hits_total", limit="max_scrape_torrents")
+                 - sample(before, "chihaya_limit_hits_total", limit="max_scrape_torrents"))
+        self.assertEqual(limit, 1)
+
+        # Latency histograms: every answered announce observed, buckets cumulative to +Inf.
+        # UDP: the two announces that reached the tracker (a forged id is refused before a slot);
+        # HTTP: every announce answered, the refused ones too.
+        for proto, n in (("udp", 2), ("http", 3)):
+            count = (sample(after, "chihaya_request_duration_seconds_count", protocol=proto, action="announce")
+                     - sample(before, "chihaya_request_duration_seconds_count", protocol=proto, action="announce"))
+            self.assertEqual(count, n, proto)
+            inf = sample(after, "chihaya_request_duration_seconds_bucket", protocol=proto,
+                         action="announce", le="+Inf")
+            self.assertEqual(inf, sample(after, "chihaya_request_duration_seconds_count",
+                                         protocol=proto, action="announce"))
+        calls = (sample(after, "chihaya_cache_calls_total", call="announce", status="ok")
+                 - sample(before, "chihaya_cache_calls_total", call="announce", status="ok"))
+        self.assertEqual(calls, 3)  # the port-0 and forged-id announces never reach the driver
+
+    def test_swarm_gauges_build_info_and_plugins(self):
+        h = random_hash()
+        with self.t.udp(V4) as c:
+            c.announce(h, peer_id(), 7101, event="started", left=0)
+            c.announce(h, peer_id(), 7102, event="started", left=5)
+        deadline = time.monotonic() + 8  # the swarm totals refresh at most every 5 s
+        while True:
+            m = self.t.metrics()
+            if (sample(m, "chihaya_torrents") >= 1 and sample(m, "chihaya_peers", role="seeder") >= 1
+                    and sample(m, "chihaya_peers", role="leecher") >= 1):
+                break
+            self.assertLess(time.monotonic(), deadline, "swarm gauges never showed the peers")
+            time.sleep(0.5)
+        info = [s for s in m["chihaya_build_info"].samples]
+        self.assertEqual(len(info), 1)
+        self.assertEqual(info[0].labels["abi"], "2.1")
+        self.assertGreaterEqual(sample(m, "chihaya_plugins", result="loaded"), 2)
+        self.assertEqual(m["chihaya_requests"].type, "counter")
+        self.assertEqual(m["chihaya_request_duration_seconds"].type, "histogram")
+
+    def test_health_and_readiness(self):
+        self.assertEqual(self.t.admin_get("/healthz"), (200, "ok\n"))
+        status, body = self.t.admin_get("/readyz")
+        self.assertEqual((status, body.strip()), (200, "ready"))
+        self.assertEqual(self.t.admin_get("/other")[0], 404)
+
+    def test_admin_is_not_on_the_public_port(self):
+        with self.t.http(V4) as c:
+            self.assertEqual(c.get("/metrics").status, 404)
+
+
+class Readiness(unittest.TestCase):
+    """/readyz follows a Redis that goes away and comes back, without a restart."""
+
+    def test_readyz_fails_while_redis_is_down_and_recovers(self):
+        try:
+            from redis_fixture import RedisServer
+        except ImportError as e:  # pragma: no cover
+            self.fail("redis_fixture: %s" % e)
+        with RedisServer() as redis:
+            t = Tracker(admin=True, overrides={
+                "cache": {"driver": "redis"},
+                "cache.redis": {"addresses": redis.address, "command_timeout_ms": 200,
+                                "connect_timeout_ms": 200}})
+            try:
+                t.start()
+                self.assertEqual(t.admin_get("/readyz")[0], 200)
+                redis.stop()
+                deadline = time.monotonic() + 10
+                while t.admin_get("/readyz")[0] == 200:
+                    self.assertLess(time.monotonic(), deadline, "/readyz stayed 200 with Redis down")
+                    time.sleep(0.2)
+                status, body = t.admin_get("/readyz")
+                self.assertEqual(status, 503, body)
+                self.assertIn("redis", body)
+                self.assertEqual(t.admin_get("/healthz")[0], 200)  # alive all the same
+                redis.start()
+                deadline = time.monotonic() + 15
+                while t.admin_get("/readyz")[0] != 200:
+                    self.assertLess(time.monotonic(), deadline, "/readyz did not recover with Redis back")
+                    time.sleep(0.2)
+                t.stop_checked()
+            finally:
+                t.cleanup()
+
+
+class Logs(unittest.TestCase):
+    def test_json_lines_and_no_secrets(self):
+        password = "pw-" + os.urandom(8).hex()
+        t = Tracker(admin=True, log_level="debug", overrides={
+            "log": {"format": "json", "access_log": True},
+            # A Redis nobody listens on, with a password: every failure is logged, never the password.
+            "cache": {"driver": "redis"},
+            "cache.redis": {"addresses": "127.0.0.1:1", "password": password,
+                            "connect_timeout_ms": 100, "command_timeout_ms": 100}})
+        try:
+            t.start()
+            with t.http(V4) as c:
+                c.get(announce_path(random_hash(), peer_id(), 7201, left=1, passkey=None))
+            t.admin_get("/readyz")
+            t.stop_checked()
+            lines = [l for l in t.log_text(full=True).splitlines() if l.strip()]
+            self.assertGreater(len(lines), 3)
+            for line in lines:
+                record = json.loads(line)  # every line is one JSON object
+                self.assertEqual(set(record), {"time", "level", "source", "message"}, line)
+            self.assertTrue(any(json.loads(l)["source"] == "access" for l in lines),
+                            "no access-log line")
+            t.assert_log_free_of([password])
+        finally:
+            t.cleanup()
+
+    def test_assert_log_free_of_can_fail(self):
+        t = Tracker()
+        try:
+            t.start()
+            t.stop_checked()
+            with self.assertRaises(AssertionError):
+                t.assert_log_free_of(["serving on"])
+        finally:
+            t.cleanup()
+
+
+class Reload(unittest.TestCase):
+    def test_reload_under_load_changes_live_settings_without_errors(self):
+        t = Tracker(admin=True, threads=2)
+        try:
+            t.start()
+            h = random_hash()
+            errors, answered = [], [0]
+            stop = threading.Event()
+
+            def http_load():
+                c = t.http(V4)
+                n = 0
+                while not stop.is_set() and n < 100000:
+                    n += 1
+                    try:
+                        r = c.get(announce_path(h, peer_id(), 7300 + n % 50, left=1))
+                        if r.status != 200 or is_rejection(r):
+                            errors.append(r)
+                        answered[0] += 1
+                    except Exception as e:  # a dropped connection is an error too
+                        errors.append(e)
+                        c = t.http(V4)
+                c.close()
+
+            def udp_load():
+                c = t.udp(V6)
+                n = 0
+                while not stop.is_set() and n < 100000:
+                    n += 1
+                    try:
+                        c.announce(h, peer_id(), 7400 + n % 50, left=0)
+                        answered[0] += 1
+                    except Exception as e:
+                        errors.append(e)
+                c.close()
+
+            workers = [threading.Thread(target=f) for f in (http_load, http_load, udp_load)]
+            for w in workers:
+                w.start()
+            try:
+                for interval in (1200, 1300, 1400, 1500, 1600):
+                    time.sleep(0.3)
+                    t.reload({"tracker": {"announce_interval": interval, "min_interval": 60}})
+                time.sleep(0.3)
+            finally:
+                stop.set()
+                for w in workers:
+                    w.join(timeout=10)
+            self.assertEqual(errors, [], "requests failed during reloads")
+            self.assertGreater(answered[0], 50)
+            with t.http(V4) as c:
+                self.assertEqual(c.get(announce_path(h, peer_id(), 7500, left=1)).bencoded()[b"interval"], 1600)
+            with t.udp(V4) as c:
+                self.assertEqual(c.announce(h, peer_id(), 7501, left=1)["interval"], 1600)
+            self.assertEqual(sample(t.metrics(), "chihaya_config_reloads_total", result="ok"), 5)
+            t.stop_checked()
+        finally:
+            t.cleanup()
+
+    def test_restart_settings_are_reported_and_kept_bad_file_keeps_running(self):
+        t = Tracker(admin=True, overrides={"http": {"max_request_head": 4096}})
+        try:
+            t.start()
+            old_port = t.http_port
+            t.reload({"http": {"listen": ["127.0.0.1:1"], "trusted_proxies": ["10.0.0.0/8"]},
+                      "workers": {"threads": 3}, "log": {"level": "debug"}})
+            log = t.log_text()
+            self.assertIn("http.listen changed", log)
+            self.assertIn("workers.threads changed", log)
+            self.assertIn("needs a restart", log)
+            self.assertIn("http.trusted_proxies", log)
+            with t.http(V4) as c:  # still on the old port
+                self.assertEqual(c.get(announce_path(random_hash(), peer_id(), 7600, left=1)).status, 200)
+            self.assertEqual(t.http_port, old_port)
+
+            t.reload(text="[tracker]\nannounce_interval = \"soon\"\n")
+            self.assertIn("the running configuration is kept", t.log_text())
+            self.assertIn("announce_interval", t.log_text())
+            with t.http(V4) as c:
+                r = c.get(announce_path(random_hash(), peer_id(), 7601, left=1))
+                self.assertEqual(r.bencoded()[b"interval"], 1800)
+            self.assertEqual(sample(t.metrics(), "chihaya_config_reloads_total", result="failed"), 1)
+            self.assertTrue(t.alive())
+            t.stop_checked()
+        finally:
+            t.cleanup()
+
+    def test_reload_applies_http_limits(self):
+        t = Tracker(admin=True, overrides={"http": {"max_request_head": 4096}})
+        try:
+            t.start()
+            big = "/announce?" + "x" * 3000
+            with t.http(V4) as c:
+                self.assertNotEqual(c.get(big).status, 431)
+            t.reload({"http": {"max_request_head": 1024}})
+            with t.http(V4) as c:
+                self.assertEqual(c.get(big).status, 431)
+            t.stop_checked()
+        finally:
+            t.cleanup()
+
+
+
+class Snapshot(unittest.TestCase):
+    """The memory driver keeps its swarms across a restart ([cache.memory] snapshot_path)."""
+
+    def tracker(self, path, lifetime=1800):
+        return Tracker(overrides={"cache.memory": {"snapshot_path": path},
+                                  "tracker": {"peer_lifetime": lifetime, "announce_interval": 1,
+                                              "min_interval": 1}})
+
+    def test_swarms_survive_sigterm_and_restart(self):
+        import tempfile
+        with tempfile.TemporaryDirectory(prefix="chihaya-snap-") as d:
+            path = os.path.join(d, "swarms.snapshot")
+            h = random_hash()
+            t = self.tracker(path)
+            try:
+                t.start()
+                with t.udp(V4) as c:
+                    c.announce(h, peer_id(), 7701, event="started", left=0)
+                    c.announce(h, peer_id(), 7702, event="started", left=3)
+                    c.announce(h, peer_id(), 7703, event="completed", left=0)
+                with t.udp(V6) as c:
+                    c.announce(h, peer_id(), 7704, event="started", left=3)
+                t.stop_checked(signal.SIGTERM)
+                self.assertIn("snapshot: wrote 4 peers in 1 torrents", t.log_text())
+            finally:
+                t.cleanup()
+            self.assertFalse(os.path.exists(path + ".tmp"))
+            with self.tracker(path) as t2:
+                with t2.udp(V4) as c:
+                    self.assertEqual(c.scrape([h]), [{"seeders": 2, "completed": 1, "leechers": 2}])
+                    peers = c.announce(h, peer_id(), 7705, left=1)["peers"]
+                    self.assertEqual(sorted(p for _, p in peers), [7701, 7702, 7703])
+                self.assertIn("snapshot: loaded 4 peers in 1 torrents", t2.log_text())
+
+    def test_peers_that_expired_meanwhile_are_dropped(self):
+        import tempfile
+        with tempfile.TemporaryDirectory(prefix="chihaya-snap-") as d:
+            path = os.path.join(d, "swarms.snapshot")
+            short, long_ = random_hash(), random_hash()
+            with self.tracker(path, lifetime=2) as t:
+                with t.udp(V4) as c:
+                    c.announce(short, peer_id(), 7801, event="started", left=1)
+            time.sleep(3.2)
+            with self.tracker(path, lifetime=2) as t2:
+                with t2.udp(V4) as c:
+                    self.assertEqual(c.scrape([short]), [{"seeders": 0, "completed": 0, "leechers": 0}])
+                self.assertIn("1 expired while the tracker was down", t2.log_text())
+
+    def test_corrupt_or_foreign_snapshot_is_reported_and_skipped(self):
+        import tempfile
+        with tempfile.TemporaryDirectory(prefix="chihaya-snap-") as d:
+            path = os.path.join(d, "swarms.snapshot")
+            with self.tracker(path) as t:
+                with t.udp(V4) as c:
+                    c.announce(random_hash(), peer_id(), 7901, event="started", left=1)
+            good = open(path, "rb").read()
+            for bad, why in ((good[:len(good) // 2], "truncated"),
+                             (good[:-1] + bytes([good[-1] ^ 1]), "checksum"),
+                             (good[:16] + b"\x07" + good[17:], "version 7"),
+                             (b"PGDMP not ours at all" * 10, "not a chihaya swarm snapshot")):
+                with open(path, "wb") as f:
+                    f.write(bad)
+                with self.tracker(path) as t2:
+                    with t2.udp(V4) as c:
+                        c.announce(random_hash(), peer_id(), 7902, event="started", left=1)
+                    self.assertIn("skipped, starting with no swarms", t2.log_text())
+                    self.assertIn(why, t2.log_text())
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -1,0 +1,202 @@
+"""What operators install: the Debian packages (CPack), the systemd unit (systemd-analyze
+verify), the man page, and the Grafana dashboard against the metrics the tracker really exports."""
+
+import glob
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tracker_fixture import (CHIHAYA_BIN, CHIHAYA_SOURCE_DIR, V4, Tracker, addr_port, free_port,
+                             peer_id, random_hash)
+
+BUILD_DIR = os.environ.get("CHIHAYA_BUILD_DIR", "")
+UNIT = os.path.join(CHIHAYA_SOURCE_DIR, "etc", "chihaya.service")
+DASHBOARD = os.path.join(CHIHAYA_SOURCE_DIR, "etc", "grafana", "chihaya.json")
+MAN = os.path.join(CHIHAYA_SOURCE_DIR, "doc", "chihaya.8")
+
+
+def verify_unit(unit_text, binary):
+    """systemd-analyze verify on `unit_text` with /usr/bin/chihaya pointing at `binary`:
+    (exit code, every line it printed). Any output at all is a finding (an unknown key is only a
+    warning with exit code 0)."""
+    with tempfile.TemporaryDirectory(prefix="chihaya-unit-") as d:
+        path = os.path.join(d, "chihaya.service")
+        with open(path, "w") as f:
+            f.write(unit_text.replace("/usr/bin/chihaya", binary))
+        # --man=no: Documentation=man:chihaya(8) is checked by test_man_page, not through man-db.
+        p = subprocess.run(["systemd-analyze", "verify", "--man=no", path],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+        return p.returncode, p.stdout.decode("utf-8", "replace").strip()
+
+
+class Unit(unittest.TestCase):
+    def test_systemd_analyze_verify_is_clean(self):
+        with open(UNIT) as f:
+            text = f.read()
+        rc, out = verify_unit(text, CHIHAYA_BIN)
+        self.assertEqual((rc, out), (0, ""))
+        # The check can fail: a misspelt key is reported.
+        rc, out = verify_unit(text.replace("NoNewPrivileges=", "NoNewPrivilege="), CHIHAYA_BIN)
+        self.assertIn("Unknown key", out)
+
+    def test_hardening(self):
+        with open(UNIT) as f:
+            text = f.read()
+        for line in ("User=chihaya", "ProtectSystem=strict", "NoNewPrivileges=yes", "PrivateTmp=yes",
+                     "CapabilityBoundingSet=CAP_NET_BIND_SERVICE", "LimitNOFILE=1048576",
+                     "ExecReload=/bin/kill -HUP $MAINPID", "StateDirectory=chihaya"):
+            self.assertIn(line + "\n", text)
+        caps = re.findall(r"^CapabilityBoundingSet=(.*)$", text, re.M)
+        self.assertEqual(caps, ["CAP_NET_BIND_SERVICE"])
+        with tempfile.TemporaryDirectory(prefix="chihaya-unit-") as d:
+            path = os.path.join(d, "chihaya.service")
+            shutil.copy(UNIT, path)
+            p = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--threshold=20", path],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+            out = p.stdout.decode()
+            m = re.search(r"Overall exposure level for chihaya.service: ([0-9.]+)", out)
+            self.assertIsNotNone(m, out[-2000:])
+            self.assertLessEqual(float(m.group(1)), 2.0, out[-2000:])
+
+
+class ManPage(unittest.TestCase):
+    def test_renders_without_warnings(self):
+        p = subprocess.run(["groff", "-man", "-Tutf8", "-ww", "-z", MAN],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        self.assertEqual((p.returncode, p.stderr.decode()), (0, ""))
+        with open(MAN) as f:
+            text = f.read()
+        for word in ("SIGHUP", "/metrics", "/readyz", "/etc/chihaya/chihaya.toml", ".TH CHIHAYA 8"):
+            self.assertIn(word, text)
+
+
+def dashboard_metrics():
+    with open(DASHBOARD) as f:
+        dash = json.load(f)
+    names = set()
+    for panel in dash["panels"]:
+        for target in panel.get("targets", []):
+            names.update(re.findall(r"\b(chihaya_[a-z0-9_]+)", target["expr"]))
+    for var in dash.get("templating", {}).get("list", []):
+        names.update(re.findall(r"\b(chihaya_[a-z0-9_]+)", str(var.get("query", ""))))
+    return names
+
+
+class Dashboard(unittest.TestCase):
+    def test_every_query_names_an_exported_metric(self):
+        names = dashboard_metrics()
+        self.assertGreater(len(names), 10)
+        with Tracker(admin=True) as t:
+            with t.udp(V4) as c:
+                c.announce(random_hash(), peer_id(), 6801, event="started", left=1)
+            status, text = t.admin_get("/metrics")
+            self.assertEqual(status, 200)
+        exported = set(re.findall(r"^(chihaya_[a-z0-9_]+)", text, re.M))
+        missing = sorted(n for n in names if n not in exported)
+        self.assertEqual(missing, [], "dashboard queries name metrics the tracker does not export")
+        # The check can fail: a made-up name is caught.
+        self.assertNotIn("chihaya_made_up_total", exported)
+
+
+@unittest.skipUnless(BUILD_DIR, "CHIHAYA_BUILD_DIR not set")
+class DebianPackage(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.work = tempfile.TemporaryDirectory(prefix="chihaya-deb-")
+        out = os.path.join(cls.work.name, "out")
+        p = subprocess.run(["cpack", "-G", "DEB", "-B", out, "--config",
+                            os.path.join(BUILD_DIR, "CPackConfig.cmake")],
+                           cwd=BUILD_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
+        cls.cpack_output = p.stdout.decode("utf-8", "replace")
+        if p.returncode != 0:
+            raise AssertionError("cpack failed:\n" + cls.cpack_output[-4000:])
+        cls.debs = {os.path.basename(d).split("_")[0]: d for d in glob.glob(os.path.join(out, "*.deb"))}
+        cls.root = os.path.join(cls.work.name, "root")
+        for deb in cls.debs.values():
+            subprocess.run(["dpkg-deb", "-x", deb, cls.root], check=True, timeout=60)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.work.cleanup()
+
+    def control(self, package, field):
+        return subprocess.run(["dpkg-deb", "-f", self.debs[package], field], stdout=subprocess.PIPE,
+                              check=True, timeout=30).stdout.decode().strip()
+
+    def control_file(self, package, name):
+        with tempfile.TemporaryDirectory() as d:
+            subprocess.run(["dpkg-deb", "-e", self.debs[package], d], check=True, timeout=30)
+            path = os.path.join(d, name)
+            return open(path).read() if os.path.exists(path) else None
+
+    def test_two_packages_with_their_files(self):
+        self.assertEqual(sorted(self.debs), ["chihaya", "chihaya-dev"])
+        contents = {name: subprocess.run(["dpkg-deb", "-c", deb], stdout=subprocess.PIPE, check=True,
+                                         timeout=30).stdout.decode() for name, deb in self.debs.items()}
+        for path in ("./usr/bin/chihaya", "./usr/lib/chihaya/plugins/chihaya_memory.so",
+                     "./usr/lib/chihaya/plugins/chihaya_redis.so", "./etc/chihaya/chihaya.toml",
+                     "./lib/systemd/system/chihaya.service", "./usr/share/man/man8/chihaya.8",
+                     "./usr/share/chihaya/grafana/chihaya.json"):
+            self.assertIn(path, contents["chihaya"])
+        for path in ("./usr/include/chihaya/abi.h", "./usr/lib/pkgconfig/chihaya-sdk.pc",
+                     "./usr/bin/chihaya-conformance"):
+            self.assertIn(path, contents["chihaya-dev"])
+            self.assertNotIn(path, contents["chihaya"])
+        self.assertIn("chihaya (= ", self.control("chihaya-dev", "Depends"))
+        self.assertIn("libc6", self.control("chihaya", "Depends"))  # dpkg-shlibdeps ran
+
+    def test_conffile_and_system_user(self):
+        self.assertEqual(self.control_file("chihaya", "conffiles").split(), ["/etc/chihaya/chihaya.toml"])
+        postinst = self.control_file("chihaya", "postinst")
+        self.assertIn("adduser --system --group", postinst)
+        subprocess.run(["sh", "-n", "-c", postinst], check=True, timeout=30)
+        with open(os.path.join(self.root, "etc/chihaya/chihaya.toml")) as f:
+            config = f.read()
+        self.assertIn('listen = "127.0.0.1:6880"', config)
+        self.assertIn('snapshot_path = "/var/lib/chihaya/swarms.snapshot"', config)
+
+    def test_installed_unit_verifies(self):
+        with open(os.path.join(self.root, "lib/systemd/system/chihaya.service")) as f:
+            unit = f.read()
+        rc, out = verify_unit(unit, os.path.join(self.root, "usr/bin/chihaya"))
+        self.assertEqual((rc, out), (0, ""))
+
+    def test_installed_binary_serves_with_the_installed_config(self):
+        binary = os.path.join(self.root, "usr/bin/chihaya")
+        with open(os.path.join(self.root, "etc/chihaya/chihaya.toml")) as f:
+            config = f.read()
+        t = Tracker(binary=binary, plugins_dir=False, admin=True)
+        try:
+            # Only the addresses move to free loopback ports, and the snapshot into the scratch
+            # directory: everything else is the packaged file as installed.
+            snapshot = os.path.join(t.dir.name, "swarms.snapshot")
+            text = (config.replace('["0.0.0.0:6969", "[::]:6969"]',
+                                   '["%s", "%s"]' % (addr_port(V4, t.udp_port), addr_port("::1", t.udp_port)), 1)
+                    .replace('["0.0.0.0:6969", "[::]:6969"]',
+                             '["%s", "%s"]' % (addr_port(V4, t.http_port), addr_port("::1", t.http_port)), 1)
+                    .replace('listen = "127.0.0.1:6880"', 'listen = "%s"' % addr_port(V4, t.admin_port))
+                    .replace("/var/lib/chihaya/swarms.snapshot", snapshot))
+            self.assertEqual(re.findall(r'^listen = .*(?:0\.0\.0\.0|\[::\]).*$', text, re.M), [])
+            t.write_config(text=text)
+            t.start()
+            h = random_hash()
+            with t.udp(V4) as c:
+                c.announce(h, peer_id(), 6901, event="started", left=0)
+                self.assertEqual(c.announce(h, peer_id(), 6902, left=1)["seeders"], 1)
+            self.assertIn(os.path.join(self.root, "usr/lib/chihaya/plugins"), t.log_text())
+            self.assertEqual(t.admin_get("/readyz")[0], 200)
+            t.stop_checked()
+            self.assertTrue(os.path.exists(snapshot))
+        finally:
+            t.cleanup()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
