@@ -193,6 +193,15 @@ int run(const Options& options) {
     if (private_mode) private_state = std::make_unique<PrivateState>();
     DriverInstance storage = registry.create(CHIHAYA_KIND_STORAGE, config.storage, config.source, host_api());
     DriverInstance cache = registry.create(CHIHAYA_KIND_CACHE, config.cache, config.source, host_api());
+    // On every way out of run() the flusher stops before the drivers are destroyed: a start-up
+    // failure after this point (a port in use) unwinds through this guard first, so the flusher
+    // never calls apply on a destroyed storage. After a normal shutdown it is a no-op.
+    struct FlusherStop {
+        PrivateState* state;
+        ~FlusherStop() {
+            if (state && state->flusher) state->flusher->stop(std::chrono::milliseconds(0));
+        }
+    } flusher_stop{private_state.get()};
     if (private_mode) start_private_mode(*private_state, config, storage);
     // Plugins with no selected driver are unloaded: an instance keeps its own library loaded,
     // and an unused driver's code and libraries would only cost resident memory.

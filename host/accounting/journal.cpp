@@ -1,6 +1,8 @@
 // Memory-mapped journal segments: create, append, read back.
 #include "accounting/journal.hpp"
 
+#include "log/log.hpp"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -26,6 +28,16 @@ struct Record {
     uint32_t commit;
 };
 static_assert(sizeof(Record) <= JournalSegment::kRecordSize);
+
+// Slot 0 of every file: what wrote it. A journal left by another chihaya version (a crash, then
+// an upgrade) whose PeerReport differs is refused whole, never misread.
+constexpr char kFileMagic[8] = {'c', 'h', 'j', 'r', 'n', 'l', 0, 1};
+struct FileHeader {
+    char magic[8];
+    uint32_t record_bytes;  // sizeof(PeerReport) in the writer
+    uint32_t slot_bytes;    // JournalSegment::kRecordSize
+};
+static_assert(sizeof(FileHeader) <= JournalSegment::kRecordSize);
 static_assert(std::is_trivially_copyable_v<PeerReport>);
 
 std::string name(uint64_t generation, uint32_t shard, uint32_t part) {
@@ -66,6 +78,12 @@ JournalSegment::JournalSegment(const std::string& dir, uint64_t generation, uint
         throw std::runtime_error("journal " + path_ + ": mmap: " + std::strerror(e));
     }
     map_ = static_cast<uint8_t*>(map);
+    FileHeader header{};
+    std::memcpy(header.magic, kFileMagic, sizeof kFileMagic);
+    header.record_bytes = sizeof(PeerReport);
+    header.slot_bytes = kRecordSize;
+    std::memcpy(map_, &header, sizeof header);
+    used_ = 1;  // slot 0 is the header
 }
 
 JournalSegment::~JournalSegment() {
@@ -101,6 +119,16 @@ JournalLeftovers read_journal(const std::string& dir, uint64_t sealed) {
         if (generation <= sealed) continue;
         int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
         if (fd < 0) continue;
+        uint8_t first[JournalSegment::kRecordSize];
+        FileHeader header{};
+        if (::read(fd, first, sizeof first) != ssize_t(sizeof first) ||
+            (std::memcpy(&header, first, sizeof header), std::memcmp(header.magic, kFileMagic, sizeof kFileMagic) != 0) ||
+            header.record_bytes != sizeof(PeerReport) || header.slot_bytes != JournalSegment::kRecordSize) {
+            log::error("journal", path + ": written by another chihaya version; its reports cannot be "
+                                         "read and are dropped");
+            ::close(fd);
+            continue;
+        }
         Record record;
         while (::read(fd, &record, sizeof record) == ssize_t(sizeof record)) {
             if (record.commit != kCommitted) break;

@@ -6,7 +6,12 @@
 // fsync'd, holds everything sealed).
 //
 // Files, in <spool_dir>/journal/:
-//   g<generation:020>-s<shard:03>-p<part:04>.jnl   fixed-size records, zero-filled when created
+//   g<generation:020>-s<shard:03>-p<part:04>.jnl   fixed-size 128-byte slots, zero-filled when
+//                                                    created; slot 0 names the format (magic,
+//                                                    record size), records follow
+// Supported filesystems: those where posix_fallocate reserves the blocks (ext4, xfs). On a
+// copy-on-write filesystem (btrfs, ZFS) a full disk can still fault a worker's store into the
+// mapping (SIGBUS): do not put spool_dir there.
 // One generation is what one sealed batch covers: Ledger::take() moves every shard to the next
 // generation under the shard's lock, the flusher spools the batch with that generation in its
 // header, and only then deletes the generation's files. At start-up, generations above the
@@ -38,7 +43,7 @@ public:
     uint32_t part() const { return part_; }
 
     static constexpr size_t kRecordSize = 128;
-    static constexpr size_t kRecords = 16384;  // 2 MiB a segment
+    static constexpr size_t kRecords = 16384;  // 2 MiB a segment, the header slot included
 
 private:
     std::string path_;

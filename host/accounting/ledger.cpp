@@ -43,7 +43,13 @@ struct Stats {
     uint32_t seeders = 0, leechers = 0, snatched = 0;
 };
 
-using PeerTable = FlatTable<PeerKey, chihaya_peer_delta, PeerKeyHash, std::equal_to<>>;
+// A peer's pending delta, and the address family of its latest report (see step()).
+struct Entry {
+    chihaya_peer_delta delta{};
+    chihaya_family family = CHIHAYA_IPV4;
+};
+
+using PeerTable = FlatTable<PeerKey, Entry, PeerKeyHash, std::equal_to<>>;
 using StatsTable = FlatTable<uint64_t, Stats, IdHash, std::equal_to<>>;
 
 // What a shard gathers between two takes. Two per shard: record() fills the active one under the
@@ -108,42 +114,64 @@ void journal_append(std::unique_ptr<JournalSegment>& segment, std::vector<std::s
 
 }  // namespace
 
+namespace {
+
+// One direction's step of the rule in ledger.hpp. `latest` is the batch's latest report (when
+// `in_batch`), updated to what the batch keeps as latest; returns the bytes to credit.
+uint64_t step(uint64_t cur, bool had_previous, uint64_t previous, bool in_batch, uint64_t& latest,
+              bool same_family, bool started) {
+    if (!in_batch) {
+        latest = cur;
+        if (had_previous) return cur >= previous ? cur - previous : cur;
+        return started ? cur : 0;  // else anchored: the storage decides
+    }
+    uint64_t base = latest;
+    if (had_previous && previous > base) base = previous;
+    if (cur >= base) {
+        latest = cur;
+        return cur - base;
+    }
+    if (started || (had_previous && cur < previous) || (!had_previous && same_family)) {
+        latest = cur;  // a new session
+        return cur;
+    }
+    return 0;  // the other family's report of the same counter was ahead
+}
+
+}  // namespace
+
 void Ledger::record(const PeerReport& r) {
     const PeerKey key{r.grant.user_id, r.grant.torrent_id, r.peer_id};
     Shard& shard = shards_[PeerKeyHash{}(key) % kShards];
     std::lock_guard lock(shard.mutex);
     Batch& batch = shard.batches[shard.active];
     bool inserted = false;
-    chihaya_peer_delta& d = batch.peers.find_or_insert(key, inserted);
-    // `started` opens a new session: its counters count from zero, whatever came before.
-    const bool new_session = r.event == Event::Started;
+    Entry& entry = batch.peers.find_or_insert(key, inserted);
+    chihaya_peer_delta& d = entry.delta;
+    const bool started = r.event == Event::Started;
     if (inserted) {
         pending_.fetch_add(1, std::memory_order_relaxed);
         d.struct_size = sizeof d;
         d.user_id = r.grant.user_id;
         d.torrent_id = r.grant.torrent_id;
         std::memcpy(d.peer_id, r.peer_id.data(), 20);
-        if (!r.had_previous && !new_session) {
+        if (!r.had_previous && !started) {
             d.flags |= CHIHAYA_DELTA_ANCHORED;
             d.anchor_uploaded = r.uploaded;
             d.anchor_downloaded = r.downloaded;
         }
     }
-    if (new_session) {
-        d.credit_uploaded += credit(0, r.uploaded, r.grant.upload_multiplier);
-        d.credit_downloaded += credit(0, r.downloaded, r.grant.download_multiplier);
-    } else if (r.had_previous) {
-        d.credit_uploaded += credit(r.previous_uploaded, r.uploaded, r.grant.upload_multiplier);
-        d.credit_downloaded += credit(r.previous_downloaded, r.downloaded, r.grant.download_multiplier);
-    } else if (!inserted) {
-        d.credit_uploaded += credit(d.uploaded, r.uploaded, r.grant.upload_multiplier);
-        d.credit_downloaded += credit(d.downloaded, r.downloaded, r.grant.download_multiplier);
-    }
+    const bool same_family = entry.family == r.family;
+    d.credit_uploaded += credit(0, step(r.uploaded, r.had_previous, r.previous_uploaded, !inserted,
+                                        d.uploaded, same_family, started),
+                                r.grant.upload_multiplier);
+    d.credit_downloaded += credit(0, step(r.downloaded, r.had_previous, r.previous_downloaded, !inserted,
+                                          d.downloaded, same_family, started),
+                                  r.grant.download_multiplier);
+    entry.family = r.family;
     // The anchored part is credited by the storage at the multipliers of the latest report.
     d.upload_multiplier = r.grant.upload_multiplier;
     d.download_multiplier = r.grant.download_multiplier;
-    d.uploaded = r.uploaded;
-    d.downloaded = r.downloaded;
     d.left = r.left;
     d.unix_ms = r.unix_ms;
     if (r.event == Event::Completed) d.flags |= CHIHAYA_DELTA_COMPLETED;
@@ -186,7 +214,7 @@ SealedBatch Ledger::take() {
         }
         pending_.fetch_sub(full->peers.size(), std::memory_order_relaxed);
         batch.deltas.reserve(batch.deltas.size() + full->peers.size());
-        full->peers.for_each([&](const PeerKey&, const chihaya_peer_delta& d) { batch.deltas.push_back(d); });
+        full->peers.for_each([&](const PeerKey&, const Entry& e) { batch.deltas.push_back(e.delta); });
         // A torrent's peers span shards: keep any one report of it (they are seconds apart).
         full->torrents.for_each([&](uint64_t id, const Stats& st) {
             bool inserted = false;

@@ -1,18 +1,21 @@
 // Private-mode accounting between two flushes: each admitted announce's report becomes per-peer
 // credit, aggregated until the flusher seals it into a batch for the storage.
 //
-// How a report is credited (the rule the storage's apply completes, see chihaya_peer_delta):
-//   - `started` opens a session: the counters count from zero (BEP 3: "since the client sent
-//     the 'started' event"), so the whole report is credited;
-//   - the cache knew the peer (had_previous): credit what the peer transferred since its previous
-//     report, cur - prev, or cur when cur < prev (the client restarted its counters: a new
-//     session, whose own total counts);
-//   - the cache did not know it, but this batch already holds a report of the same peer: the
-//     same rule against that report;
-//   - neither: the delta is ANCHORED at this report, and the storage credits it against the last
-//     report it keeps for the peer (nothing when it keeps none). That is what makes a memory
-//     cache lost to a crash or restart cost nothing: the next announce is anchored, and the
-//     storage knows what was already accounted.
+// How a report is credited (the rule the storage's apply completes, see chihaya_peer_delta). A
+// peer here is (user, torrent, peer_id): one client's one counter, whichever address family or
+// tracker host its announces reach. The base is the newest report known to be accounted: the
+// previous report the cache hands back (its own family's, and on Redis possibly another host's),
+// or this batch's latest report of the same peer (possibly over the other family: dual-stack
+// clients announce the same counters over IPv4 and IPv6), whichever is higher.
+//   - cur >= base: credit cur - base;
+//   - cur < base: a restarted client (a new session whose own total counts) when the report says
+//     `started` or falls below its own family's previous report; otherwise the same counter
+//     reported out of order over the other family, which adds nothing;
+//   - first report of a peer the cache did not know: a `started` one is a new session and counts
+//     whole; any other is ANCHORED, and the storage credits it against the last report it keeps
+//     for the peer (nothing when it keeps none). That is what makes a memory cache lost to a
+//     crash or restart cost nothing: the next announce is anchored, and the storage knows what
+//     was already accounted.
 // Multipliers (per mille) apply to each credit as it is computed.
 #pragma once
 
@@ -32,6 +35,7 @@ namespace chihaya {
 struct PeerReport {
     AccountingGrant grant;
     std::array<uint8_t, 20> peer_id{};
+    chihaya_family family = CHIHAYA_IPV4;
     uint64_t uploaded = 0;
     uint64_t downloaded = 0;
     uint64_t left = 0;

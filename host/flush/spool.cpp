@@ -4,6 +4,7 @@
 #include <Poco/Checksum.h>
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -30,6 +31,9 @@ namespace {
 // The struct sizes let a host of another ABI minor refuse a file it would misread.
 constexpr char kMagic[16] = {'c', 'h', 'i', 'h', 'a', 'y', 'a', '-', 'b', 'a', 't', 'c', 'h', 0, 0, 0};
 constexpr uint32_t kVersion = 1;
+// The record sizes of ABI 2.1, where these structs first appeared.
+constexpr uint32_t kMinDeltaSize = sizeof(chihaya_peer_delta);
+constexpr uint32_t kMinStatsSize = sizeof(chihaya_torrent_stats);
 
 std::string errno_text() { return std::strerror(errno); }
 
@@ -90,6 +94,13 @@ Spool::Spool(std::string dir) : dir_(std::move(dir)) {
         throw std::runtime_error(std::string(e.what()) + " (the spool must be writable by the tracker's user)");
     }
     ::unlink(probe.c_str());
+    // One tracker per spool: a second one (a manual run beside the service; SO_REUSEPORT lets it
+    // bind the same ports) would replay the first one's live journal, unlink its files and reuse
+    // its sequences. The lock goes with the process, however it ends.
+    lock_fd_ = ::open((dir_ + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock_fd_ < 0 || ::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0)
+        throw std::runtime_error("spool_dir " + dir_ + " is in use by another chihaya process (" +
+                                 errno_text() + "); give each tracker host its own spool_dir");
     struct statvfs vfs {};
     if (::statvfs(dir_.c_str(), &vfs) == 0) {
         const uint64_t free_bytes = uint64_t(vfs.f_bavail) * vfs.f_frsize;
@@ -115,6 +126,10 @@ Spool::Spool(std::string dir) : dir_(std::move(dir)) {
         std::string why;
         if (read(s, batch, why)) sealed_generation_ = std::max(sealed_generation_, batch.journal_generation);
     }
+}
+
+Spool::~Spool() {
+    if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
 }
 
 std::string Spool::path(uint64_t sequence, const char* suffix) const {
@@ -211,14 +226,22 @@ bool Spool::read(uint64_t sequence, SealedBatch& out, std::string& why) const {
     uint64_t seq = 0, deltas = 0, torrents = 0;
     get(bytes, at, version), get(bytes, at, delta_size), get(bytes, at, stats_size), get(bytes, at, zero);
     get(bytes, at, seq), get(bytes, at, out.journal_generation), get(bytes, at, deltas), get(bytes, at, torrents);
-    if (version != kVersion || delta_size != sizeof(chihaya_peer_delta) ||
-        stats_size != sizeof(chihaya_torrent_stats) || seq != sequence)
-        return corrupt("written by another chihaya version or for another sequence");
+    // Records are read with the writer's sizes: a host of a newer ABI minor reads a batch an older
+    // one spooled (its members zero-filled), so an upgrade with batches waiting loses none.
+    if (version != kVersion || delta_size < kMinDeltaSize || stats_size < kMinStatsSize || seq != sequence)
+        return corrupt("written by an incompatible chihaya version or for another sequence");
     if (bytes.size() - 4 - at != deltas * delta_size + torrents * stats_size) return corrupt("truncated");
-    out.deltas.resize(deltas);
-    out.torrents.resize(torrents);
-    std::memcpy(out.deltas.data(), bytes.data() + at, deltas * delta_size);
-    std::memcpy(out.torrents.data(), bytes.data() + at + deltas * delta_size, torrents * stats_size);
+    out.deltas.assign(deltas, chihaya_peer_delta{});
+    out.torrents.assign(torrents, chihaya_torrent_stats{});
+    for (uint64_t i = 0; i < deltas; ++i) {
+        std::memcpy(&out.deltas[i], bytes.data() + at + i * delta_size, std::min<size_t>(delta_size, sizeof(chihaya_peer_delta)));
+        out.deltas[i].struct_size = sizeof(chihaya_peer_delta);
+    }
+    at += deltas * delta_size;
+    for (uint64_t i = 0; i < torrents; ++i) {
+        std::memcpy(&out.torrents[i], bytes.data() + at + i * stats_size, std::min<size_t>(stats_size, sizeof(chihaya_torrent_stats)));
+        out.torrents[i].struct_size = sizeof(chihaya_torrent_stats);
+    }
     return true;
 }
 

@@ -8,6 +8,7 @@
 //   batch-<seq:020>.chb      one sealed batch (format in spool.cpp), written to a temporary name,
 //                            fsync'd and renamed, so a file that exists is whole
 //   batch-<seq:020>.corrupt  a batch that failed its checksum, set aside for an operator
+//   lock                     flock'd by the one process using this spool
 // Sequences only grow: the next one is above both `sequence` and every spooled file.
 #pragma once
 
@@ -25,6 +26,9 @@ public:
     // fsync'd and removed), at least kMinFreeBytes free. Throws std::runtime_error naming the
     // path and the fix otherwise (start-up only).
     explicit Spool(std::string dir);
+    ~Spool();
+    Spool(const Spool&) = delete;
+    Spool& operator=(const Spool&) = delete;
 
     static constexpr uint64_t kMinFreeBytes = 16ull << 20;
 
@@ -56,6 +60,7 @@ private:
     std::string host_id_;
     uint64_t last_sequence_ = 0;      // highest sequence handed out
     uint64_t sealed_generation_ = 0;
+    int lock_fd_ = -1;  // flock'd for the Spool's lifetime: one process per spool_dir
 };
 
 }  // namespace chihaya

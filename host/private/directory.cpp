@@ -120,7 +120,11 @@ void Directory::put_user(const chihaya_user& in) {
     const chihaya_user u = covered(&in);
     const std::string_view passkey = view(u.passkey);
     if (passkey.empty()) return;  // the driver reports bad rows; an empty key can never match
-    remove_user(u.id);            // the passkey may have changed
+    // Only a changed passkey removes the old entry: an update in place never leaves a moment in
+    // which a concurrent announce finds no such user (every web-app update, every row of a
+    // reload after reset()).
+    if (auto old = passkey_by_user_.find(u.id); old != passkey_by_user_.end() && old->second != passkey)
+        remove_user(u.id);
     UserEntry entry{{u.id, (u.flags & CHIHAYA_ENABLED) != 0, u.upload_multiplier,
                      u.download_multiplier, u.leech_slots},
                     generation_};
@@ -160,9 +164,11 @@ void Directory::remove_user(uint64_t id) {
 
 void Directory::put_torrent(const chihaya_torrent& in) {
     const chihaya_torrent t = covered(&in);
-    remove_torrent(t.id);  // the info_hash may have changed
     std::array<uint8_t, 20> hash;
     std::memcpy(hash.data(), t.info_hash, 20);
+    // As for users: removed first only when the info_hash changed.
+    if (auto old = hash_by_torrent_.find(t.id); old != hash_by_torrent_.end() && old->second != hash)
+        remove_torrent(t.id);
     TorrentEntry entry{{t.id, (t.flags & CHIHAYA_ENABLED) != 0, t.upload_multiplier,
                         t.download_multiplier},
                        generation_};

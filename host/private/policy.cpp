@@ -88,7 +88,8 @@ const char* Policy::admit_announce(std::string_view passkey, const AnnounceReque
 
 const char* Policy::admit_scrape(std::string_view passkey) const {
     using namespace private_failure;
-    if (passkey.empty()) return "passkey required: scrape /<passkey>/scrape";
+    // BEP 41 carries URL data in announces only, so a UDP scrape never has a passkey.
+    if (passkey.empty()) return "passkey required: scrape over HTTP at /<passkey>/scrape";
     if (!directory_.loaded()) return kNotLoaded;
     auto user = directory_.user(passkey);
     if (!user) return kUnknownPasskey;

@@ -4,6 +4,8 @@
 // profile, three times per private announce.
 #pragma once
 
+#include <sched.h>
+
 #include <atomic>
 #include <cstdint>
 
@@ -47,7 +49,13 @@ public:
 private:
     static constexpr int32_t kWriterWaiting = 1 << 30;
     static constexpr int32_t kWriting = -1;
-    static void pause() noexcept { __builtin_ia32_pause(); }
+    // Spins a little, then yields: a writer preempted while holding the lock (a full reload
+    // writes a million rows) must not have every worker spin through its scheduler quantum.
+    static void pause() noexcept {
+        thread_local unsigned spins = 0;
+        if (++spins % 64 == 0) sched_yield();
+        else __builtin_ia32_pause();
+    }
 
     std::atomic<int32_t> state_{0};  // readers, | kWriterWaiting, or kWriting
 };

@@ -29,6 +29,7 @@ void record(const AnnounceCall& call) {
     PeerReport report;
     report.grant = call.grant;
     std::memcpy(report.peer_id.data(), q.peer_id, 20);
+    report.family = q.family;
     report.uploaded = q.uploaded;
     report.downloaded = q.downloaded;
     report.left = q.left;

@@ -153,12 +153,18 @@ inline constexpr const char* kUpsertPeers =
     "ORDER BY user_id, torrent_id, peer_id, unix_ms DESC "
     "ON CONFLICT (user_id, torrent_id, peer_id) DO UPDATE SET"
     "  uploaded = EXCLUDED.uploaded, downloaded = EXCLUDED.downloaded, \"left\" = EXCLUDED.\"left\","
-    "  seeder = EXCLUDED.seeder, updated_at = EXCLUDED.updated_at";
+    "  seeder = EXCLUDED.seeder, updated_at = EXCLUDED.updated_at "
+    // Two hosts' batches can apply out of report order (each catches up at its own pace after
+    // an outage): an older report must not replace a newer one, or the next anchored delta
+    // would credit the gap twice.
+    "WHERE EXCLUDED.updated_at >= p.updated_at";
 
 inline constexpr const char* kDeleteStopped =
     "DELETE FROM chihaya_peers p USING chihaya_batch_deltas d "
     "WHERE d.flags & 4 <> 0 "
-    "  AND p.user_id = d.user_id AND p.torrent_id = d.torrent_id AND p.peer_id = d.peer_id";
+    "  AND p.user_id = d.user_id AND p.torrent_id = d.torrent_id AND p.peer_id = d.peer_id"
+    // A late STOPPED (another host's older batch) must not delete a peer that announced since.
+    "  AND p.updated_at <= to_timestamp(d.unix_ms / 1000.0)";
 
 inline constexpr const char* kInsertSnatches =
     "INSERT INTO snatches (user_id, torrent_id, snatched_at) "

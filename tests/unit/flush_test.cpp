@@ -1,6 +1,7 @@
 // The spool and the flusher: batches are durable before they are applied, applied in order,
 // kept while the storage is down, and applied first by the next run.
 #include "flush/flusher.hpp"
+#include "accounting/journal.hpp"
 #include "flush/recovery.hpp"
 #include "flush/spool.hpp"
 
@@ -170,7 +171,8 @@ TEST_CASE("the flusher applies batches in order, keeps them while the storage is
         REQUIRE(eventually([&] { std::lock_guard l(s.mutex); return s.applied.size() == 1; }));
         s.available = false;
         ledger.record(report(2, 20));
-        REQUIRE(eventually([&] { return spool.pending().size() == 1; }));
+        // Batch 2 in the spool (batch 1's file may linger a moment after its apply: wait for 2 itself).
+        REQUIRE(eventually([&] { return spool.pending() == std::vector<uint64_t>{2}; }));
         ledger.record(report(3, 30));
         // Stopped while the storage is down: the last batch is sealed and stays spooled.
         flusher.stop(std::chrono::milliseconds(200));
@@ -219,9 +221,40 @@ TEST_CASE("reports a killed run had accepted come back from the journal, once") 
     REQUIRE(spool.read(pending[1], recovered, why));
     REQUIRE(recovered.deltas.size() == 1);  // generation 1 was not replayed a second time
     CHECK(recovered.deltas[0].user_id == 2);
-    CHECK(recovered.deltas[0].credit_uploaded == 450);  // both reports, chained as had_previous
+    CHECK(recovered.deltas[0].credit_uploaded == 250);  // 0 -> 200 -> 250: both reports, chained
     CHECK(std::filesystem::is_empty(journal));
     // A second start finds nothing more to recover.
     CHECK(recover_journal(spool, journal) == 3);
     CHECK(spool.pending().size() == 2);
+}
+
+TEST_CASE("one tracker per spool_dir: a second process (or Spool) is refused") {
+    TempDir dir;
+    Spool first(dir.path.string());
+    try {
+        Spool second(dir.path.string());
+        FAIL("a second Spool on the same directory was accepted");
+    } catch (const std::runtime_error& e) {
+        CHECK(std::string(e.what()).find("in use by another chihaya process") != std::string::npos);
+    }
+}
+
+TEST_CASE("a journal file of another format is refused whole, never misread") {
+    TempDir dir;
+    const std::string journal = (dir.path / "journal").string();
+    std::filesystem::create_directories(journal);
+    {
+        JournalSegment segment(journal, 5, 0, 0);
+        segment.append(report(9, 900));
+    }
+    {
+        std::fstream f(std::filesystem::path(journal) / "g00000000000000000005-s000-p0000.jnl",
+                       std::ios::in | std::ios::out | std::ios::binary);
+        f.seekp(8);
+        const uint32_t other_size = 64;  // a PeerReport of another layout
+        f.write(reinterpret_cast<const char*>(&other_size), 4);
+    }
+    JournalLeftovers left = read_journal(journal, 0);
+    CHECK(left.reports.empty());
+    CHECK(left.files.size() == 1);
 }

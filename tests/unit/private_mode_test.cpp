@@ -265,6 +265,42 @@ TEST_CASE("the ledger chains reports per peer and anchors what the cache did not
     }
 }
 
+TEST_CASE("a repeated started adds nothing; a dual-stack client's two families count once") {
+    Ledger ledger;
+    // The cache knew the peer at 1,000,000 and the client says started again with the same
+    // counters (a retransmission, or a client that repeats started): chained, not whole.
+    ledger.record(report(1000000, 0, true, 1000000, 0, Event::Started));
+    SealedBatch b = ledger.take();
+    REQUIRE(b.deltas.size() == 1);
+    CHECK(b.deltas[0].credit_uploaded == 0);
+
+    // One client, one counter, announced over IPv4 and IPv6 (same peer_id); each family's
+    // previous report comes from the cache separately.
+    PeerReport v4 = report(5000, 100, true, 1000, 0);
+    PeerReport v6 = report(5000, 100, true, 1000, 0);
+    v6.family = CHIHAYA_IPV6;
+    ledger.record(v4);
+    ledger.record(v6);
+    // The IPv6 announce raced ahead of a slightly later IPv4 one: the same counter, reordered.
+    PeerReport v6_late = report(7000, 100, true, 5000, 100);
+    v6_late.family = CHIHAYA_IPV6;
+    PeerReport v4_behind = report(6990, 100, true, 5000, 100);
+    ledger.record(v6_late);
+    ledger.record(v4_behind);
+    b = ledger.take();
+    REQUIRE(b.deltas.size() == 1);
+    CHECK(b.deltas[0].credit_uploaded == 6000);  // 1000 -> 7000, once
+    CHECK(b.deltas[0].credit_downloaded == 100);
+    CHECK(b.deltas[0].uploaded == 7000);
+
+    // A client that restarts within a batch (below its own family's previous report) is a new
+    // session, as is a started below what the batch has.
+    ledger.record(report(8000, 0, true, 7000, 0));
+    ledger.record(report(300, 0, true, 8000, 0));
+    b = ledger.take();
+    CHECK(b.deltas[0].credit_uploaded == 1000 + 300);
+}
+
 TEST_CASE("started opens a new session: its counters are credited whole, never anchored") {
     Ledger ledger;
     ledger.record(report(5000, 70, true, 9000, 100, Event::Started));  // the old session's prev

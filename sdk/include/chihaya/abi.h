@@ -383,10 +383,10 @@ typedef struct chihaya_peer_delta {
     uint32_t upload_multiplier;    /* per mille, for the anchored part */
     uint32_t download_multiplier;
     uint32_t reserved;
-    /* Bytes to add to the user's totals, multipliers applied, as the host computed them: reports
-     * the cache could chain to the previous one (a report lower than the previous is a restarted
-     * client: its own value counts), and every `started` report whole (a session counts from
-     * zero). */
+    /* Bytes to add to the user's totals, multipliers applied, as the host computed them from
+     * reports it could chain to an accounted one (the cache's previous report, or an earlier
+     * report of the same peer_id in this batch, over either address family); a report below its
+     * own family's previous one, or a `started` one, opens a new session whose own total counts. */
     uint64_t credit_uploaded;
     uint64_t credit_downloaded;
     /* ANCHORED: the first report of the chain. The storage credits
