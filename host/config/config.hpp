@@ -46,6 +46,9 @@ struct HttpConfig {
     uint32_t idle_timeout = 30;          // seconds a keep-alive connection may stay idle
     uint32_t request_timeout = 10;       // seconds to receive one whole request head
     uint32_t max_connections = 10000;    // open connections per worker; more are closed at once
+    // Open connections from one client address (an IPv6 /64) across all workers; more are closed
+    // at once. Trusted proxies are exempt. 0 = no limit.
+    uint32_t max_connections_per_address = 64;
     std::vector<std::string> trusted_proxies;  // addresses or CIDR networks whose real_ip_header is believed
     std::string real_ip_header = "X-Forwarded-For";  // last address in it is the client
     bool allow_ip_param = false;         // believe the announce's ip= parameter

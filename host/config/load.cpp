@@ -228,6 +228,7 @@ Config read(const toml::table& root, const std::string& file) {
         r.u32("idle_timeout", c.idle_timeout, 1, 3600);
         r.u32("request_timeout", c.request_timeout, 1, 600);
         r.u32("max_connections", c.max_connections, 1, 1000000);
+        r.u32("max_connections_per_address", c.max_connections_per_address, 0, 1000000);
         r.strings("trusted_proxies", c.trusted_proxies, check_proxy);
         r.string("real_ip_header", c.real_ip_header);
         r.boolean("allow_ip_param", c.allow_ip_param);
