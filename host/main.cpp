@@ -16,6 +16,7 @@
 #include "private/policy.hpp"
 #include "process/cpus.hpp"
 #include "process/limits.hpp"
+#include "process/privileges.hpp"
 #include "tracker/tracker.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -215,6 +216,9 @@ int run(const Options& options) {
         if (config.http.enabled) w->http = std::make_unique<HttpFrontend>(w->io, config.http, tracker, http_limits);
         workers.push_back(std::move(w));
     }
+
+    // Sockets bound, plugins loaded, drivers connected: nothing needs root any more.
+    drop_privileges(config.process);
 
     std::mutex mutex;
     std::condition_variable exited;

@@ -33,6 +33,12 @@ def unit(binary, case):
 
 # name: (what it breaks, file, [(old, new), ...], build targets, test command)
 MUTATIONS = {
+    "keep-root": (
+        "[process] user is never applied: the tracker keeps running as root",
+        "host/main.cpp",
+        [("    drop_privileges(config.process);\n", "")],
+        ["chihaya"],
+        integration("test_hostile.py", "LeastPrivilege.test_user_and_group_are_dropped_after_start_and_it_still_serves")),
     "no-per-address-cap": (
         "http.max_connections_per_address is never enforced: one address can hold every slot",
         "host/frontend/http/connection_limits.cpp",

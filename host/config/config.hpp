@@ -64,6 +64,13 @@ struct LogConfig {
     std::string level = "info";          // debug, info, warning, error
 };
 
+// [process]: who the tracker runs as once its sockets are bound and its plugins loaded.
+struct ProcessConfig {
+    std::string user;    // "" = stay who started it (a loud warning when that is root)
+    std::string group;   // "" = the user's primary group
+    std::string chroot;  // "" = none; else a directory to confine the process to (needs user)
+};
+
 // A driver's table ([cache.<name>] / [storage.<name>]) as written, checked later against the
 // keys the driver declares. Values keep their TOML text position for error messages.
 struct DriverTableValue {
@@ -97,6 +104,7 @@ struct Config {
     HttpConfig http;
     WorkersConfig workers;
     LogConfig log;
+    ProcessConfig process;
     DriverSelection cache{"memory", {}};
     DriverSelection storage{"none", {}};
     AccountingConfig accounting;

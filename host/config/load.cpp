@@ -250,6 +250,19 @@ Config read(const toml::table& root, const std::string& file) {
         }
         r.finish();
     }
+    if (const toml::table* t = top.table("process")) {
+        TableReader r(*t, "process", file);
+        r.string("user", config.process.user);
+        const toml::node* group = r.string("group", config.process.group);
+        const toml::node* root = r.string("chroot", config.process.chroot);
+        r.finish();
+        if (group && config.process.user.empty() && !config.process.group.empty())
+            fail(file, group->source(), "process.group", "needs process.user");
+        if (root && config.process.user.empty() && !config.process.chroot.empty())
+            fail(file, root->source(), "process.chroot", "needs process.user (root can leave a chroot)");
+        if (root && !config.process.chroot.empty() && config.tracker.mode == TrackerMode::Private)
+            fail(file, root->source(), "process.chroot", "not with tracker.mode = \"private\" (its spool is written later)");
+    }
     read_selection(top, "cache", config.cache);
     read_selection(top, "storage", config.storage, &read_accounting, &config);
     top.finish();

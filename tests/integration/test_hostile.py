@@ -174,5 +174,59 @@ class OpenFilesLimit(unittest.TestCase):
                              r"|open files limit is 4096 \(hard limit 4096\)")
 
 
+def proc_ids(pid):
+    """(uids, gids, groups) from /proc/<pid>/status: real, effective, saved, fs ids."""
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            out[key] = value.split()
+    return out["Uid"], out["Gid"], out.get("Groups", [])
+
+
+def announce_answered(t):
+    with connect_from("127.0.0.6", t.http_port) as c:
+        return answered(c)
+
+
+@unittest.skipUnless(os.geteuid() == 0, "dropping privileges needs the tests to run as root")
+class LeastPrivilege(unittest.TestCase):
+    def test_user_and_group_are_dropped_after_start_and_it_still_serves(self):
+        import pwd, grp
+        uid, gid = pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid
+        with Tracker({"process": {"user": "nobody", "group": "nogroup"}}, threads=2) as t:
+            uids, gids, groups = proc_ids(t.proc.pid)
+            self.assertEqual(uids, [str(uid)] * 4, t.log_text())
+            self.assertEqual(gids, [str(gid)] * 4, t.log_text())
+            self.assertNotIn("0", groups)
+            self.assertTrue(announce_answered(t))
+            with t.udp() as u:
+                u.connect()  # the UDP sockets, bound as root, still serve
+            self.assertIn("running as user nobody", t.log_text())
+            self.assertNotIn("RUNNING AS ROOT", t.log_text())
+
+    def test_chroot_confines_the_process(self):
+        import tempfile
+        with tempfile.TemporaryDirectory() as jail:
+            os.chmod(jail, 0o755)
+            with Tracker({"process": {"user": "nobody", "chroot": jail}}, threads=1) as t:
+                self.assertEqual(os.readlink("/proc/%d/root" % t.proc.pid), jail)
+                self.assertTrue(announce_answered(t))
+
+    def test_started_as_root_without_a_user_it_warns(self):
+        with Tracker({}, threads=1) as t:
+            self.assertIn("RUNNING AS ROOT", t.log_text())
+            self.assertEqual(proc_ids(t.proc.pid)[0][1], "0")
+
+    def test_an_unknown_user_stops_start_up(self):
+        t = Tracker({"process": {"user": "no-such-user-chihaya"}}, threads=1)
+        try:
+            with self.assertRaises(RuntimeError) as e:
+                t.start()
+            self.assertIn('user "no-such-user-chihaya" not found', str(e.exception))
+        finally:
+            t.cleanup()
+
+
 if __name__ == "__main__":
     unittest_main()
