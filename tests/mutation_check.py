@@ -33,6 +33,18 @@ def unit(binary, case):
 
 # name: (what it breaks, file, [(old, new), ...], build targets, test command)
 MUTATIONS = {
+    "key-ignored": (
+        "the memory driver never compares a peer's BEP 7 key: anyone behind its address can stop it",
+        "plugins/memory/swarm.cpp",
+        [("        if (keys && keys[i] != 0 && keys[i] != key) {", "        if (false) {")],
+        ["memory_swarm_test", "memory"],
+        integration("test_hostile.py", "PeerKey")),
+    "key-not-moved": (
+        "a peer's key stays behind when the peer list moves records (swap/relocate)",
+        "plugins/memory/peer_list.hpp",
+        [("        if (uint32_t* k = keys()) k[to] = k[from];\n", "")],
+        ["memory_swarm_test"],
+        unit("memory_swarm_test", "*keys follow their peers through moves*")),
     "keep-root": (
         "[process] user is never applied: the tracker keeps running as root",
         "host/main.cpp",

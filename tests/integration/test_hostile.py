@@ -174,6 +174,31 @@ class OpenFilesLimit(unittest.TestCase):
                              r"|open files limit is 4096 \(hard limit 4096\)")
 
 
+class PeerKey(unittest.TestCase):
+    """BEP 7: behind one NAT address, whoever lacks a peer's key cannot stop or flip it."""
+
+    def announce(self, t, info_hash, pid, key=None, event=None, left=1):
+        extra = "key=%s" % key if key is not None else ""
+        with connect_from("127.0.0.7", t.http_port) as c:
+            r = c.get(announce_path(info_hash, pid, 7000, event=event, left=left, extra=extra))
+        self.assertEqual(r.status, 200)
+        return r.bencoded()
+
+    def test_announces_without_the_peers_key_are_refused(self):
+        with Tracker({}, udp=False, threads=1) as t:
+            h = random_hash()
+            self.assertIn(b"interval", self.announce(t, h, peer_id(), key="1a2b3c4d"))
+            for key in (None, "deadbeef"):
+                for event, left in (("stopped", 1), (None, 0)):
+                    d = self.announce(t, h, peer_id(), key=key, event=event, left=left)
+                    self.assertIn(b"key mismatch", d.get(b"failure reason", b""), d)
+            # Nothing changed: still one leecher; the owner can stop it.
+            d = self.announce(t, h, peer_id(), key="1a2b3c4d")
+            self.assertEqual((d[b"complete"], d[b"incomplete"]), (0, 1))
+            d = self.announce(t, h, peer_id(), key="1a2b3c4d", event="stopped")
+            self.assertEqual(d[b"incomplete"], 0)
+
+
 def proc_ids(pid):
     """(uids, gids, groups) from /proc/<pid>/status: real, effective, saved, fs ids."""
     out = {}

@@ -226,6 +226,7 @@ void Session::announce(std::string_view query, std::string_view passkey, const R
     r.event = q.event;
     r.numwant = q.numwant;
     r.key = q.key;
+    r.has_key = q.has_key;
     r.passkey = passkey;
     announce_call_.peers = peers_.data();
     announce_call_.peers_capacity = capacity;
