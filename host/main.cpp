@@ -22,6 +22,8 @@
 #include "private/policy.hpp"
 #include "process/cpus.hpp"
 #include "reload/reloader.hpp"
+#include "process/limits.hpp"
+#include "process/privileges.hpp"
 #include "tracker/tracker.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -221,16 +223,24 @@ int run(const Options& options) {
         threads = budget.cpus;
         log::info("main", "workers.threads = 0: " + std::to_string(threads) + " worker(s), from the " + budget.why);
     }
+    if (const OpenFilesLimit files = raise_open_files(open_files_needed(config, threads)); files.enough())
+        log::info("main", files.describe());
+    else
+        log::warning("main", files.describe());
     std::vector<std::unique_ptr<Worker>> workers;
+    const auto http_limits = make_connection_limits(config.http);  // one count for all workers
     for (unsigned i = 0; i < threads; ++i) {
         auto w = std::make_unique<Worker>();
         if (config.udp.enabled) w->udp = std::make_unique<UdpFrontend>(w->io, config.udp, tracker, key);
-        if (config.http.enabled) w->http = std::make_unique<HttpFrontend>(w->io, config.http, tracker);
+        if (config.http.enabled) w->http = std::make_unique<HttpFrontend>(w->io, config.http, tracker, http_limits);
         workers.push_back(std::move(w));
     }
 
     metrics::Registry metrics;  // per-worker counters, summed on scrape (metrics/worker_metrics.hpp)
     metrics::ReloadCounters reloads;
+    // Sockets bound, plugins loaded, drivers connected: nothing needs root any more.
+    drop_privileges(config.process);
+
     std::mutex mutex;
     std::condition_variable exited;
     unsigned running = 0;

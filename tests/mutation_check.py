@@ -33,6 +33,44 @@ def unit(binary, case):
 
 # name: (what it breaks, file, [(old, new), ...], build targets, test command)
 MUTATIONS = {
+    "key-ignored": (
+        "the memory driver never compares a peer's BEP 7 key: anyone behind its address can stop it",
+        "plugins/memory/swarm.cpp",
+        [("        if (keys && keys[i] != 0 && keys[i] != key) {", "        if (false) {")],
+        ["memory_swarm_test", "memory"],
+        integration("test_hostile.py", "PeerKey")),
+    "key-not-moved": (
+        "a peer's key stays behind when the peer list moves records (swap/relocate)",
+        "plugins/memory/peer_list.hpp",
+        [("        if (uint32_t* k = keys()) k[to] = k[from];\n", "")],
+        ["memory_swarm_test"],
+        unit("memory_swarm_test", "*keys follow their peers through moves*")),
+    "keep-root": (
+        "[process] user is never applied: the tracker keeps running as root",
+        "host/main.cpp",
+        [("    drop_privileges(config.process);\n", "")],
+        ["chihaya"],
+        integration("test_hostile.py", "LeastPrivilege.test_user_and_group_are_dropped_after_start_and_it_still_serves")),
+    "no-per-address-cap": (
+        "http.max_connections_per_address is never enforced: one address can hold every slot",
+        "host/frontend/http/connection_limits.cpp",
+        [("    if (per_address_ == 0) return true;\n    std::lock_guard lock(mutex_);\n    uint32_t& n",
+          "    return true;\n    std::lock_guard lock(mutex_);\n    uint32_t& n")],
+        ["chihaya"],
+        integration("test_hostile.py", "PerAddressConnections")),
+    "head-rescan": (
+        "the request-head scanner starts from byte 0 on every read (quadratic in a trickled head)",
+        "host/frontend/http/request_head.cpp",
+        [("    for (; scanned_ < bytes.size(); ++scanned_) {",
+          "    at_ = At::Leading;\n    for (scanned_ = 0; scanned_ < bytes.size(); ++scanned_) {")],
+        ["http_query_test"],
+        unit("http_query_test", "head scanner: a head trickled byte by byte is examined once, linearly")),
+    "nofile-not-raised": (
+        "RLIMIT_NOFILE is never raised at start-up",
+        "host/process/limits.cpp",
+        [("    if (::setrlimit(RLIMIT_NOFILE, &want) == 0) out.soft = want.rlim_cur;", "    (void)want;")],
+        ["chihaya"],
+        integration("test_hostile.py", "OpenFilesLimit")),
     "signals-after-listen": (
         "SIGINT/SIGTERM handlers installed only after the workers listen (the start-up race)",
         "host/main.cpp",

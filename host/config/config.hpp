@@ -46,6 +46,9 @@ struct HttpConfig {
     uint32_t idle_timeout = 30;          // seconds a keep-alive connection may stay idle
     uint32_t request_timeout = 10;       // seconds to receive one whole request head
     uint32_t max_connections = 10000;    // open connections per worker; more are closed at once
+    // Open connections from one client address (an IPv6 /64) across all workers; more are closed
+    // at once. Trusted proxies are exempt. 0 = no limit.
+    uint32_t max_connections_per_address = 64;
     std::vector<std::string> trusted_proxies;  // addresses or CIDR networks whose real_ip_header is believed
     std::string real_ip_header = "X-Forwarded-For";  // last address in it is the client
     bool allow_ip_param = false;         // believe the announce's ip= parameter
@@ -69,6 +72,13 @@ struct AdminConfig {
     // host:port, [v6]:port, or "" = no admin listener. Loopback in the shipped config; a public
     // address exposes metrics to anyone.
     std::string listen;
+};
+
+// [process]: who the tracker runs as once its sockets are bound and its plugins loaded.
+struct ProcessConfig {
+    std::string user;    // "" = stay who started it (a loud warning when that is root)
+    std::string group;   // "" = the user's primary group
+    std::string chroot;  // "" = none; else a directory to confine the process to (needs user)
 };
 
 // A driver's table ([cache.<name>] / [storage.<name>]) as written, checked later against the
@@ -105,6 +115,7 @@ struct Config {
     WorkersConfig workers;
     LogConfig log;
     AdminConfig admin;
+    ProcessConfig process;
     DriverSelection cache{"memory", {}};
     DriverSelection storage{"none", {}};
     AccountingConfig accounting;

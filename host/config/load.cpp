@@ -228,6 +228,7 @@ Config read(const toml::table& root, const std::string& file) {
         r.u32("idle_timeout", c.idle_timeout, 1, 3600);
         r.u32("request_timeout", c.request_timeout, 1, 600);
         r.u32("max_connections", c.max_connections, 1, 1000000);
+        r.u32("max_connections_per_address", c.max_connections_per_address, 0, 1000000);
         r.strings("trusted_proxies", c.trusted_proxies, check_proxy);
         r.string("real_ip_header", c.real_ip_header);
         r.boolean("allow_ip_param", c.allow_ip_param);
@@ -263,6 +264,19 @@ Config read(const toml::table& root, const std::string& file) {
                 fail(file, node->source(), "admin.listen", check_listen(config.admin.listen) + " (or \"\" for none)");
         }
         r.finish();
+    }
+    if (const toml::table* t = top.table("process")) {
+        TableReader r(*t, "process", file);
+        r.string("user", config.process.user);
+        const toml::node* group = r.string("group", config.process.group);
+        const toml::node* root = r.string("chroot", config.process.chroot);
+        r.finish();
+        if (group && config.process.user.empty() && !config.process.group.empty())
+            fail(file, group->source(), "process.group", "needs process.user");
+        if (root && config.process.user.empty() && !config.process.chroot.empty())
+            fail(file, root->source(), "process.chroot", "needs process.user (root can leave a chroot)");
+        if (root && !config.process.chroot.empty() && config.tracker.mode == TrackerMode::Private)
+            fail(file, root->source(), "process.chroot", "not with tracker.mode = \"private\" (its spool is written later)");
     }
     read_selection(top, "cache", config.cache);
     read_selection(top, "storage", config.storage, &read_accounting, &config);

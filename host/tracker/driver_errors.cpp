@@ -16,6 +16,7 @@ const char* status_name(chihaya_status status) {
         case CHIHAYA_NOT_FOUND: return "not found";
         case CHIHAYA_UNAVAILABLE: return "unavailable";
         case CHIHAYA_INTERNAL: return "internal";
+        case CHIHAYA_KEY_MISMATCH: return "key mismatch";
     }
     return "unknown status";
 }
@@ -88,7 +89,8 @@ bool CallGuard::finish(const char* call, chihaya_status status, const char* mess
                          "completion exactly once; run chihaya-conformance against it)");
         return false;
     }
-    if (status != CHIHAYA_OK && log) log->failed(call, status, message);
+    // A refusal the client caused is an answer, not a driver failure: never logged.
+    if (status != CHIHAYA_OK && status != CHIHAYA_KEY_MISMATCH && log) log->failed(call, status, message);
     return true;
 }
 

@@ -136,6 +136,7 @@ const char* failure_reason(chihaya_status status) {
         case CHIHAYA_INVALID: return "invalid request";
         case CHIHAYA_NOT_FOUND: return "unregistered torrent";
         case CHIHAYA_UNAVAILABLE: return "tracker storage unavailable";
+        case CHIHAYA_KEY_MISMATCH: return "peer key mismatch: this peer announced with another key";
         case CHIHAYA_INTERNAL: break;
     }
     return "internal tracker error";
@@ -226,6 +227,8 @@ void Tracker::announce(AnnounceCall& call) const {
     r.numwant = numwant;
     r.peer_ttl_s = settings.peer_lifetime;
     r.now_ms = now;
+    r.key = in.key;
+    r.has_key = in.has_key ? 1 : 0;
 
     chihaya_announce_result& res = call.abi_result;
     res.struct_size = sizeof res;

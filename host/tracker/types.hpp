@@ -51,7 +51,8 @@ struct AnnounceRequest {
     uint64_t left = 0;
     Event event = Event::None;
     int32_t numwant = -1;  // -1: the client did not say, the tracker's default applies
-    uint32_t key = 0;
+    uint32_t key = 0;      // BEP 7 key, when has_key
+    bool has_key = false;
     // Private mode: the passkey from the URL (HTTP path, UDP BEP 41 URL data). A view into the
     // frontend's buffer, read only inside Tracker::announce; a secret, never logged.
     std::string_view passkey;

@@ -138,6 +138,8 @@ public:
 
     // Null until enable_counters succeeded; then one entry per record, same index.
     Counters* counters() const noexcept { return ext() ? ext()->counters : nullptr; }
+    // Null until enable_keys succeeded; then one BEP 7 key per record (0 = the peer gave none).
+    uint32_t* keys() const noexcept { return ext() ? ext()->keys : nullptr; }
 
     // O(1) through the index when there is one; else a scan of fewer than kIndexFrom records.
     uint32_t find(const uint8_t* endpoint) const noexcept {
@@ -168,6 +170,19 @@ public:
         return true;
     }
 
+    // Makes room for and zeroes the parallel keys; false when out of memory. Only a family in
+    // which some peer announced with a key pays for them (4 bytes per record).
+    bool enable_keys() noexcept {
+        if (!block_ && !grow()) return false;
+        if (keys()) return true;
+        Extension* x = ensure_ext();
+        if (!x) return false;
+        auto* k = static_cast<uint32_t*>(std::calloc(block_->cap, sizeof(uint32_t)));
+        if (!k) return false;
+        x->keys = k;
+        return true;
+    }
+
     // Adds a peer in its part; returns its index, or npos when out of memory (nothing changed).
     uint32_t insert(const Peer& peer, bool seeder) noexcept {
         if (size() == capacity() && !grow()) return npos;
@@ -181,6 +196,7 @@ public:
         ++h.size;
         peers()[at] = peer;
         if (Counters* c = counters()) c[at] = Counters{0, 0};
+        if (uint32_t* k = keys()) k[at] = 0;
         index_add(at);
         return at;
     }
@@ -274,6 +290,7 @@ public:
 private:
     struct Extension {
         Counters* counters = nullptr;
+        uint32_t* keys = nullptr;   // parallel BEP 7 keys, once a peer of the family gave one
         uint32_t* slots = nullptr;  // position + 1 per used slot, 0 = empty
         uint32_t mask = 0;          // slot count - 1 (a power of two)
         uint32_t cursor = 0;        // expire_some's position
@@ -380,6 +397,7 @@ private:
         uint32_t s = indexed ? slot_of(from) : 0;
         peers()[to] = peers()[from];
         if (Counters* c = counters()) c[to] = c[from];
+        if (uint32_t* k = keys()) k[to] = k[from];
         if (indexed) ext()->slots[s] = to + 1;
     }
     void swap(uint32_t a, uint32_t b) noexcept {
@@ -390,6 +408,7 @@ private:
         peers()[a] = peers()[b];
         peers()[b] = t;
         if (Counters* c = counters()) { Counters ct = c[a]; c[a] = c[b]; c[b] = ct; }
+        if (uint32_t* k = keys()) { uint32_t kt = k[a]; k[a] = k[b]; k[b] = kt; }
         if (indexed) {
             ext()->slots[sa] = b + 1;
             ext()->slots[sb] = a + 1;
@@ -445,14 +464,25 @@ private:
             if (auto* c = static_cast<Counters*>(std::realloc(counters, size_t(cap) * sizeof(Counters))))
                 block_->ext()->counters = c;
         }
+        if (!resize_parallel(block_->ext() ? &block_->ext()->keys : nullptr, cap)) return false;
         block_->cap = cap;
         return true;
+    }
+
+    // Keeps a parallel array of 4-byte entries at `cap` records (as resize does for counters):
+    // a failed growth leaves `cap` unchanged (false), a failed shrink is harmless.
+    bool resize_parallel(uint32_t** array, uint32_t cap) noexcept {
+        if (!array || !*array || cap == block_->cap) return true;
+        auto* a = static_cast<uint32_t*>(std::realloc(*array, size_t(cap) * sizeof(uint32_t)));
+        if (a) *array = a;
+        return a != nullptr || cap < block_->cap;
     }
 
     void release() noexcept {
         if (!block_) return;
         if (Extension* x = ext()) {
             std::free(x->counters);
+            std::free(x->keys);
             std::free(x->slots);
             std::free(x);
         }

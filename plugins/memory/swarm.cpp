@@ -24,6 +24,21 @@ uint32_t deadline_for(uint32_t now_s, uint32_t ttl_s) noexcept {
     return d > PeerV4::deadline_mask ? PeerV4::deadline_mask : uint32_t(d);
 }
 
+// The key as stored: 0 means "no key", so a client's key 0 is kept as 1 (a 1-in-2^32 alias).
+// A host older than the key members sends a shorter request: no key.
+// Built against the frozen 2.0 headers too (tests/abi): those have neither the members nor the
+// status, and then there are no keys.
+#ifdef CHIHAYA_KEY_MISMATCH
+uint32_t announce_key(const chihaya_announce_request& request) noexcept {
+    if (!CHIHAYA_HAS_MEMBER(&request, chihaya_announce_request, has_key) || !request.has_key) return 0;
+    return request.key != 0 ? request.key : 1;
+}
+constexpr chihaya_status kKeyMismatch = CHIHAYA_KEY_MISMATCH;
+#else
+uint32_t announce_key(const chihaya_announce_request&) noexcept { return 0; }
+constexpr chihaya_status kKeyMismatch = CHIHAYA_INVALID;  // never returned: no key is ever kept
+#endif
+
 void write_counts(const SwarmCounts& c, chihaya_announce_result& result) noexcept {
     result.complete = c.complete;
     result.incomplete = c.incomplete;
@@ -49,6 +64,18 @@ chihaya_status Swarm::announce_in(PeerList<Peer>& peers, const chihaya_announce_
     const bool track = (request.flags & CHIHAYA_ANNOUNCE_TRACK_COUNTERS) != 0;
     uint32_t i = peers.find(incoming.endpoint);
 
+    // BEP 7: the first key a peer announced with is its proof of identity. Someone else behind
+    // the same address (a NAT, a shared host) who does not know it can neither stop, move nor
+    // refresh that peer. A peer that gave no key stays claimable, as it was.
+    const uint32_t key = announce_key(request);
+    if (i != peers.npos) {
+        const uint32_t* keys = peers.keys();
+        if (keys && keys[i] != 0 && keys[i] != key) {
+            chihaya::write_message(result.message, CHIHAYA_MESSAGE_CAP, "memory: key mismatch");
+            return kKeyMismatch;
+        }
+    }
+
     if (i != peers.npos) {
         result.had_previous = 1;
         if (track) {
@@ -66,6 +93,10 @@ chihaya_status Swarm::announce_in(PeerList<Peer>& peers, const chihaya_announce_
 
     if (track && !peers.enable_counters()) {
         chihaya::write_message(result.message, CHIHAYA_MESSAGE_CAP, "memory: out of memory for peer counters");
+        return CHIHAYA_INTERNAL;
+    }
+    if (key != 0 && !peers.enable_keys()) {
+        chihaya::write_message(result.message, CHIHAYA_MESSAGE_CAP, "memory: out of memory for peer keys");
         return CHIHAYA_INTERNAL;
     }
 
@@ -92,6 +123,7 @@ chihaya_status Swarm::announce_in(PeerList<Peer>& peers, const chihaya_announce_
     }
     if (deadline < sweep_due_s_) sweep_due_s_ = deadline;
     if (track) peers.counters()[i] = Counters{request.uploaded, request.downloaded};
+    if (key != 0 && peers.keys()[i] == 0) peers.keys()[i] = key;  // first key wins; kept until it leaves
 
     uint32_t want = request.numwant < result.peers_capacity ? request.numwant : result.peers_capacity;
     // Seeders need only leechers (the front of the list); leechers take anyone.

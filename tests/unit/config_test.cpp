@@ -48,9 +48,13 @@ TEST_CASE("etc/chihaya.toml is valid and spells out the defaults") {
     CHECK(shipped.http.idle_timeout == defaults.http.idle_timeout);
     CHECK(shipped.http.request_timeout == defaults.http.request_timeout);
     CHECK(shipped.http.max_connections == defaults.http.max_connections);
+    CHECK(shipped.http.max_connections_per_address == defaults.http.max_connections_per_address);
     CHECK(shipped.http.real_ip_header == defaults.http.real_ip_header);
     CHECK(shipped.workers.threads == defaults.workers.threads);
     CHECK(shipped.log.level == defaults.log.level);
+    CHECK(shipped.process.user == defaults.process.user);
+    CHECK(shipped.process.group == defaults.process.group);
+    CHECK(shipped.process.chroot == defaults.process.chroot);
     CHECK(shipped.cache.driver == "memory");
     CHECK(shipped.cache.tables.at("memory").at("shards").integer == 1024);
     CHECK(shipped.storage.driver == "none");

@@ -358,3 +358,43 @@ TEST_CASE("client address: parse, trusted proxies, last forwarded address") {
     CHECK_FALSE(last_forwarded_address("1.2.3.4, garbage", e));
     CHECK(e == before);
 }
+
+TEST_CASE("head scanner: finds the end parse_request_head finds, for every way of framing it") {
+    for (std::string_view head : {"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+                                  "GET / HTTP/1.0\n\n", "GET / HTTP/1.1\r\nA: b\n\r\n"}) {
+        RequestHead h;
+        REQUIRE(parse_request_head(head, "", h) == HeadParse::Complete);
+        HeadScanner whole;
+        CHECK(whole.feed(head) == h.size);
+        HeadScanner dribbled;
+        size_t found = 0;
+        for (size_t n = 1; n <= head.size() && !found; ++n) found = dribbled.feed(head.substr(0, n));
+        CHECK(found == h.size);
+    }
+    HeadScanner s;
+    CHECK(s.feed("GET / HTTP/1.1\r\nHost: x\r\n") == 0);
+    CHECK(s.feed("GET / HTTP/1.1\r\nHost: x\r\n\r") == 0);
+    CHECK(s.feed("GET / HTTP/1.1\r\nHost: x\r\n\r\nGET") == 27);  // pipelined bytes are not its business
+}
+
+// The quadratic re-parse this replaces cost ~30 ms of CPU for an 8 KiB head sent one byte per
+// segment. The scanner must never look at a byte twice: after each call the bytes it already saw
+// are overwritten with a blank line, which a re-scan from byte 0 would take for the head's end.
+TEST_CASE("head scanner: a head trickled byte by byte is examined once, linearly") {
+    std::string head = "GET /announce HTTP/1.1\r\n";
+    while (head.size() < 8000) head += "X-Padding: abcdefghij\r\n";
+    head += "\r\n";
+    std::string buffer(head.size(), '\0');
+    HeadScanner s;
+    size_t found = 0, calls = 0;
+    for (size_t n = 1; n <= head.size() && !found; ++n) {
+        buffer[n - 1] = head[n - 1];
+        found = s.feed(std::string_view(buffer.data(), n));
+        ++calls;
+        CHECK(s.scanned() == n);  // exactly the bytes received so far, each once
+        if (n >= 2) buffer[n - 2] = '\n';  // seen already: a rescan would stop here
+        if (n >= 3) buffer[n - 3] = '\n';
+    }
+    CHECK(calls == head.size());
+    CHECK(found == head.size());
+}

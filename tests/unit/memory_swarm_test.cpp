@@ -6,6 +6,7 @@
 #include "swarm.hpp"
 
 #include <cstring>
+#include <malloc.h>
 #include <map>
 #include <set>
 #include <string>
@@ -47,6 +48,8 @@ struct Announce {
     }
     Announce& hash(uint8_t b) { std::memset(r.info_hash, b, 20); r.info_hash[0] = b; return *this; }
     Announce& at_ms(uint64_t ms) { r.now_ms = ms; return *this; }
+    Announce& key(uint32_t k) { r.key = k; r.has_key = 1; return *this; }
+    Announce& no_key() { r.key = 0; r.has_key = 0; return *this; }
 };
 
 std::string endpoint_of(const chihaya_announce_request& r) {
@@ -515,4 +518,72 @@ TEST_CASE("MemoryCache: info_hashes an attacker makes alike still spread over th
         REQUIRE(a.announce(r, res) == CHIHAYA_OK);
     }
     CHECK(a.swarm_count() == 2000);
+}
+
+TEST_CASE("BEP 7 key: a peer that announced with a key cannot be stopped or moved without it") {
+    Swarm swarm;
+    CHECK(announce(swarm, Announce(1).key(0xabcd)).status == CHIHAYA_OK);
+    CHECK(announce(swarm, Announce(2)).status == CHIHAYA_OK);  // another peer, no key
+    // Same (addr, port), no key or another key: refused, and nothing changes.
+    CHECK(announce(swarm, Announce(1).no_key().event(CHIHAYA_EVENT_STOPPED)).status == CHIHAYA_KEY_MISMATCH);
+    CHECK(announce(swarm, Announce(1).key(0xabce).event(CHIHAYA_EVENT_STOPPED)).status == CHIHAYA_KEY_MISMATCH);
+    CHECK(announce(swarm, Announce(1, /*seeder=*/true).key(1)).status == CHIHAYA_KEY_MISMATCH);
+    CHECK(announce(swarm, Announce(1).key(0xabcd).event(CHIHAYA_EVENT_COMPLETED).numwant(0)).status == CHIHAYA_OK);
+    CHECK(swarm.counts().incomplete == 2);
+    CHECK(swarm.counts().complete == 0);
+    CHECK(swarm.counts().downloaded == 1);
+    // A peer that gave no key takes the first key it sends, then keeps it.
+    CHECK(announce(swarm, Announce(2).key(7)).status == CHIHAYA_OK);
+    CHECK(announce(swarm, Announce(2).key(8)).status == CHIHAYA_KEY_MISMATCH);
+    // A request from a host without the key members (a 2.0-sized struct) carries no key.
+    Announce old(1);
+    old.r.struct_size = offsetof(chihaya_announce_request, key);
+    old.r.has_key = 1;
+    old.r.key = 0xabcd;
+    CHECK(announce(swarm, old).status == CHIHAYA_KEY_MISMATCH);
+    // The owner stops it; then the (addr, port) is free for anyone.
+    CHECK(announce(swarm, Announce(1).key(0xabcd).event(CHIHAYA_EVENT_STOPPED)).status == CHIHAYA_OK);
+    CHECK(swarm.peer_count() == 1);
+    CHECK(announce(swarm, Announce(1).key(99)).status == CHIHAYA_OK);
+}
+
+TEST_CASE("BEP 7 key: keys follow their peers through moves, removals and the index") {
+    Swarm swarm;
+    constexpr uint32_t n = 300;  // past kIndexFrom: the indexed path, and several resizes
+    for (uint32_t p = 0; p < n; ++p) REQUIRE(announce(swarm, Announce(p, p % 3 == 0).key(1000 + p)).status == CHIHAYA_OK);
+    for (uint32_t p = 0; p < n; p += 4)  // remove a quarter, move some across the partition
+        REQUIRE(announce(swarm, Announce(p).key(1000 + p).event(CHIHAYA_EVENT_STOPPED)).status == CHIHAYA_OK);
+    for (uint32_t p = 1; p < n; p += 5)
+        REQUIRE(announce(swarm, Announce(p, p % 2 == 0).key(1000 + p)).status == CHIHAYA_OK);
+    for (uint32_t p = 0; p < n; ++p) {
+        if (p % 4 == 0) continue;
+        CHECK(announce(swarm, Announce(p).key(2000 + p).numwant(0)).status == CHIHAYA_KEY_MISMATCH);
+        CHECK(announce(swarm, Announce(p).key(1000 + p).numwant(0)).status == CHIHAYA_OK);
+    }
+}
+
+// Memory per peer with and without keys, measured with the allocator's own count (glibc
+// mallinfo2: bytes in use), for swarms of the sizes a public tracker mostly has.
+TEST_CASE("BEP 7 key: memory cost per peer") {
+    auto in_use = [] { return mallinfo2().uordblks; };
+    for (uint32_t per_swarm : {1u, 5u, 100u}) {
+        size_t cost[2] = {};
+        for (int keyed = 0; keyed < 2; ++keyed) {
+            {
+                std::vector<Swarm> swarms(2000);
+                const size_t start = in_use();
+                for (auto& sw : swarms)
+                    for (uint32_t p = 0; p < per_swarm; ++p) {
+                        Announce a(p);
+                        if (keyed) a.key(0x1000 + p);
+                        REQUIRE(announce(sw, a.numwant(0)).status == CHIHAYA_OK);
+                    }
+                cost[keyed] = in_use() - start;
+            }
+        }
+        const double plain = double(cost[0]) / (2000.0 * per_swarm), keyed = double(cost[1]) / (2000.0 * per_swarm);
+        MESSAGE("peers per swarm " << per_swarm << ": " << plain << " bytes/peer without keys, " << keyed
+                                   << " with keys (+" << keyed - plain << ")");
+        CHECK(keyed - plain <= (per_swarm >= 100 ? 6.0 : 96.0));  // small families pay for the Extension
+    }
 }

@@ -10,13 +10,19 @@ namespace boost::asio { class io_context; }
 namespace chihaya {
 
 class Tracker;
+namespace http { class ConnectionLimits; }
+
+// The per-address connection count every worker's HttpFrontend shares (one per process).
+std::shared_ptr<http::ConnectionLimits> make_connection_limits(const HttpConfig& config);
 
 class HttpFrontend {
 public:
     // Opens one SO_REUSEPORT acceptor per configured listen address on `io` (IPv6 ones are
     // IPV6_V6ONLY). Throws std::runtime_error naming the address when one cannot be bound.
     // `tracker` must outlive every connection: keep it until io.run() has returned.
-    HttpFrontend(boost::asio::io_context& io, const HttpConfig& config, const Tracker& tracker);
+    // `limits`: from make_connection_limits, the same for every worker (null: this worker's own).
+    HttpFrontend(boost::asio::io_context& io, const HttpConfig& config, const Tracker& tracker,
+                 std::shared_ptr<http::ConnectionLimits> limits = nullptr);
     // Closes the acceptors; run it on the worker's thread or after io.run() has returned. Sessions
     // still queued in `io` stay valid (they share their state), so `io` may be destroyed later.
     ~HttpFrontend();

@@ -81,14 +81,32 @@ private:
             return;
         }
         accept_failing_ = false;
-        if (worker_->sessions.size() >= worker_->config.max_connections) {
-            boost::system::error_code ignored;
-            socket.close(ignored);  // over max_connections: shed the newest, keep serving the rest
-            metrics::current().limit(metrics::Limit::HttpConnections);
-        } else {
-            std::make_shared<Session>(worker_, std::move(socket))->start();
-        }
+        admit(std::move(socket));
         accept();
+    }
+
+    // Sheds the newest connection when the worker is full (max_connections) or its address
+    // already holds its share (max_connections_per_address; trusted proxies are exempt, they
+    // speak for many clients). Shedding is a close: no bytes are spent on who is refused.
+    void admit(tcp::socket socket) {
+        boost::system::error_code ec;
+        const auto remote = socket.remote_endpoint(ec);
+        if (ec || worker_->sessions.size() >= worker_->config.max_connections) {
+            if (!ec) metrics::current().limit(metrics::Limit::HttpConnections);
+            socket.close(ec);  // reset before we saw it, or over max_connections
+            return;
+        }
+        const Endpoint client = make_endpoint(remote.address(), remote.port());
+        bool counted = false;
+        if (!is_trusted(worker_->trusted_proxies, client)) {
+            if (!worker_->limits->try_open(client)) {
+                metrics::current().limit(metrics::Limit::HttpConnections);
+                socket.close(ec);
+                return;
+            }
+            counted = true;
+        }
+        std::make_shared<Session>(worker_, std::move(socket), client, counted)->start();
     }
 
     std::shared_ptr<WorkerState> worker_;
@@ -105,7 +123,12 @@ struct HttpFrontend::Impl {
     std::vector<std::shared_ptr<Listener>> listeners;
 };
 
-HttpFrontend::HttpFrontend(boost::asio::io_context& io, const HttpConfig& config, const Tracker& tracker)
+std::shared_ptr<http::ConnectionLimits> make_connection_limits(const HttpConfig& config) {
+    return std::make_shared<http::ConnectionLimits>(config.max_connections_per_address);
+}
+
+HttpFrontend::HttpFrontend(boost::asio::io_context& io, const HttpConfig& config, const Tracker& tracker,
+                           std::shared_ptr<http::ConnectionLimits> limits)
     : impl_(std::make_unique<Impl>()) {
     std::vector<TrustedProxy> trusted;
     for (const std::string& text : config.trusted_proxies) {
@@ -113,7 +136,8 @@ HttpFrontend::HttpFrontend(boost::asio::io_context& io, const HttpConfig& config
         if (!proxy) throw std::runtime_error("http: trusted_proxies: not an address or CIDR network: '" + text + "'");
         trusted.push_back(*proxy);
     }
-    impl_->worker = std::make_shared<WorkerState>(io, config, tracker, std::move(trusted));
+    if (!limits) limits = make_connection_limits(config);
+    impl_->worker = std::make_shared<WorkerState>(io, config, tracker, std::move(trusted), std::move(limits));
     for (const std::string& text : config.listen) {
         auto where = parse_listen_address(text);
         if (!where) throw std::runtime_error("http: listen: not host:port or [v6]:port: '" + text + "'");

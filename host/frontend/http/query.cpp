@@ -175,6 +175,7 @@ const char* parse_announce(std::string_view query, AnnounceQuery& out) {
             else failure = "invalid event";
         } else if (key == "key") {
             out.key = parse_key(value);
+            out.has_key = true;
         } else if (key == "ip") {
             // A hostname or garbage here is ignored rather than refused: the socket address is
             // still a good answer, and the parameter is only believed when configured anyway.

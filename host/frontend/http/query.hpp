@@ -34,6 +34,7 @@ struct AnnounceQuery {
     Event event = Event::None;
     int32_t numwant = -1;    // -1: absent; larger values saturate at INT32_MAX (the tracker caps)
     uint32_t key = 0;
+    bool has_key = false;
     bool compact = true;     // BEP 23 is the default: every client in use asks for it anyway
     bool no_peer_id = false;
     bool has_ip = false;     // `ip` was present and is a numeric address; `ip.port` stays 0

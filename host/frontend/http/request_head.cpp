@@ -35,6 +35,30 @@ void apply_connection(std::string_view value, bool& keep_alive) {
 
 }  // namespace
 
+size_t HeadScanner::feed(std::string_view bytes) {
+    for (; scanned_ < bytes.size(); ++scanned_) {
+        const char c = bytes[scanned_];
+        switch (at_) {
+            case At::Leading:
+                if (c != '\r' && c != '\n') at_ = At::Line;
+                break;
+            case At::Line:
+                if (c == '\n') at_ = At::LineFeed;
+                break;
+            case At::LineFeed:
+                if (c == '\n') return ++scanned_;
+                at_ = c == '\r' ? At::LineFeedReturn : At::Line;
+                break;
+            case At::LineFeedReturn:
+                if (c == '\n') return ++scanned_;
+                // "\n\r\r": a line that is not empty (parse_request_head refuses it later).
+                at_ = At::Line;
+                break;
+        }
+    }
+    return 0;
+}
+
 HeadParse parse_request_head(std::string_view bytes, std::string_view real_ip_header, RequestHead& out) {
     out = RequestHead{};
     size_t pos = 0;

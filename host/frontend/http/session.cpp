@@ -62,29 +62,30 @@ bool hash_less(const chihaya_scrape_entry& a, const chihaya_scrape_entry& b) {
 }  // namespace
 
 WorkerState::WorkerState(boost::asio::io_context& io_, const HttpConfig& config_, const Tracker& tracker_,
-                         std::vector<TrustedProxy> trusted_proxies_)
-    : io(io_), config(config_), tracker(tracker_), trusted_proxies(std::move(trusted_proxies_)) {}
+                         std::vector<TrustedProxy> trusted_proxies_, std::shared_ptr<ConnectionLimits> limits_)
+    : io(io_), config(config_), tracker(tracker_), trusted_proxies(std::move(trusted_proxies_)),
+      limits(std::move(limits_)) {}
 
-Session::Session(std::shared_ptr<WorkerState> worker, boost::asio::ip::tcp::socket socket)
+Session::Session(std::shared_ptr<WorkerState> worker, boost::asio::ip::tcp::socket socket, const Endpoint& remote,
+                 bool counted)
     : worker_(std::move(worker)),
       executor_(worker_->io.get_executor()),
       socket_(std::move(socket)),
-      timer_(worker_->io) {
+      timer_(worker_->io),
+      remote_(remote),
+      counted_(counted) {
     worker_->sessions.insert(this);
+    remote_is_proxy_ = is_trusted(worker_->trusted_proxies, remote_);
     boost::system::error_code ec;
-    const auto remote = socket_.remote_endpoint(ec);
-    if (ec) {
-        state_ = State::Closed;  // reset before we saw it; start() closes
-    } else {
-        remote_ = make_endpoint(remote.address(), remote.port());
-        remote_is_proxy_ = is_trusted(worker_->trusted_proxies, remote_);
-    }
     // One write per response: Nagle would only delay pipelined answers behind delayed ACKs.
     socket_.set_option(boost::asio::ip::tcp::no_delay(true), ec);
     in_.resize(std::min(kInitialReadBuffer, head_cap()));
 }
 
-Session::~Session() { worker_->sessions.erase(this); }
+Session::~Session() {
+    worker_->sessions.erase(this);
+    if (counted_) worker_->limits->close(remote_);
+}
 
 size_t Session::head_cap() const { return std::max<size_t>(worker_->config.max_request_head, kMinHeadCap); }
 
@@ -116,20 +117,22 @@ void Session::shutdown() {
 
 void Session::next_request() {
     if (state_ == State::Closed) return;
-    RequestHead head;
-    switch (parse_request_head(std::string_view(in_.data(), in_len_), worker_->config.real_ip_header, head)) {
-        case HeadParse::Complete:
+    // Only bytes not seen before are scanned for the head's end; the head is parsed once, whole.
+    const std::string_view bytes(in_.data(), in_len_);
+    if (const size_t head_size = scanner_.feed(bytes)) {
+        RequestHead head;
+        if (parse_request_head(bytes.substr(0, head_size), worker_->config.real_ip_header, head) ==
+                HeadParse::Complete &&
+            head.size == head_size) {
             consumed_ = head.size;
             handle(head);
             return;
-        case HeadParse::Malformed:
-            http11_ = true;
-            keep_alive_ = false;
-            consumed_ = in_len_;
-            respond_text(Status::BadRequest, "malformed request\n");
-            return;
-        case HeadParse::Incomplete:
-            break;
+        }
+        http11_ = true;
+        keep_alive_ = false;
+        consumed_ = in_len_;
+        respond_text(Status::BadRequest, "malformed request\n");
+        return;
     }
     if (worker_->stopping) {
         close();
@@ -238,6 +241,7 @@ void Session::announce(std::string_view query, std::string_view passkey, const R
     r.event = q.event;
     r.numwant = q.numwant;
     r.key = q.key;
+    r.has_key = q.has_key;
     r.passkey = passkey;
     announce_call_.peers = peers_.data();
     announce_call_.peers_capacity = capacity;
@@ -451,6 +455,7 @@ void Session::on_write(const boost::system::error_code& ec) {
     if (consumed_ < in_len_) std::memmove(in_.data(), in_.data() + consumed_, in_len_ - consumed_);
     in_len_ -= std::min(consumed_, in_len_);
     consumed_ = 0;
+    scanner_.reset();  // the next head starts at in_[0]
     if (out_.size() > kShrinkAbove) {
         out_.resize(kHeadRoom);
         out_.shrink_to_fit();

@@ -5,6 +5,8 @@
 #include "config/config.hpp"
 #include "frontend/http/client_address.hpp"
 #include "metrics/worker_metrics.hpp"
+#include "frontend/http/connection_limits.hpp"
+#include "frontend/http/request_head.hpp"
 #include "tracker/types.hpp"
 
 #include <chihaya/abi.h>
@@ -29,7 +31,6 @@ class Tracker;
 namespace chihaya::http {
 
 class Session;
-struct RequestHead;
 
 // The statuses this frontend answers with; tracker-level failures are 200 with a bencoded reason.
 enum class HttpStatus : uint8_t { Ok, BadRequest, NotFound, MethodNotAllowed, HeadTooLarge };
@@ -39,19 +40,22 @@ enum class HttpStatus : uint8_t { Ok, BadRequest, NotFound, MethodNotAllowed, He
 // still queued when the HttpFrontend goes away stays safe.
 struct WorkerState {
     WorkerState(boost::asio::io_context& io, const HttpConfig& config, const Tracker& tracker,
-                std::vector<TrustedProxy> trusted_proxies);
+                std::vector<TrustedProxy> trusted_proxies, std::shared_ptr<ConnectionLimits> limits);
 
     boost::asio::io_context& io;
     HttpConfig config;
     const Tracker& tracker;
     std::vector<TrustedProxy> trusted_proxies;
+    std::shared_ptr<ConnectionLimits> limits;  // per client address, shared by every worker
     std::unordered_set<Session*> sessions;  // live sessions: max_connections and stop()
     bool stopping = false;
 };
 
 class Session : public std::enable_shared_from_this<Session> {
 public:
-    Session(std::shared_ptr<WorkerState> worker, boost::asio::ip::tcp::socket socket);
+    // `counted`: the listener counted `remote` in worker->limits; the session gives it back.
+    Session(std::shared_ptr<WorkerState> worker, boost::asio::ip::tcp::socket socket, const Endpoint& remote,
+            bool counted);
     ~Session();
     Session(const Session&) = delete;
     Session& operator=(const Session&) = delete;
@@ -106,6 +110,7 @@ private:
 
     Endpoint remote_;               // socket address, v4-mapped already IPv4
     bool remote_is_proxy_ = false;  // remote_ is in trusted_proxies
+    bool counted_ = false;          // remote_ holds one of its per-address connections
     State state_ = State::Reading;
     bool keep_alive_ = true;        // of the request being answered
     bool http11_ = true;
@@ -116,6 +121,7 @@ private:
     metrics::Action action_ = metrics::Action::Other;  // of the request being answered
     uint64_t started_ns_ = 0;       // when its head was complete
     size_t consumed_ = 0;           // bytes of in_ that belong to the request being answered
+    HeadScanner scanner_;           // how far in_ has been searched for the end of the head
 
     // Buffers grow to what the connection needs once, then are reused for every request.
     std::vector<char> in_;

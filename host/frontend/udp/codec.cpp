@@ -62,6 +62,7 @@ Fault parse_announce(Bytes packet, const Endpoint& source, AnnounceRequest& out)
     out.event = event <= CHIHAYA_EVENT_STOPPED ? Event(event) : Event::None;
     // p + 84, the IP field, is deliberately not read (see the header).
     out.key = load32(p + 88);
+    out.has_key = out.key != 0;  // the field is always there; clients that have no key send 0
     // -1 is BEP 15's "default"; any other negative value is as meaningless, so it means the same.
     int32_t numwant = int32_t(load32(p + 92));
     out.numwant = numwant < 0 ? -1 : numwant;

@@ -100,6 +100,10 @@ typedef uint32_t chihaya_status;
 #define CHIHAYA_NOT_FOUND 2u   /* unknown torrent/user where the driver enforces a registry */
 #define CHIHAYA_UNAVAILABLE 3u /* store down, slow or overloaded */
 #define CHIHAYA_INTERNAL 4u    /* a bug or an exception caught at the boundary */
+/* (2.1, appended) The client may not do this, and the host says why with a fixed reason; not
+ * logged as a driver failure. A host that predates a code reads it as CHIHAYA_INTERNAL. */
+#define CHIHAYA_KEY_MISMATCH 5u /* the peer announced with a BEP 7 key before; this announce's key
+                                   is missing or another (see chihaya_announce_request.has_key) */
 
 typedef uint32_t chihaya_driver_kind;
 #define CHIHAYA_KIND_CACHE 1u   /* swarm state: peers and counts, shared between tracker hosts */
@@ -232,6 +236,14 @@ typedef struct chihaya_announce_request {
     uint32_t numwant;     /* peers wanted, of the requester's own family; 0 is valid */
     uint32_t peer_ttl_s;  /* a peer not heard from for this long is gone */
     uint64_t now_ms;      /* host clock at receipt (chihaya_host_api.now_ms) */
+    /* (2.1, appended; read only when struct_size covers them: CHIHAYA_HAS_MEMBER.) The client's
+     * BEP 7 key (HTTP `key`, folded to 32 bits; UDP's key field when not 0). A driver that keeps
+     * keys remembers the key a peer first announced with, and answers a later announce of that
+     * (info_hash, family, addr, port) whose key is absent or another with CHIHAYA_KEY_MISMATCH,
+     * changing nothing: someone else behind the same address cannot stop or move that peer.
+     * Keeping keys is optional; a driver built for 2.0 does not see these members. */
+    uint32_t key;
+    uint32_t has_key;     /* 1 when the client sent a key */
 } chihaya_announce_request;
 
 /* The driver's answer, written into host-owned memory. */

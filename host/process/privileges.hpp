@@ -1,0 +1,14 @@
+// Least privilege: after the sockets are bound and the plugins loaded, become [process] user.
+#pragma once
+
+#include "config/config.hpp"
+
+namespace chihaya {
+
+// Resolves the user and group (before any chroot: /etc/passwd is outside it), chroots when
+// configured, then drops supplementary groups, gid and uid, and checks that root cannot be
+// regained. Throws std::runtime_error naming what failed. With no user configured it changes
+// nothing, and warns when the process is root.
+void drop_privileges(const ProcessConfig& config);
+
+}  // namespace chihaya
