@@ -239,7 +239,11 @@ int run(const Options& options) {
     metrics::Registry metrics;  // per-worker counters, summed on scrape (metrics/worker_metrics.hpp)
     metrics::ReloadCounters reloads;
     // Sockets bound, plugins loaded, drivers connected: nothing needs root any more.
-    drop_privileges(config.process);
+    // Private mode keeps writing its spool (made above as the starting user): it goes to the new
+    // user too, or batches could not be sealed after the drop.
+    drop_privileges(config.process, private_state && private_state->spool
+                                        ? std::vector<std::string>{private_state->spool->dir()}
+                                        : std::vector<std::string>{});
 
     std::mutex mutex;
     std::condition_variable exited;

@@ -13,6 +13,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -52,7 +53,7 @@ Identity resolve(const ProcessConfig& config) {
 
 }  // namespace
 
-void drop_privileges(const ProcessConfig& config) {
+void drop_privileges(const ProcessConfig& config, const std::vector<std::string>& hand_over) {
     if (config.user.empty()) {
         if (::geteuid() == 0)
             log::warning("process",
@@ -69,6 +70,13 @@ void drop_privileges(const ProcessConfig& config) {
     if (!config.chroot.empty()) {
         if (::chdir(config.chroot.c_str()) != 0 || ::chroot(".") != 0 || ::chdir("/") != 0)
             fail("chroot to " + config.chroot);
+    }
+    for (const std::string& dir : hand_over) {
+        std::error_code error;
+        if (::lchown(dir.c_str(), id.uid, id.gid) != 0) fail("chown " + dir);
+        for (const auto& entry : std::filesystem::recursive_directory_iterator(dir, error))
+            if (::lchown(entry.path().c_str(), id.uid, id.gid) != 0) fail("chown " + entry.path().string());
+        if (error) fail("chown under " + dir + ": " + error.message());
     }
     // Groups first: once the uid is dropped, changing groups is no longer allowed.
     if (::setgroups(1, &id.gid) != 0) fail("setgroups");

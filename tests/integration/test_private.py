@@ -464,6 +464,23 @@ class StartUp(PrivateTest):
             t.start()
         self.assertIn('storage driver "none" cannot serve private mode', str(e.exception))
 
+    @unittest.skipUnless(os.geteuid() == 0, "dropping privileges needs root")
+    def test_dropped_privileges_keep_the_spool_writable(self):
+        """[process] user: the spool made at start-up (as root) is handed to the user, so batches
+        are still sealed and applied after the drop."""
+        uid, key = self.reg.user()
+        _, h = self.reg.torrent()
+        spool = self.spool()
+        os.chmod(os.path.dirname(spool), 0o755)
+        t = self.tracker(spool, process={"user": "nobody"})
+        c = Client(uid, key, h, 7000)
+        c.announce(t)
+        c.transfer(1234, 567)
+        c.announce(t)
+        self.wait_totals({uid: (1234, 567)})
+        t.stop_checked()
+        self.assertEqual(os.stat(spool).st_uid, 65534)
+
     def test_leech_slots(self):
         uid, key = self.reg.user(slots=1)
         _, h1 = self.reg.torrent()
