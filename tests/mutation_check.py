@@ -51,6 +51,25 @@ MUTATIONS = {
         [("    drop_privileges(config.process);\n", "")],
         ["chihaya"],
         integration("test_hostile.py", "LeastPrivilege.test_user_and_group_are_dropped_after_start_and_it_still_serves")),
+    "no-connect-limit": (
+        "[udp] connect_rate is never enforced: one address's connect flood is answered in full",
+        "host/frontend/udp/worker.cpp",
+        [("        if (!connects.admit(*source, now_ms)) {", "        if (false && !connects.admit(*source, now_ms)) {")],
+        ["chihaya"],
+        integration("test_udp.py", "ConnectFlood")),
+    "no-journal-replay": (
+        "a killed run's journal is not replayed: what it accepted since the last seal is lost",
+        "host/flush/recovery.cpp",
+        [("    if (!left.reports.empty()) {", "    if (false && !left.reports.empty()) {")],
+        ["chihaya"],
+        integration("test_private.py", "Accounting.test_sigkill_mid_traffic_memory_cache")),
+    "no-spool-handover": (
+        "the spool stays the starting user's after [process] user: batches cannot be sealed",
+        "host/main.cpp",
+        [("    drop_privileges(config.process, private_state && private_state->spool",
+          "    drop_privileges(config.process, false && private_state && private_state->spool")],
+        ["chihaya"],
+        integration("test_private.py", "StartUp.test_dropped_privileges_keep_the_spool_writable")),
     "no-per-address-cap": (
         "http.max_connections_per_address is never enforced: one address can hold every slot",
         "host/frontend/http/connection_limits.cpp",

@@ -33,6 +33,11 @@ struct UdpConfig {
     bool enabled = true;
     std::vector<std::string> listen = {"0.0.0.0:6969", "[::]:6969"};  // host:port, [v6]:port
     uint32_t receive_buffer = 8 << 20;   // SO_RCVBUF bytes per socket; 0 = the kernel default
+    // Connect requests answered per second per address (IPv6: per /64) and per worker, after a
+    // burst of connect_burst; the rest are dropped unanswered. 0 = no limit. A client connects
+    // about once per two minutes; thousands of users behind one carrier-grade NAT stay far below.
+    uint32_t connect_rate = 20;
+    uint32_t connect_burst = 200;
     // 32 hex digits shared by every host behind one UDP address, so a connection id issued by one
     // is accepted by the others; "" = a random secret per process.
     std::string connection_id_secret;

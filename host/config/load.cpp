@@ -209,6 +209,8 @@ Config read(const toml::table& root, const std::string& file) {
         r.boolean("enabled", config.udp.enabled);
         r.strings("listen", config.udp.listen, check_listen);
         r.u32("receive_buffer", config.udp.receive_buffer, 0, 1 << 30);
+        r.u32("connect_rate", config.udp.connect_rate, 0, 1000000);
+        r.u32("connect_burst", config.udp.connect_burst, 1, 1000000);
         if (config.udp.enabled && config.udp.listen.empty())
             fail(file, t->source(), "udp.listen", "empty while udp.enabled = true (disable UDP instead)");
         if (const toml::node* node = r.string("connection_id_secret", config.udp.connection_id_secret)) {

@@ -52,6 +52,7 @@ const char* name(Limit l) {
         case Limit::UdpSlots: return "udp_calls_in_flight";
         case Limit::RequestHead: return "http_max_request_head";
         case Limit::ScrapeTorrents: return "max_scrape_torrents";
+        case Limit::UdpConnects: return "udp_connect_rate";
         default: return "unknown";
     }
 }

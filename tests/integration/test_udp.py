@@ -304,5 +304,42 @@ class SharedSecret(unittest.TestCase):
                     co.announce(random_hash(), peer_id(), 6881, event="started", left=1)
 
 
+class ConnectFlood(unittest.TestCase):
+    def test_a_connect_flood_from_one_address_is_cut_and_others_are_answered(self):
+        """connect_rate / connect_burst per address: 300 connects from 127.0.0.2 within a second
+        get at most the burst plus a second's rate answered; 127.0.0.3 is answered meanwhile, and
+        the flood gets no bytes back beyond those answers."""
+        import socket
+        import struct
+        import time
+        with Tracker({"udp": {"connect_rate": 5, "connect_burst": 10}}, threads=1) as t:
+            flood = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            flood.bind(("127.0.0.2", 0))
+            flood.connect(("127.0.0.1", t.udp_port))
+            started = time.monotonic()
+            for i in range(300):
+                flood.send(struct.pack(">QII", 0x41727101980, 0, i))
+            flood.settimeout(0.5)
+            answers = 0
+            try:
+                while True:
+                    reply = flood.recv(64)
+                    self.assertEqual(len(reply), 16)
+                    answers += 1
+            except socket.timeout:
+                pass
+            elapsed = time.monotonic() - started
+            self.assertGreaterEqual(answers, 10)
+            self.assertLessEqual(answers, 10 + int(5 * elapsed) + 1)
+            other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            other.bind(("127.0.0.3", 0))
+            other.connect(("127.0.0.1", t.udp_port))
+            other.settimeout(2)
+            other.send(struct.pack(">QII", 0x41727101980, 0, 7))
+            self.assertEqual(len(other.recv(64)), 16)
+            flood.close()
+            other.close()
+
+
 if __name__ == "__main__":
     unittest_main()

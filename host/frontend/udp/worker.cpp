@@ -15,6 +15,7 @@
 
 #include "net/address.hpp"
 #include "frontend/udp/codec.hpp"
+#include "frontend/udp/connect_limiter.hpp"
 #include "log/access_log.hpp"
 #include "log/log.hpp"
 #include "metrics/worker_metrics.hpp"
@@ -129,8 +130,8 @@ struct UdpFrontend::Impl {
         std::string name;  // as configured, for messages
     };
 
-    Impl(asio::io_context& io, const Tracker& tracker, const ConnectionIdKey& key)
-        : io(io), tracker(tracker), key(key),
+    Impl(asio::io_context& io, const Tracker& tracker, const ConnectionIdKey& key, const UdpConfig& config)
+        : io(io), tracker(tracker), key(key), connects(config.connect_rate, config.connect_burst),
           slots(static_cast<Slot*>(std::malloc(sizeof(Slot) * kSlots))) {
         if (!slots) throw std::bad_alloc();
         free_slots.reserve(kSlots);
@@ -168,9 +169,11 @@ struct UdpFrontend::Impl {
     asio::io_context& io;
     const Tracker& tracker;
     const ConnectionIdKey& key;
+    udp::ConnectLimiter connects;  // per-address connect rate (unauthenticated: the flood vector)
     std::vector<Socket> sockets;  // filled in the constructor, never resized afterwards
     bool stopped = false;
     uint64_t now_s = 0;  // read once per batch: ids only need two-minute resolution
+    uint64_t now_ms = 0;  // monotonic, once per batch: the connect limiter's clock
     uint64_t batch_ns = 0;  // when the batch was received: a request's latency starts there
 
     // Receive batch: datagram i lands in rx_buffers[i], its sender in rx_addr[i].
@@ -262,6 +265,7 @@ void UdpFrontend::Impl::drain(uint32_t s) {
             break;
         }
         now_s = unix_s();
+        now_ms = chihaya::now_ms();
         batch_ns = metrics::now_ns();
         for (int i = 0; i < n; ++i) handle(s, unsigned(i), rx_msgs[i].msg_len);
         flush(s);
@@ -280,6 +284,11 @@ void UdpFrontend::Impl::handle(uint32_t s, unsigned i, size_t size) {
     case udp::Action::Connect:
         if (auto fault = udp::check_connect(*header); fault != udp::Fault::None)
             return reply_error(i, header->transaction_id, fault, size, header->action);
+        if (!connects.admit(*source, now_ms)) {
+            // Dropped, not answered: an error packet would be traffic for a flood to reflect.
+            metrics::current().limit(metrics::Limit::UdpConnects);
+            return;
+        }
         metrics::current().request(metrics::Protocol::Udp, metrics::Action::Connect, metrics::Result::Ok);
         return reply_immediate(i, udp::encode_connect(immediate[tx_count], header->transaction_id,
                                                       key.issue(*source, now_s)));
@@ -511,7 +520,7 @@ void UdpFrontend::Impl::flush(uint32_t s) {
 
 UdpFrontend::UdpFrontend(boost::asio::io_context& io, const UdpConfig& config,
                          const Tracker& tracker, const ConnectionIdKey& key)
-    : impl_(std::make_unique<Impl>(io, tracker, key)) {
+    : impl_(std::make_unique<Impl>(io, tracker, key, config)) {
     impl_->sockets.reserve(config.listen.size());
     for (const auto& text : config.listen) impl_->open(text, config.receive_buffer);
 }
