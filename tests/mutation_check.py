@@ -51,6 +51,13 @@ MUTATIONS = {
         [("    drop_privileges(config.process);\n", "")],
         ["chihaya"],
         integration("test_hostile.py", "LeastPrivilege.test_user_and_group_are_dropped_after_start_and_it_still_serves")),
+    "error-reply-unbounded": (
+        "a UDP error reply ignores the request's size: an unauthenticated sender gets more back",
+        "host/frontend/udp/codec.cpp",
+        [("    size_t limit = std::min(out.size(), max_size);", "    size_t limit = out.size(); (void)max_size;")],
+        ["fuzz_replay_udp_packet"],
+        [os.path.join(BUILD, "tests", "bin", "fuzz_replay_udp_packet"),
+         os.path.join(SOURCE, "fuzz", "corpus", "udp_packet")]),
     "no-connect-limit": (
         "[udp] connect_rate is never enforced: one address's connect flood is answered in full",
         "host/frontend/udp/worker.cpp",
