@@ -6,7 +6,6 @@
 #include "swarm.hpp"
 
 #include <cstring>
-#include <malloc.h>
 #include <map>
 #include <set>
 #include <string>
@@ -562,28 +561,3 @@ TEST_CASE("BEP 7 key: keys follow their peers through moves, removals and the in
     }
 }
 
-// Memory per peer with and without keys, measured with the allocator's own count (glibc
-// mallinfo2: bytes in use), for swarms of the sizes a public tracker mostly has.
-TEST_CASE("BEP 7 key: memory cost per peer") {
-    auto in_use = [] { return mallinfo2().uordblks; };
-    for (uint32_t per_swarm : {1u, 5u, 100u}) {
-        size_t cost[2] = {};
-        for (int keyed = 0; keyed < 2; ++keyed) {
-            {
-                std::vector<Swarm> swarms(2000);
-                const size_t start = in_use();
-                for (auto& sw : swarms)
-                    for (uint32_t p = 0; p < per_swarm; ++p) {
-                        Announce a(p);
-                        if (keyed) a.key(0x1000 + p);
-                        REQUIRE(announce(sw, a.numwant(0)).status == CHIHAYA_OK);
-                    }
-                cost[keyed] = in_use() - start;
-            }
-        }
-        const double plain = double(cost[0]) / (2000.0 * per_swarm), keyed = double(cost[1]) / (2000.0 * per_swarm);
-        MESSAGE("peers per swarm " << per_swarm << ": " << plain << " bytes/peer without keys, " << keyed
-                                   << " with keys (+" << keyed - plain << ")");
-        CHECK(keyed - plain <= (per_swarm >= 100 ? 6.0 : 96.0));  // small families pay for the Extension
-    }
-}
