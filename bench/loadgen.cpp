@@ -880,9 +880,10 @@ private:
         c.port = Workload::port(a.peer);
         char tail[256];
         std::snprintf(tail, sizeof tail,
-                      "&port=%u&uploaded=0&downloaded=%" PRIu64 "&left=%" PRIu64 "&compact=1&numwant=%u%s HTTP/1.1\r\n",
+                      "&port=%u&uploaded=0&downloaded=%" PRIu64 "&left=%" PRIu64 "&compact=1&numwant=%u"
+                      "&key=%08x%s HTTP/1.1\r\n",  // the key UDP sends: one peer, both protocols (BEP 7)
                       unsigned(c.port), a.left == 0 ? Workload::left_bytes : 0, a.left,
-                      o_.numwant, events[uint32_t(a.event)]);
+                      o_.numwant, unsigned(a.peer), events[uint32_t(a.event)]);
         r += tail;
         r += "Host: ";
         r += t_.host_header;
