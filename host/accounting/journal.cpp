@@ -70,7 +70,9 @@ JournalSegment::JournalSegment(const std::string& dir, uint64_t generation, uint
         ::unlink(path_.c_str());
         throw std::runtime_error("journal " + path_ + ": cannot allocate: " + std::strerror(rc));
     }
-    void* map = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
+    // MAP_POPULATE: the segment's pages are mapped now, in one pass, instead of one page fault
+    // per 32 records on the announce path (page faults were 4-5 % of a private announce).
+    void* map = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd_, 0);
     if (map == MAP_FAILED) {
         int e = errno;
         ::close(fd_);

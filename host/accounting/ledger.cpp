@@ -41,13 +41,25 @@ struct IdHash {
 
 struct Stats {
     uint32_t seeders = 0, leechers = 0, snatched = 0;
+    uint64_t unix_ms = 0;
 };
 
-// A peer's pending delta, and the address family of its latest report (see step()).
+// A peer's pending delta: chihaya_peer_delta without the key (the table's) and with the address
+// family of its latest report (see step()). Key and entry make a 128-byte slot, two cache lines.
 struct Entry {
-    chihaya_peer_delta delta{};
-    chihaya_family family = CHIHAYA_IPV4;
+    uint64_t credit_uploaded, credit_downloaded;
+    uint64_t uploaded, downloaded;  // the batch's latest report
+    uint64_t anchor_uploaded, anchor_downloaded;
+    uint64_t left;
+    uint64_t unix_ms;
+    uint32_t upload_multiplier, download_multiplier;
+    // The torrent's counts as the cache gave them with this report: kept per peer, not in a
+    // table per torrent, which cost a second lookup (two more cache misses) per record.
+    uint32_t seeders, leechers, snatched;
+    uint8_t flags;  // CHIHAYA_DELTA_*
+    chihaya_family family;
 };
+static_assert(sizeof(PeerKey) + sizeof(Entry) <= 128, "a ledger slot fits two cache lines");
 
 using PeerTable = FlatTable<PeerKey, Entry, PeerKeyHash, std::equal_to<>>;
 using StatsTable = FlatTable<uint64_t, Stats, IdHash, std::equal_to<>>;
@@ -56,7 +68,6 @@ using StatsTable = FlatTable<uint64_t, Stats, IdHash, std::equal_to<>>;
 // shard's lock while take() reads and clears the other without it.
 struct Batch {
     PeerTable peers;
-    StatsTable torrents;
 };
 
 }  // namespace
@@ -70,6 +81,16 @@ uint64_t credit(uint64_t previous, uint64_t current, uint32_t multiplier) {
 
 struct Ledger::Shard {
     std::mutex mutex;
+    // Where the active table's memory is, for prefetch() outside the lock: refreshed under the
+    // lock whenever the active table moves (grows, or take() switches batches).
+    std::atomic<uintptr_t> hint_ctrl{0}, hint_slots{0};
+    std::atomic<size_t> hint_mask{0};
+    void publish_hint() {
+        const PeerTable& t = batches[active].peers;
+        hint_ctrl.store(t.ctrl_address(), std::memory_order_relaxed);
+        hint_slots.store(t.slots_address(), std::memory_order_relaxed);
+        hint_mask.store(t.mask(), std::memory_order_relaxed);
+    }
     Batch batches[2];
     unsigned active = 0;  // the batch record() writes; the other is take()'s, empty between takes
     // The journal of the current generation: the segment being appended and the full ones.
@@ -140,35 +161,52 @@ uint64_t step(uint64_t cur, bool had_previous, uint64_t previous, bool in_batch,
 
 }  // namespace
 
+// The shard from the hash's middle bits: a shard's table places keys by the low bits and tags
+// them with the top ones, so the three must not overlap (the shard once came from the low bits,
+// leaving each shard's keys 1/32 of the table's home positions).
+Ledger::Shard& Ledger::shard_of(uint64_t hash) const { return shards_[(hash >> 32) % kShards]; }
+
+void Ledger::prefetch(const AccountingGrant& grant, const uint8_t* peer_id) const noexcept {
+    PeerKey key{grant.user_id, grant.torrent_id, {}};
+    std::memcpy(key.peer_id.data(), peer_id, 20);
+    const uint64_t h = PeerKeyHash{}(key);
+    const Shard& shard = shard_of(h);
+    const uintptr_t ctrl = shard.hint_ctrl.load(std::memory_order_relaxed);
+    if (ctrl == 0) return;
+    // Addresses read without the lock may belong to a table that has just moved; a prefetch of
+    // such an address is a wasted hint, never a fault.
+    const size_t i = h & shard.hint_mask.load(std::memory_order_relaxed);
+    __builtin_prefetch(reinterpret_cast<const void*>(ctrl + i));
+    __builtin_prefetch(reinterpret_cast<const void*>(shard.hint_slots.load(std::memory_order_relaxed) +
+                                                     i * PeerTable::slot_bytes()));
+}
+
 void Ledger::record(const PeerReport& r) {
     const PeerKey key{r.grant.user_id, r.grant.torrent_id, r.peer_id};
-    Shard& shard = shards_[PeerKeyHash{}(key) % kShards];
+    Shard& shard = shard_of(PeerKeyHash{}(key));
     std::lock_guard lock(shard.mutex);
     Batch& batch = shard.batches[shard.active];
     bool inserted = false;
-    Entry& entry = batch.peers.find_or_insert(key, inserted);
-    chihaya_peer_delta& d = entry.delta;
+    Entry& d = batch.peers.find_or_insert(key, inserted);
+    if (inserted && batch.peers.ctrl_address() != shard.hint_ctrl.load(std::memory_order_relaxed))
+        shard.publish_hint();  // the table grew
     const bool started = r.event == Event::Started;
     if (inserted) {
         pending_.fetch_add(1, std::memory_order_relaxed);
-        d.struct_size = sizeof d;
-        d.user_id = r.grant.user_id;
-        d.torrent_id = r.grant.torrent_id;
-        std::memcpy(d.peer_id, r.peer_id.data(), 20);
         if (!r.had_previous && !started) {
             d.flags |= CHIHAYA_DELTA_ANCHORED;
             d.anchor_uploaded = r.uploaded;
             d.anchor_downloaded = r.downloaded;
         }
     }
-    const bool same_family = entry.family == r.family;
+    const bool same_family = d.family == r.family;
     d.credit_uploaded += credit(0, step(r.uploaded, r.had_previous, r.previous_uploaded, !inserted,
                                         d.uploaded, same_family, started),
                                 r.grant.upload_multiplier);
     d.credit_downloaded += credit(0, step(r.downloaded, r.had_previous, r.previous_downloaded, !inserted,
                                           d.downloaded, same_family, started),
                                   r.grant.download_multiplier);
-    entry.family = r.family;
+    d.family = r.family;
     // The anchored part is credited by the storage at the multipliers of the latest report.
     d.upload_multiplier = r.grant.upload_multiplier;
     d.download_multiplier = r.grant.download_multiplier;
@@ -179,8 +217,9 @@ void Ledger::record(const PeerReport& r) {
     else d.flags &= ~CHIHAYA_DELTA_STOPPED;  // came back within the same batch
     if (r.left == 0) d.flags |= CHIHAYA_DELTA_SEEDER;
     else d.flags &= ~CHIHAYA_DELTA_SEEDER;
-    bool new_torrent = false;
-    batch.torrents.find_or_insert(r.grant.torrent_id, new_torrent) = Stats{r.seeders, r.leechers, r.snatched};
+    d.seeders = r.seeders;
+    d.leechers = r.leechers;
+    d.snatched = r.snatched;
     journal_append(shard.journal, shard.journal_files, journal_dir_, r);
 }
 
@@ -205,6 +244,7 @@ SealedBatch Ledger::take() {
             std::lock_guard lock(shard.mutex);
             full = &shard.batches[shard.active];
             shard.active ^= 1;
+            shard.publish_hint();
             if (next[s]) {
                 sealed = std::move(shard.journal);
                 shard.journal = std::move(next[s]);
@@ -214,14 +254,29 @@ SealedBatch Ledger::take() {
         }
         pending_.fetch_sub(full->peers.size(), std::memory_order_relaxed);
         batch.deltas.reserve(batch.deltas.size() + full->peers.size());
-        full->peers.for_each([&](const PeerKey&, const Entry& e) { batch.deltas.push_back(e.delta); });
-        // A torrent's peers span shards: keep any one report of it (they are seconds apart).
-        full->torrents.for_each([&](uint64_t id, const Stats& st) {
+        full->peers.for_each([&](const PeerKey& k, const Entry& e) {
+            chihaya_peer_delta& d = batch.deltas.emplace_back();
+            d.struct_size = sizeof d;
+            d.flags = e.flags;
+            d.user_id = k.user_id;
+            d.torrent_id = k.torrent_id;
+            std::memcpy(d.peer_id, k.peer_id.data(), 20);
+            d.upload_multiplier = e.upload_multiplier;
+            d.download_multiplier = e.download_multiplier;
+            d.credit_uploaded = e.credit_uploaded;
+            d.credit_downloaded = e.credit_downloaded;
+            d.anchor_uploaded = e.anchor_uploaded;
+            d.anchor_downloaded = e.anchor_downloaded;
+            d.uploaded = e.uploaded;
+            d.downloaded = e.downloaded;
+            d.left = e.left;
+            d.unix_ms = e.unix_ms;
+            // A torrent's counts come with every report of its peers: keep the latest.
             bool inserted = false;
-            torrents.find_or_insert(id, inserted) = st;
+            Stats& st = torrents.find_or_insert(k.torrent_id, inserted);
+            if (inserted || e.unix_ms >= st.unix_ms) st = Stats{e.seeders, e.leechers, e.snatched, e.unix_ms};
         });
         full->peers.clear();
-        full->torrents.clear();
     }
     batch.torrents.reserve(torrents.size());
     torrents.for_each([&](uint64_t id, const Stats& st) {

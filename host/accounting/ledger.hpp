@@ -75,6 +75,9 @@ public:
     void enable_journal(const std::string& dir, uint64_t generation);
 
     void record(const PeerReport& report);
+    // A hint that record() for this peer follows soon: starts loading its slot, so that the miss
+    // overlaps the cache driver's call instead of following it. Lock-free; any thread.
+    void prefetch(const AccountingGrant& grant, const uint8_t* peer_id) const noexcept;
     // Everything recorded so far, leaving the ledger empty; with a journal, every shard moves to
     // the next generation at the same instant it is emptied. Throws std::runtime_error (and
     // takes nothing) when the next generation's files cannot be made.
@@ -84,6 +87,7 @@ public:
 
 private:
     struct Shard;
+    Shard& shard_of(uint64_t hash) const;
     std::unique_ptr<Shard[]> shards_;
     std::atomic<size_t> pending_{0};
     std::string journal_dir_;

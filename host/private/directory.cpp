@@ -41,18 +41,58 @@ std::string_view view(chihaya_str s) { return {s.ptr ? s.ptr : "", s.ptr ? s.len
 
 }  // namespace
 
-size_t Directory::Hash20::operator()(const std::array<uint8_t, 20>& h) const noexcept {
-    // Every byte counts: real info_hashes are SHA-1 digests, but a registry is the web
-    // application's data, and one whose hashes share most bytes (test data, an importer's
-    // placeholder) must not pile into one bucket (it did: 300,000 such torrents never loaded).
+uint64_t Directory::info_hash_hash(const uint8_t* h) noexcept {
     uint64_t a, b, c = 0;
-    std::memcpy(&a, h.data(), 8);
-    std::memcpy(&b, h.data() + 8, 8);
-    std::memcpy(&c, h.data() + 16, 4);
+    std::memcpy(&a, h, 8);
+    std::memcpy(&b, h + 8, 8);
+    std::memcpy(&c, h + 16, 4);
     uint64_t x = (a * 0x9E3779B97F4A7C15ull) ^ (b * 0xC2B2AE3D27D4EB4Full) ^ (c * 0x165667B19E3779F9ull);
     x ^= x >> 29;
     x *= 0xBF58476D1CE4E5B9ull;
-    return size_t(x ^ (x >> 32));
+    return x ^ (x >> 32);
+}
+
+uint64_t Directory::passkey_hash(std::string_view s) noexcept {
+    // Every 8-byte word goes through a multiply and a shift: web applications make passkeys with
+    // long common prefixes or fixed-width counters ("bench000...0042"), and mixing only the ends
+    // clustered such keys into long probe runs (a profile: several slots per lookup).
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ s.size();
+    size_t i = 0;
+    for (; i + 8 <= s.size(); i += 8) {
+        uint64_t w;
+        std::memcpy(&w, s.data() + i, 8);
+        h = (h ^ w) * 0xBF58476D1CE4E5B9ull;
+        h ^= h >> 29;
+    }
+    if (i < s.size()) {
+        uint64_t w = 0;
+        std::memcpy(&w, s.data() + i, s.size() - i);
+        h = (h ^ w) * 0xBF58476D1CE4E5B9ull;
+        h ^= h >> 29;
+    }
+    h *= 0x94D049BB133111EBull;
+    return h ^ (h >> 32);
+}
+
+std::string_view Directory::UserSlot::passkey() const noexcept {
+    if (length != kHeapKey) return {key, length};
+    const char* p;
+    uint32_t n;
+    std::memcpy(&p, key, sizeof p);
+    std::memcpy(&n, key + sizeof p, sizeof n);
+    return {p, n};
+}
+
+void Directory::release_key(UserSlot& slot) {
+    if (slot.length != kHeapKey) return;
+    char* p;
+    std::memcpy(&p, slot.key, sizeof p);
+    delete[] p;
+    slot.length = 0;
+}
+
+Directory::UserShard::~UserShard() {
+    table.clear([](const UserSlot& s) { UserSlot copy = s; release_key(copy); });
 }
 
 Directory::Directory()
@@ -69,42 +109,60 @@ Directory::Directory()
     sink_.loaded = &call_loaded;
 }
 
-size_t Directory::PasskeyHash::operator()(std::string_view s) const noexcept {
-    uint64_t a = 0, b = 0;
-    if (s.size() >= 8) {
-        std::memcpy(&a, s.data(), 8);
-        std::memcpy(&b, s.data() + s.size() - 8, 8);
-    } else {
-        std::memcpy(&a, s.data(), s.size());
-    }
-    uint64_t h = (a ^ (b * 0x9E3779B97F4A7C15ull) ^ s.size()) * 0xBF58476D1CE4E5B9ull;
-    return size_t(h ^ (h >> 31));
+// The shard from other bits of the hash than the slot (the low ones), so keys of one shard still
+// spread over its table.
+Directory::UserShard& Directory::user_shard(uint64_t hash) const {
+    return user_shards_[(hash >> 40) % kShards];
 }
 
-// The shard from other bits of the same hash than the bucket (libstdc++ takes the hash modulo a
-// prime bucket count), so keys of one shard still spread over its buckets.
-Directory::UserShard& Directory::user_shard(std::string_view passkey) const {
-    return user_shards_[(PasskeyHash{}(passkey) >> 40) % kShards];
+Directory::TorrentShard& Directory::torrent_shard(uint64_t hash) const {
+    return torrent_shards_[(hash >> 48) % kShards];
 }
 
-Directory::TorrentShard& Directory::torrent_shard(const std::array<uint8_t, 20>& hash) const {
-    return torrent_shards_[(Hash20{}(hash) >> 48) % kShards];
+std::optional<DirectoryUser> Directory::find_user(const UserShard& shard, uint64_t h, std::string_view passkey) {
+    const UserSlot* s = shard.table.find(h, [&](const UserSlot& slot) {
+        if (slot.length == passkey.size())  // inline: the common case, one cache line
+            return std::memcmp(slot.key, passkey.data(), passkey.size()) == 0;
+        return slot.length == kHeapKey && slot.passkey() == passkey;
+    });
+    if (!s) return std::nullopt;
+    return DirectoryUser{s->id, s->enabled != 0, s->upload_multiplier, s->download_multiplier, s->leech_slots};
+}
+
+std::optional<DirectoryTorrent> Directory::find_torrent(const TorrentShard& shard, uint64_t h,
+                                                        const InfoHash& info_hash) {
+    const TorrentSlot* s = shard.table.find(h, [&](const TorrentSlot& slot) {
+        return std::memcmp(slot.info_hash, info_hash.bytes.data(), 20) == 0;
+    });
+    if (!s) return std::nullopt;
+    return DirectoryTorrent{s->id, s->enabled != 0, s->upload_multiplier, s->download_multiplier};
 }
 
 std::optional<DirectoryUser> Directory::user(std::string_view passkey) const {
-    UserShard& shard = user_shard(passkey);
+    const uint64_t h = passkey_hash(passkey);
+    UserShard& shard = user_shard(h);
     std::shared_lock lock(shard.mutex);
-    auto it = shard.by_passkey.find(passkey);
-    if (it == shard.by_passkey.end()) return std::nullopt;
-    return it->second.user;
+    return find_user(shard, h, passkey);
 }
 
 std::optional<DirectoryTorrent> Directory::torrent(const InfoHash& info_hash) const {
-    TorrentShard& shard = torrent_shard(info_hash.bytes);
+    const uint64_t h = info_hash_hash(info_hash.bytes.data());
+    TorrentShard& shard = torrent_shard(h);
     std::shared_lock lock(shard.mutex);
-    auto it = shard.by_hash.find(info_hash.bytes);
-    if (it == shard.by_hash.end()) return std::nullopt;
-    return it->second.torrent;
+    return find_torrent(shard, h, info_hash);
+}
+
+Directory::Admission Directory::admission(std::string_view passkey, const InfoHash& info_hash) const {
+    const uint64_t uh = passkey_hash(passkey);
+    const uint64_t th = info_hash_hash(info_hash.bytes.data());
+    UserShard& users = user_shard(uh);
+    TorrentShard& torrents = torrent_shard(th);
+    // Two shared locks at once cannot deadlock: a writer holds one shard's lock at a time and
+    // never waits for another while holding it.
+    std::shared_lock user_lock(users.mutex);
+    std::shared_lock torrent_lock(torrents.mutex);
+    torrents.table.prefetch(th);
+    return {find_user(users, uh, passkey), find_torrent(torrents, th, info_hash)};
 }
 
 bool Directory::client_allowed(const PeerId& peer_id) const {
@@ -126,46 +184,73 @@ void Directory::put_user(const chihaya_user& in) {
     const chihaya_user u = covered(&in);
     const std::string_view passkey = view(u.passkey);
     if (passkey.empty()) return;  // the driver reports bad rows; an empty key can never match
+    const uint64_t h = passkey_hash(passkey);
     // Only a changed passkey removes the old entry: an update in place never leaves a moment in
     // which a concurrent announce finds no such user (every web-app update, every row of a
     // reload after reset()).
-    if (auto old = passkey_by_user_.find(u.id); old != passkey_by_user_.end() && old->second != passkey)
-        remove_user(u.id);
-    UserEntry entry{{u.id, (u.flags & CHIHAYA_ENABLED) != 0, u.upload_multiplier,
-                     u.download_multiplier, u.leech_slots},
-                    generation_};
-    UserShard& shard = user_shard(passkey);
-    std::string_view stored;
+    if (auto old = passkey_hash_by_user_.find(u.id); old != passkey_hash_by_user_.end()) {
+        UserShard& old_shard = user_shard(old->second);
+        const UserSlot* s = old_shard.table.find(old->second, [&](const UserSlot& slot) { return slot.id == u.id; });
+        if (!s || s->passkey() != passkey) remove_user(u.id);
+    }
+    UserSlot entry{};
+    entry.id = u.id;
+    entry.enabled = (u.flags & CHIHAYA_ENABLED) != 0;
+    entry.upload_multiplier = u.upload_multiplier;
+    entry.download_multiplier = u.download_multiplier;
+    entry.leech_slots = u.leech_slots;
+    entry.generation = generation_;
+    UserShard& shard = user_shard(h);
+    auto same_key = [&](const UserSlot& slot) { return slot.passkey() == passkey; };
     {
         std::unique_lock lock(shard.mutex);
-        auto it = shard.by_passkey.find(passkey);
-        if (it == shard.by_passkey.end()) {
-            it = shard.by_passkey.emplace(std::string(passkey), entry).first;
-            user_count_.fetch_add(1, std::memory_order_relaxed);
-        } else {
+        if (UserSlot* s = shard.table.find(h, same_key)) {
             // Another user held this passkey (the web application reassigned it before the
-            // change that frees it reached us): the key now names this user only.
-            passkey_by_user_.erase(it->second.user.id);
-            it->second = entry;
+            // change that frees it reached us): the key now names this user only. The key bytes
+            // (inline or heap) stay as they are.
+            if (s->id != u.id) passkey_hash_by_user_.erase(s->id);
+            entry.length = s->length;
+            std::memcpy(entry.key, s->key, kInlineKey);
+            *s = entry;
+        } else {
+            if (passkey.size() <= kInlineKey) {
+                entry.length = uint8_t(passkey.size());
+                std::memcpy(entry.key, passkey.data(), passkey.size());
+            } else {
+                char* p = new char[passkey.size()];
+                std::memcpy(p, passkey.data(), passkey.size());
+                const uint32_t n = uint32_t(passkey.size());
+                entry.length = kHeapKey;
+                std::memcpy(entry.key, &p, sizeof p);
+                std::memcpy(entry.key + sizeof p, &n, sizeof n);
+            }
+            try {
+                shard.table.insert(h, entry);
+            } catch (...) {
+                release_key(entry);
+                throw;
+            }
+            user_count_.fetch_add(1, std::memory_order_relaxed);
         }
-        stored = it->first;
     }
-    passkey_by_user_[u.id] = stored;
+    passkey_hash_by_user_[u.id] = h;
 }
 
 void Directory::remove_user(uint64_t id) {
-    auto it = passkey_by_user_.find(id);
-    if (it == passkey_by_user_.end()) return;
+    auto it = passkey_hash_by_user_.find(id);
+    if (it == passkey_hash_by_user_.end()) return;
     UserShard& shard = user_shard(it->second);
+    UserSlot removed{};
+    bool erased;
     {
         std::unique_lock lock(shard.mutex);
-        auto entry = shard.by_passkey.find(it->second);
-        if (entry != shard.by_passkey.end() && entry->second.user.id == id) {
-            shard.by_passkey.erase(entry);
-            user_count_.fetch_sub(1, std::memory_order_relaxed);
-        }
+        erased = shard.table.erase(it->second, [&](const UserSlot& slot) { return slot.id == id; }, removed);
     }
-    passkey_by_user_.erase(it);
+    if (erased) {
+        release_key(removed);  // no reader can hold it: they copy out under the shared lock
+        user_count_.fetch_sub(1, std::memory_order_relaxed);
+    }
+    passkey_hash_by_user_.erase(it);
 }
 
 void Directory::put_torrent(const chihaya_torrent& in) {
@@ -175,19 +260,27 @@ void Directory::put_torrent(const chihaya_torrent& in) {
     // As for users: removed first only when the info_hash changed.
     if (auto old = hash_by_torrent_.find(t.id); old != hash_by_torrent_.end() && old->second != hash)
         remove_torrent(t.id);
-    TorrentEntry entry{{t.id, (t.flags & CHIHAYA_ENABLED) != 0, t.upload_multiplier,
-                        t.download_multiplier},
-                       generation_};
-    TorrentShard& shard = torrent_shard(hash);
+    TorrentSlot entry{};
+    std::memcpy(entry.info_hash, hash.data(), 20);
+    entry.used_ = 1;
+    entry.enabled = (t.flags & CHIHAYA_ENABLED) != 0;
+    entry.generation = generation_;
+    entry.upload_multiplier = t.upload_multiplier;
+    entry.download_multiplier = t.download_multiplier;
+    entry.id = t.id;
+    const uint64_t h = info_hash_hash(hash.data());
+    TorrentShard& shard = torrent_shard(h);
     {
         std::unique_lock lock(shard.mutex);
-        auto it = shard.by_hash.find(hash);
-        if (it == shard.by_hash.end()) {
-            shard.by_hash.emplace(hash, entry);
+        TorrentSlot* s = shard.table.find(h, [&](const TorrentSlot& slot) {
+            return std::memcmp(slot.info_hash, hash.data(), 20) == 0;
+        });
+        if (!s) {
+            shard.table.insert(h, entry);
             torrent_count_.fetch_add(1, std::memory_order_relaxed);
         } else {
-            hash_by_torrent_.erase(it->second.torrent.id);  // reassigned, as for passkeys
-            it->second = entry;
+            if (s->id != t.id) hash_by_torrent_.erase(s->id);  // reassigned, as for passkeys
+            *s = entry;
         }
     }
     hash_by_torrent_[t.id] = hash;
@@ -196,15 +289,15 @@ void Directory::put_torrent(const chihaya_torrent& in) {
 void Directory::remove_torrent(uint64_t id) {
     auto it = hash_by_torrent_.find(id);
     if (it == hash_by_torrent_.end()) return;
-    TorrentShard& shard = torrent_shard(it->second);
+    const uint64_t h = info_hash_hash(it->second.data());
+    TorrentShard& shard = torrent_shard(h);
+    TorrentSlot removed{};
+    bool erased;
     {
         std::unique_lock lock(shard.mutex);
-        auto entry = shard.by_hash.find(it->second);
-        if (entry != shard.by_hash.end() && entry->second.torrent.id == id) {
-            shard.by_hash.erase(entry);
-            torrent_count_.fetch_sub(1, std::memory_order_relaxed);
-        }
+        erased = shard.table.erase(h, [&](const TorrentSlot& slot) { return slot.id == id; }, removed);
     }
+    if (erased) torrent_count_.fetch_sub(1, std::memory_order_relaxed);
     hash_by_torrent_.erase(it);
 }
 
@@ -238,13 +331,15 @@ void Directory::drop_stale() {
     std::vector<uint64_t> users, torrents;
     for (size_t s = 0; s < kShards; ++s) {
         std::shared_lock lock(user_shards_[s].mutex);
-        for (const auto& [key, e] : user_shards_[s].by_passkey)
-            if (e.generation != generation_) users.push_back(e.user.id);
+        user_shards_[s].table.for_each([&](const UserSlot& e) {
+            if (e.generation != generation_) users.push_back(e.id);
+        });
     }
     for (size_t s = 0; s < kShards; ++s) {
         std::shared_lock lock(torrent_shards_[s].mutex);
-        for (const auto& [key, e] : torrent_shards_[s].by_hash)
-            if (e.generation != generation_) torrents.push_back(e.torrent.id);
+        torrent_shards_[s].table.for_each([&](const TorrentSlot& e) {
+            if (e.generation != generation_) torrents.push_back(e.id);
+        });
     }
     for (uint64_t id : users) remove_user(id);
     for (uint64_t id : torrents) remove_torrent(id);

@@ -4,6 +4,7 @@
 // that the announce path never waits on the database.
 #pragma once
 
+#include "private/probe_table.hpp"
 #include "private/read_mostly_lock.hpp"
 #include "tracker/types.hpp"
 
@@ -41,6 +42,8 @@ struct DirectoryTorrent {
 // lookups run concurrently from every worker. Lookups take a shared lock on one of kShards
 // shards (read_mostly_lock.hpp), a sink write the exclusive lock of one shard, so a change never
 // stalls all workers.
+// MEMORY: 64 B per user slot and 48 B per torrent slot, at 3/8 to 3/4 load (power-of-two
+// tables per shard), plus the writer's indexes by id.
 class Directory {
 public:
     Directory();
@@ -52,6 +55,13 @@ public:
 
     std::optional<DirectoryUser> user(std::string_view passkey) const;
     std::optional<DirectoryTorrent> torrent(const InfoHash& info_hash) const;
+    // Both lookups of an announce at once: their two cache misses overlap instead of following
+    // each other (the directory's share of a private announce was its misses).
+    struct Admission {
+        std::optional<DirectoryUser> user;
+        std::optional<DirectoryTorrent> torrent;
+    };
+    Admission admission(std::string_view passkey, const InfoHash& info_hash) const;
     // True when the whitelist is empty (no rule) or a prefix matches the start of peer_id.
     bool client_allowed(const PeerId& peer_id) const;
 
@@ -73,49 +83,75 @@ public:
 
 private:
     static constexpr size_t kShards = 64;
-    struct Hash20 {
-        size_t operator()(const std::array<uint8_t, 20>& h) const noexcept;
+    // Mixes every byte, cheaply (no keyed hash needed: a client chooses the keys it looks up,
+    // not the keys in the table, so it cannot make a probe run long).
+    static uint64_t passkey_hash(std::string_view passkey) noexcept;
+    // Every byte counts: real info_hashes are SHA-1 digests, but a registry is the web
+    // application's data, and one whose hashes share most bytes (test data, an importer's
+    // placeholder) must not pile into one run (it did: 300,000 such torrents never loaded).
+    static uint64_t info_hash_hash(const uint8_t* hash) noexcept;
+
+    // One user in one cache line: the passkey inline when it fits (32- and 36-character tokens
+    // do), else on the heap (length kHeapKey; `key` then holds the pointer and the length).
+    static constexpr size_t kInlineKey = 38;
+    static constexpr uint8_t kHeapKey = 255;
+    struct alignas(64) UserSlot {
+        uint64_t id;
+        uint32_t upload_multiplier;
+        uint32_t download_multiplier;
+        uint32_t leech_slots;
+        uint32_t generation;
+        uint8_t enabled;
+        uint8_t length;  // passkey bytes when inline; 0 = empty slot
+        char key[kInlineKey];
+        bool used() const { return length != 0; }
+        std::string_view passkey() const noexcept;
     };
-    // Transparent, so that a lookup by the request's string_view allocates nothing. Passkeys
-    // are random tokens the web application made, so their first and last 8 bytes, mixed, are
-    // as good a hash as any, at a fraction of std::hash's cost (a profile of private announces
-    // had two std::hash calls per announce at 8 %). A client chooses the keys it looks up, not
-    // the keys in the table, so it cannot make a bucket long.
-    struct PasskeyHash {
-        using is_transparent = void;
-        size_t operator()(std::string_view s) const noexcept;
+    static_assert(sizeof(UserSlot) == 64);
+    struct UserSlotHash {
+        uint64_t operator()(const UserSlot& s) const noexcept { return passkey_hash(s.passkey()); }
     };
-    struct UserEntry {
-        DirectoryUser user;
-        uint32_t generation = 0;
+    struct TorrentSlot {
+        uint8_t info_hash[20];
+        uint8_t used_;
+        uint8_t enabled;
+        uint32_t generation;
+        uint32_t upload_multiplier;
+        uint32_t download_multiplier;
+        uint64_t id;
+        bool used() const { return used_ != 0; }
     };
-    struct TorrentEntry {
-        DirectoryTorrent torrent;
-        uint32_t generation = 0;
+    static_assert(sizeof(TorrentSlot) == 48);
+    struct TorrentSlotHash {
+        uint64_t operator()(const TorrentSlot& s) const noexcept { return info_hash_hash(s.info_hash); }
     };
     struct UserShard {
         mutable ReadMostlyLock mutex;
-        std::unordered_map<std::string, UserEntry, PasskeyHash, std::equal_to<>> by_passkey;
+        ProbeTable<UserSlot, UserSlotHash> table;
+        ~UserShard();
     };
     struct TorrentShard {
         mutable ReadMostlyLock mutex;
-        std::unordered_map<std::array<uint8_t, 20>, TorrentEntry, Hash20> by_hash;
+        ProbeTable<TorrentSlot, TorrentSlotHash> table;
     };
     struct Client {
         std::string prefix;
         uint32_t generation = 0;
     };
 
-    UserShard& user_shard(std::string_view passkey) const;
-    TorrentShard& torrent_shard(const std::array<uint8_t, 20>& hash) const;
+    static std::optional<DirectoryUser> find_user(const UserShard& shard, uint64_t hash, std::string_view passkey);
+    static std::optional<DirectoryTorrent> find_torrent(const TorrentShard& shard, uint64_t hash,
+                                                        const InfoHash& info_hash);
+    UserShard& user_shard(uint64_t passkey_hash) const;
+    TorrentShard& torrent_shard(uint64_t info_hash_hash) const;
+    static void release_key(UserSlot& slot);
     void drop_stale();
 
     std::unique_ptr<UserShard[]> user_shards_;
     std::unique_ptr<TorrentShard[]> torrent_shards_;
-    // Writer-side indexes by id: touched only by the sink's (single) thread. The passkey is a view
-    // of the key stored in its shard's map (node-based: stable until that node is erased, which
-    // only this thread does, updating this index in the same step).
-    std::unordered_map<uint64_t, std::string_view> passkey_by_user_;
+    // Writer-side indexes by id, touched only by the sink's (single) thread: the hash of each
+    // user's passkey (which finds its run; the id then finds its slot) and each torrent's hash.
+    std::unordered_map<uint64_t, uint64_t> passkey_hash_by_user_;
     std::unordered_map<uint64_t, std::array<uint8_t, 20>> hash_by_torrent_;
     mutable ReadMostlyLock clients_mutex_;
     std::unordered_map<uint64_t, Client> clients_;
@@ -124,7 +160,6 @@ private:
     std::atomic<bool> loaded_{false};
     uint32_t generation_ = 0;  // bumped by reset(); entries of older generations go at mark_loaded
     bool resetting_ = false;
-    uint64_t shard_key_[2];
     chihaya_registry_sink sink_{};
 };
 

@@ -68,10 +68,9 @@ const char* Policy::admit_announce(std::string_view passkey, const AnnounceReque
     using namespace private_failure;
     if (passkey.empty()) return kNoPasskey;
     if (!directory_.loaded()) return kNotLoaded;
-    auto user = directory_.user(passkey);
+    auto [user, torrent] = directory_.admission(passkey, request.info_hash);
     if (!user) return kUnknownPasskey;
     if (!user->enabled) return kUserDisabled;
-    auto torrent = directory_.torrent(request.info_hash);
     if (!torrent) return kUnregistered;
     if (!torrent->enabled) return kTorrentDisabled;
     if (!directory_.client_allowed(request.peer_id)) return kClientNotAllowed;

@@ -6,8 +6,11 @@
 
 #include <doctest/doctest.h>
 
+#include <cstdio>
 #include <cstring>
+#include <map>
 #include <string>
+#include <vector>
 
 using namespace chihaya;
 
@@ -113,6 +116,84 @@ TEST_CASE("the directory answers from what the sink delivered, and follows chang
         CHECK_FALSE(d.user("alpha"));
         CHECK(d.user("beta")->enabled);
         CHECK_FALSE(d.torrent(hash(0xAA)));
+    }
+}
+
+TEST_CASE("the directory agrees with a simple model through random puts, moves and removals") {
+    // Thousands of changes on a few hundred ids and keys: reassigned passkeys and hashes, keys
+    // stored inline and on the heap (longer than a slot holds), removals that shift probe runs.
+    Directory d;
+    const chihaya_registry_sink* sink = d.sink();
+    std::vector<std::string> keys;
+    const size_t lengths[] = {5, 32, 38, 39, 64};
+    for (int i = 0; i < 400; ++i) {
+        std::string k(lengths[i % 5], 'k');
+        std::snprintf(k.data(), k.size(), "%03d", i);  // NUL-terminated inside the key: still a byte
+        k.back() = char('a' + i % 26);
+        keys.push_back(k);
+    }
+    auto info_hash = [](int i) {
+        InfoHash h;
+        h.bytes.fill(0x5A);  // shared prefix: only the tail differs
+        h.bytes[18] = uint8_t(i >> 8);
+        h.bytes[19] = uint8_t(i);
+        return h;
+    };
+    std::map<uint64_t, size_t> key_of;     // user id -> index in keys
+    std::map<size_t, uint64_t> owner_of;   // key index -> user id
+    std::map<uint64_t, int> hash_of;       // torrent id -> hash index
+    std::map<int, uint64_t> torrent_at;    // hash index -> torrent id
+    uint64_t x = 88172645463325252ull;
+    auto next = [&] { x ^= x << 13; x ^= x >> 7; x ^= x << 17; return x; };
+    for (int step = 0; step < 20000; ++step) {
+        const uint64_t id = 1 + next() % 300;
+        switch (next() % 4) {
+        case 0: case 1: {
+            const size_t k = next() % keys.size();
+            if (auto it = key_of.find(id); it != key_of.end()) { owner_of.erase(it->second); key_of.erase(it); }
+            if (auto it = owner_of.find(k); it != owner_of.end()) { key_of.erase(it->second); owner_of.erase(it); }
+            key_of[id] = k;
+            owner_of[k] = id;
+            auto u = user(id, keys[k], id % 3 != 0, uint32_t(id % 5));
+            sink->put_user(sink->ctx, &u);
+            const int hi = int(next() % 500);
+            if (auto it = hash_of.find(id); it != hash_of.end()) { torrent_at.erase(it->second); hash_of.erase(it); }
+            if (auto it = torrent_at.find(hi); it != torrent_at.end()) { hash_of.erase(it->second); torrent_at.erase(it); }
+            hash_of[id] = hi;
+            torrent_at[hi] = id;
+            chihaya_torrent t = torrent(id, 0, id % 2 == 0);
+            std::memcpy(t.info_hash, info_hash(hi).bytes.data(), 20);
+            sink->put_torrent(sink->ctx, &t);
+            break;
+        }
+        case 2:
+            if (auto it = key_of.find(id); it != key_of.end()) { owner_of.erase(it->second); key_of.erase(it); }
+            sink->remove_user(sink->ctx, id);
+            break;
+        case 3:
+            if (auto it = hash_of.find(id); it != hash_of.end()) { torrent_at.erase(it->second); hash_of.erase(it); }
+            sink->remove_torrent(sink->ctx, id);
+            break;
+        }
+        if (step % 1000 != 999) continue;
+        REQUIRE(d.users() == key_of.size());
+        REQUIRE(d.torrents() == hash_of.size());
+        for (size_t k = 0; k < keys.size(); ++k) {
+            auto found = d.user(keys[k]);
+            auto it = owner_of.find(k);
+            REQUIRE(bool(found) == (it != owner_of.end()));
+            if (found) {
+                CHECK(found->id == it->second);
+                CHECK(found->enabled == (it->second % 3 != 0));
+                CHECK(found->leech_slots == it->second % 5);
+            }
+        }
+        for (int hi = 0; hi < 500; ++hi) {
+            auto found = d.torrent(info_hash(hi));
+            auto it = torrent_at.find(hi);
+            REQUIRE(bool(found) == (it != torrent_at.end()));
+            if (found) CHECK(found->id == it->second);
+        }
     }
 }
 
