@@ -6,15 +6,19 @@
 // announce in perf. Here a hit is one slot, usually one cache line (users: exactly one, 64 B).
 #pragma once
 
+#include <sys/mman.h>
+
 #include <cstddef>
 #include <cstdint>
-#include <memory>
+#include <cstdlib>
+#include <cstring>
 #include <new>
+#include <type_traits>
 #include <utility>
 
 namespace chihaya {
 
-// `Slot` is trivially copyable and has `bool used() const`; a value-initialised Slot is empty.
+// `Slot` is trivially copyable and has `bool used() const`; an all-zero Slot is empty.
 // `HashOf{}(slot)` recomputes a stored slot's hash (to rehash and to shift runs on erase).
 // The caller supplies each key's 64-bit hash and a predicate that recognises its slot, so one
 // table serves lookups by key (readers) and by id (the writer's removals). At most 3/4 full, so
@@ -23,10 +27,13 @@ namespace chihaya {
 // Not thread-safe: the directory guards each table with its shard's lock.
 template <class Slot, class HashOf>
 class ProbeTable {
+    static_assert(std::is_trivially_copyable_v<Slot>);
+
 public:
     ProbeTable() = default;
     ProbeTable(const ProbeTable&) = delete;
     ProbeTable& operator=(const ProbeTable&) = delete;
+    ~ProbeTable() { release(slots_, capacity()); }
 
     template <class Match>
     const Slot* find(uint64_t hash, Match&& match) const {
@@ -96,9 +103,10 @@ public:
     // Calls f(slot) for every slot; the slots must be released by the caller before the table
     // forgets them.
     template <class F>
-    void clear(F&& release) {
-        for_each(release);
-        slots_.reset();
+    void clear(F&& release_slot) {
+        for_each(release_slot);
+        release(slots_, capacity());
+        slots_ = nullptr;
         mask_ = 0;
         size_ = 0;
     }
@@ -114,14 +122,38 @@ private:
     void grow() {
         const size_t old_capacity = capacity();
         const size_t n = old_capacity ? old_capacity * 2 : 16;
-        std::unique_ptr<Slot[]> old = std::move(slots_);
-        slots_.reset(new Slot[n]());
+        Slot* fresh = allocate(n);
+        if (!fresh) throw std::bad_alloc();
+        Slot* old = slots_;
+        slots_ = fresh;
         mask_ = n - 1;
         for (size_t i = 0; i < old_capacity; ++i)
             if (old[i].used()) place(HashOf{}(old[i]), old[i]);
+        release(old, old_capacity);
     }
 
-    std::unique_ptr<Slot[]> slots_;
+    // Tables of a megabyte or more come straight from mmap, so that the memory of the table a
+    // growth replaces goes back to the system at once: from malloc it stayed in the heap, and a
+    // million-user load left 100 MB of freed tables resident. Both ways the memory is zeroed.
+    static constexpr size_t kMapFrom = 1 << 20;
+    static Slot* allocate(size_t n) {
+        const size_t bytes = n * sizeof(Slot);
+        if (bytes < kMapFrom) {
+            constexpr size_t align = alignof(Slot) < alignof(std::max_align_t) ? alignof(std::max_align_t) : alignof(Slot);
+            void* p = std::aligned_alloc(align, (bytes + align - 1) / align * align);
+            if (p) std::memset(p, 0, bytes);
+            return static_cast<Slot*>(p);
+        }
+        void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        return p == MAP_FAILED ? nullptr : static_cast<Slot*>(p);
+    }
+    static void release(Slot* p, size_t n) {
+        if (!p) return;
+        if (n * sizeof(Slot) < kMapFrom) std::free(p);
+        else ::munmap(p, n * sizeof(Slot));
+    }
+
+    Slot* slots_ = nullptr;
     size_t mask_ = 0;
     size_t size_ = 0;
 };
