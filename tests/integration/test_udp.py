@@ -185,6 +185,57 @@ class Hostile(TrackerCase):
                 self.assert_no_amplification(c, scrape)
         self.assert_serves()
 
+    def test_an_unauthenticated_flood_gets_back_fewer_bytes_than_it_sent(self):
+        """Reflection: for each kind of datagram a spoofer can send without a valid connection id,
+        a flood of it alone (an attacker picks the kind with the best ratio) gets back no more
+        bytes than it sent, counted over the whole flood."""
+        rng = random.Random(99)
+
+        def connect(i):
+            return struct.pack(">QII", UDP_PROTOCOL_ID, UDP_CONNECT, i)
+
+        def forged_announce(i):
+            return own_client.announce_packet(random_hash(), peer_id(), 9000 + i % 100, left=1,
+                                              tid=i, connection_id=rng.getrandbits(64))
+
+        def forged_bare_scrape(i):  # the smallest request an error answers
+            return struct.pack(">QII", rng.getrandbits(64), UDP_SCRAPE, i)
+
+        def forged_scrape(i):
+            return struct.pack(">QII", rng.getrandbits(64), UDP_SCRAPE, i) + random_hash() * 5
+
+        def forged_unknown_action(i):
+            return struct.pack(">QII", rng.getrandbits(64), 7, i)
+
+        def garbage(i):
+            return bytes(rng.getrandbits(8) for _ in range(rng.randrange(1, 120)))
+
+        kinds = [connect, forged_announce, forged_bare_scrape, forged_scrape,
+                 forged_unknown_action, garbage]
+        # A tracker of its own, with a connect budget the flood does not exhaust: this counts
+        # bytes, the connect limiter has its own test.
+        with Tracker({"udp": {"connect_rate": 100000, "connect_burst": 100000}}, threads=1) as own:
+            for kind in kinds:
+                with self.subTest(kind=kind.__name__), own.udp() as own_client:
+                    sent = received = 0
+                    for i in range(300):
+                        payload = kind(i)
+                        own_client.sock.send(payload)
+                        sent += len(payload)
+                        if i % 50 == 49:  # stay under the socket buffers
+                            time.sleep(0.005)
+                    deadline = time.monotonic() + 10
+                    own_client.sock.settimeout(0.5)
+                    while time.monotonic() < deadline:
+                        try:
+                            received += len(own_client.sock.recv(65536))
+                        except socket.timeout:
+                            break
+                    self.assertLessEqual(received, sent,
+                                         "%d bytes answered to %d bytes sent" % (received, sent))
+                    if kind is connect:
+                        self.assertGreater(received, 0)  # the count is of real replies
+
     def test_connection_id_bound_to_address(self):
         with tracker.udp(V4) as c4, tracker.udp(V6) as c6:
             cid = c4.connect()
