@@ -249,6 +249,62 @@ MUTATIONS = {
           "scrape_cap(udp::max_scrape_hashes)")],
         ["chihaya"],
         integration("test_udp.py", "Protocol.test_scrape_capped_at_max_scrape_torrents")),
+    # Issue 13, operations: ABI 2.2 stats and health, /readyz on PostgreSQL, live reload, dpkg.
+    "stats-miss-expiry": (
+        "the memory driver's tally does not follow peers that housekeeping expires",
+        "plugins/memory/memory_cache.cpp",
+        [("            it->second.expire(now_s, kTickSlice);\n            shard.tally.move(before, it->second.family_counts());\n",
+          "            it->second.expire(now_s, kTickSlice);\n")],
+        ["memory_swarm_test"],
+        unit("memory_swarm_test", "*stats follow expiry*")),
+    "stats-miss-announce": (
+        "the memory driver's tally does not follow announces (stats stay at zero)",
+        "plugins/memory/memory_cache.cpp",
+        [("    shard.tally.move(before, it->second.family_counts());\n    if (it->second.empty()) shard.swarms.erase(it);\n    return status;",
+          "    if (it->second.empty()) shard.swarms.erase(it);\n    return status;")],
+        ["memory"],
+        [os.path.join(BUILD, "chihaya-conformance"), "--plugin", os.path.join(BUILD, "plugins", "chihaya_memory.so"),
+         "--driver", "memory", "--set", "shards=16", "-tc=stats agree*"]),
+    "stats-write-past-host": (
+        "the C++ layer copies a driver's whole stats struct over a smaller host struct",
+        "sdk/include/chihaya/driver.hpp",
+        [("    std::memcpy(out, &mine, std::min<size_t>(host_size, sizeof mine));",
+          "    std::memcpy(out, &mine, sizeof mine);")],
+        ["memory"],
+        [os.path.join(BUILD, "chihaya-conformance"), "--plugin", os.path.join(BUILD, "plugins", "chihaya_memory.so"),
+         "--driver", "memory", "--set", "shards=16", "-tc=stats write only*"]),
+    "stats-miss-snapshot": (
+        "swarms loaded from a snapshot are not counted in the memory driver's stats",
+        "plugins/memory/snapshot.cpp",
+        [("            shard.tally.move({}, it->second.family_counts());\n", "")],
+        ["memory_snapshot_test"],
+        unit("memory_snapshot_test", "a snapshot restores every swarm*")),
+    "no-walk-when-stats-fail": (
+        "/metrics shows no swarm totals when the driver's stats cannot answer",
+        "host/metrics/host_collectors.cpp",
+        [("            // Cannot answer now: the walk below still gives the totals.\n",
+          "            return;  // Cannot answer now.\n")],
+        ["metrics_test"],
+        unit("metrics_test", "swarm gauges*")),
+    "optional-stats-unchecked": (
+        "an optional driver method with the wrong signature compiles (and is silently left out)",
+        "sdk/include/chihaya/driver.hpp",
+        [("        static_assert(!named || callable,", "        static_assert(true || !named || callable,")],
+        [],
+        [PYTHON, os.path.join(SOURCE, "tests", "sdk", "optional_methods.py"), "--compiler", "c++",
+         "--include", os.path.join(SOURCE, "sdk", "include")]),
+    "metrics-ignore-stats": (
+        "/metrics never asks the cache driver's stats: no family split",
+        "host/metrics/host_collectors.cpp",
+        [("    const bool has_stats = v->stats != nullptr;", "    const bool has_stats = false;")],
+        ["chihaya"],
+        integration("test_ops.py", "Metrics.test_swarm_gauges_by_family_build_info_and_plugins")),
+    "read-past-older-table": (
+        "the handshake copies a whole host-sized table from a plugin of an older minor",
+        "host/plugin/handshake.cpp",
+        [("    std::memcpy(&out, from, std::min<size_t>(size, sizeof(T)));", "    std::memcpy(&out, from, sizeof(T));")],
+        ["plugin_loader_test"],
+        unit("plugin_loader_test", "a plugin of an older minor has no member it did not have*")),
 }
 
 

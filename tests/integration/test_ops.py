@@ -90,22 +90,36 @@ class Metrics(unittest.TestCase):
                  - sample(before, "chihaya_cache_calls_total", call="announce", status="ok"))
         self.assertEqual(calls, 3)  # the port-0 and forged-id announces never reach the driver
 
-    def test_swarm_gauges_build_info_and_plugins(self):
-        h = random_hash()
+    def test_swarm_gauges_by_family_build_info_and_plugins(self):
+        # The memory driver has stats (ABI 2.2): read at every scrape, so exact at once.
+        gauges = (("chihaya_torrents", {}),
+                  ("chihaya_torrents_with_peers", {"family": "ipv4"}),
+                  ("chihaya_torrents_with_peers", {"family": "ipv6"}),
+                  ("chihaya_peers", {"family": "ipv4", "role": "seeder"}),
+                  ("chihaya_peers", {"family": "ipv4", "role": "leecher"}),
+                  ("chihaya_peers", {"family": "ipv6", "role": "seeder"}),
+                  ("chihaya_peers", {"family": "ipv6", "role": "leecher"}))
+        before = self.t.metrics()
+        h, only_v6 = random_hash(), random_hash()
         with self.t.udp(V4) as c:
             c.announce(h, peer_id(), 7101, event="started", left=0)
             c.announce(h, peer_id(), 7102, event="started", left=5)
-        deadline = time.monotonic() + 8  # the swarm totals refresh at most every 5 s
-        while True:
-            m = self.t.metrics()
-            if (sample(m, "chihaya_torrents") >= 1 and sample(m, "chihaya_peers", role="seeder") >= 1
-                    and sample(m, "chihaya_peers", role="leecher") >= 1):
-                break
-            self.assertLess(time.monotonic(), deadline, "swarm gauges never showed the peers")
-            time.sleep(0.5)
+            c.announce(h, peer_id(), 7103, event="started", left=5)
+        with self.t.http(V6) as c:
+            self.assertEqual(c.get(announce_path(h, peer_id(), 7104, left=0)).status, 200)
+            self.assertEqual(c.get(announce_path(only_v6, peer_id(), 7105, left=5)).status, 200)
+        m = self.t.metrics()
+        deltas = [sample(m, name, **labels) - sample(before, name, **labels) for name, labels in gauges]
+        self.assertEqual(deltas, [2, 1, 2, 1, 2, 1, 1])
+        with self.t.udp(V4) as c:  # a leecher becomes a seeder, another leaves
+            c.announce(h, peer_id(), 7102, left=0)
+            c.announce(h, peer_id(), 7103, event="stopped", left=5)
+        m = self.t.metrics()
+        deltas = [sample(m, name, **labels) - sample(before, name, **labels) for name, labels in gauges]
+        self.assertEqual(deltas, [2, 1, 2, 2, 0, 1, 1])
         info = [s for s in m["chihaya_build_info"].samples]
         self.assertEqual(len(info), 1)
-        self.assertEqual(info[0].labels["abi"], "2.1")
+        self.assertEqual(info[0].labels["abi"], "2.2")
         self.assertGreaterEqual(sample(m, "chihaya_plugins", result="loaded"), 2)
         self.assertEqual(m["chihaya_requests"].type, "counter")
         self.assertEqual(m["chihaya_request_duration_seconds"].type, "histogram")
