@@ -279,7 +279,10 @@ int run(const Options& options) {
     // The admin listener: after the workers (their counters exist), stopped before the drivers go.
     const CacheHandle cache_handle{static_cast<const chihaya_cache_vtable*>(cache.vtable()), cache.get(), cache.name()};
     Readiness readiness(cache_handle, private_state ? private_state->flusher.get() : nullptr,
-                        private_state ? &private_state->directory : nullptr);
+                        private_state ? &private_state->directory : nullptr,
+                        private_state ? StorageHealth{static_cast<const chihaya_storage_vtable*>(storage.vtable()),
+                                                      storage.get(), storage.name()}
+                                      : StorageHealth{});
     metrics::add_process_collector(metrics, plugins_loaded, reloads);
     metrics::add_swarm_collector(metrics, cache_handle);
     metrics::add_flush_collector(metrics, private_state ? private_state->flusher.get() : nullptr);

@@ -305,6 +305,25 @@ MUTATIONS = {
         [("    std::memcpy(&out, from, std::min<size_t>(size, sizeof(T)));", "    std::memcpy(&out, from, sizeof(T));")],
         ["plugin_loader_test"],
         unit("plugin_loader_test", "a plugin of an older minor has no member it did not have*")),
+    "readyz-ignores-storage-health": (
+        "/readyz never asks the storage driver's health: up while PostgreSQL is down",
+        "host/health/readiness.cpp",
+        [("    if (ready) ready = storage_healthy(reason);\n", "")],
+        ["chihaya"],
+        integration("test_private.py", "Readiness")),
+    "pg-health-always-ok": (
+        "the postgres driver's health is always OK",
+        "plugins/postgres/registry_sync.cpp",
+        [("    if (reachable_) return CHIHAYA_OK;", "    return CHIHAYA_OK;")],
+        ["postgres"],
+        integration("test_private.py", "Readiness")),
+    "pg-health-latches": (
+        "the postgres driver's health never recovers after a lost connection",
+        "plugins/postgres/registry_sync.cpp",
+        [("            poll_changes();  // after a reconnect: everything committed meanwhile\n            record_contact(true);\n",
+          "            poll_changes();  // after a reconnect: everything committed meanwhile\n")],
+        ["postgres"],
+        integration("test_private.py", "Readiness")),
 }
 
 
