@@ -6,6 +6,7 @@
 #include "flush/recovery.hpp"
 #include "flush/spool.hpp"
 #include "frontend/admin/admin_server.hpp"
+#include "frontend/http/connection_limits.hpp"
 #include "frontend/http/http_frontend.hpp"
 #include "frontend/udp/udp_frontend.hpp"
 #include "health/readiness.hpp"
@@ -291,9 +292,12 @@ int run(const Options& options) {
         admin = std::make_unique<AdminServer>(config.admin.listen,
                                               AdminHandlers{[&] { return metrics.render(); },
                                                             [&](std::string& why) { return readiness.check(why); }});
-    Reloader reloader(config, tracker, [&](const HttpConfig& http) {
-        for (auto& w : workers)
-            if (w->http) boost::asio::post(w->io, [w = w.get(), http] { w->http->reconfigure(http); });
+    Reloader reloader(config, tracker, [&](const Config& next) {
+        http_limits->set_per_address(next.http.max_connections_per_address);  // shared, locked
+        for (auto& w : workers) {
+            if (w->http) boost::asio::post(w->io, [w = w.get(), http = next.http] { w->http->reconfigure(http); });
+            if (w->udp) boost::asio::post(w->io, [w = w.get(), udp = next.udp] { w->udp->reconfigure(udp); });
+        }
     }, reloads);
 
     if (admin) admin->start();  // after the signals are ours: an answering /healthz means SIGHUP is safe

@@ -80,8 +80,7 @@ MUTATIONS = {
     "no-per-address-cap": (
         "http.max_connections_per_address is never enforced: one address can hold every slot",
         "host/frontend/http/connection_limits.cpp",
-        [("    if (per_address_ == 0) return true;\n    std::lock_guard lock(mutex_);\n    uint32_t& n",
-          "    return true;\n    std::lock_guard lock(mutex_);\n    uint32_t& n")],
+        [("    if (per_address_ != 0 && n >= per_address_) return false;", "    if (false) return false;")],
         ["chihaya"],
         integration("test_hostile.py", "PerAddressConnections")),
     "head-rescan": (
@@ -324,6 +323,30 @@ MUTATIONS = {
           "            poll_changes();  // after a reconnect: everything committed meanwhile\n")],
         ["postgres"],
         integration("test_private.py", "Readiness")),
+    "reload-ignores-connect-rate": (
+        "SIGHUP does not reach the UDP connect limiter",
+        "host/frontend/udp/worker.cpp",
+        [("    impl_->connects.configure(config.connect_rate, config.connect_burst);", "    (void)config;")],
+        ["chihaya"],
+        integration("test_ops.py", "Reload.test_reload_applies_connect_rate_and_per_address_cap")),
+    "limiter-ignores-configure": (
+        "the UDP connect limiter keeps the rate it was built with",
+        "host/frontend/udp/connect_limiter.cpp",
+        [("    per_second_ = per_second;\n    burst_ = burst < 1 ? 1 : burst;\n", "    (void)per_second;\n    (void)burst;\n")],
+        ["connect_limiter_test"],
+        unit("connect_limiter_test", "configure (SIGHUP)*")),
+    "reload-ignores-per-address": (
+        "SIGHUP does not reach the shared per-address HTTP connection count",
+        "host/main.cpp",
+        [("        http_limits->set_per_address(next.http.max_connections_per_address);  // shared, locked\n", "")],
+        ["chihaya"],
+        integration("test_ops.py", "Reload.test_reload_applies_connect_rate_and_per_address_cap")),
+    "reload-silent-on-process": (
+        "a changed [process] user is neither applied nor reported by SIGHUP",
+        "host/reload/reloader.cpp",
+        [('    check(a.process.user != b.process.user, "process.user");\n', "")],
+        ["reload_test"],
+        unit("reload_test", "*[process] is restart-only*")),
 }
 
 
