@@ -347,6 +347,12 @@ MUTATIONS = {
         [('    check(a.process.user != b.process.user, "process.user");\n', "")],
         ["reload_test"],
         unit("reload_test", "*[process] is restart-only*")),
+    "purge-keeps-state": (
+        "dpkg --purge leaves /var/lib/chihaya behind",
+        "etc/debian/postrm",
+        [("    rm -rf /var/lib/chihaya\n", "")],
+        [],
+        integration("test_packaging.py", "DpkgInstall")),
 }
 
 
@@ -360,6 +366,7 @@ def test_env():
         "CHIHAYA_ABI20_PLUGIN_DIR": os.path.join(BUILD, "test-plugins-abi20"),
         "CHIHAYA_PROBE_PLUGIN_DIR": os.path.join(BUILD, "test-plugins-probe"),
         "CHIHAYA_BIND_PROBE": os.path.join(BUILD, "tests", "lib", "bind_probe.so"),
+        "CHIHAYA_BUILD_DIR": BUILD,
         "PYTHONDONTWRITEBYTECODE": "1",
     })
     return env
