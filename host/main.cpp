@@ -6,6 +6,7 @@
 #include "flush/recovery.hpp"
 #include "flush/spool.hpp"
 #include "frontend/admin/admin_server.hpp"
+#include "frontend/http/connection_limits.hpp"
 #include "frontend/http/http_frontend.hpp"
 #include "frontend/udp/udp_frontend.hpp"
 #include "health/readiness.hpp"
@@ -279,7 +280,10 @@ int run(const Options& options) {
     // The admin listener: after the workers (their counters exist), stopped before the drivers go.
     const CacheHandle cache_handle{static_cast<const chihaya_cache_vtable*>(cache.vtable()), cache.get(), cache.name()};
     Readiness readiness(cache_handle, private_state ? private_state->flusher.get() : nullptr,
-                        private_state ? &private_state->directory : nullptr);
+                        private_state ? &private_state->directory : nullptr,
+                        private_state ? StorageHealth{static_cast<const chihaya_storage_vtable*>(storage.vtable()),
+                                                      storage.get(), storage.name()}
+                                      : StorageHealth{});
     metrics::add_process_collector(metrics, plugins_loaded, reloads);
     metrics::add_swarm_collector(metrics, cache_handle);
     metrics::add_flush_collector(metrics, private_state ? private_state->flusher.get() : nullptr);
@@ -288,9 +292,12 @@ int run(const Options& options) {
         admin = std::make_unique<AdminServer>(config.admin.listen,
                                               AdminHandlers{[&] { return metrics.render(); },
                                                             [&](std::string& why) { return readiness.check(why); }});
-    Reloader reloader(config, tracker, [&](const HttpConfig& http) {
-        for (auto& w : workers)
-            if (w->http) boost::asio::post(w->io, [w = w.get(), http] { w->http->reconfigure(http); });
+    Reloader reloader(config, tracker, [&](const Config& next) {
+        http_limits->set_per_address(next.http.max_connections_per_address);  // shared, locked
+        for (auto& w : workers) {
+            if (w->http) boost::asio::post(w->io, [w = w.get(), http = next.http] { w->http->reconfigure(http); });
+            if (w->udp) boost::asio::post(w->io, [w = w.get(), udp = next.udp] { w->udp->reconfigure(udp); });
+        }
     }, reloads);
 
     if (admin) admin->start();  // after the signals are ours: an answering /healthz means SIGHUP is safe

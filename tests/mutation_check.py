@@ -80,8 +80,7 @@ MUTATIONS = {
     "no-per-address-cap": (
         "http.max_connections_per_address is never enforced: one address can hold every slot",
         "host/frontend/http/connection_limits.cpp",
-        [("    if (per_address_ == 0) return true;\n    std::lock_guard lock(mutex_);\n    uint32_t& n",
-          "    return true;\n    std::lock_guard lock(mutex_);\n    uint32_t& n")],
+        [("    if (per_address_ != 0 && n >= per_address_) return false;", "    if (false) return false;")],
         ["chihaya"],
         integration("test_hostile.py", "PerAddressConnections")),
     "head-rescan": (
@@ -249,6 +248,111 @@ MUTATIONS = {
           "scrape_cap(udp::max_scrape_hashes)")],
         ["chihaya"],
         integration("test_udp.py", "Protocol.test_scrape_capped_at_max_scrape_torrents")),
+    # Issue 13, operations: ABI 2.2 stats and health, /readyz on PostgreSQL, live reload, dpkg.
+    "stats-miss-expiry": (
+        "the memory driver's tally does not follow peers that housekeeping expires",
+        "plugins/memory/memory_cache.cpp",
+        [("            it->second.expire(now_s, kTickSlice);\n            shard.tally.move(before, it->second.family_counts());\n",
+          "            it->second.expire(now_s, kTickSlice);\n")],
+        ["memory_swarm_test"],
+        unit("memory_swarm_test", "*stats follow expiry*")),
+    "stats-miss-announce": (
+        "the memory driver's tally does not follow announces (stats stay at zero)",
+        "plugins/memory/memory_cache.cpp",
+        [("    shard.tally.move(before, it->second.family_counts());\n    if (it->second.empty()) shard.swarms.erase(it);\n    return status;",
+          "    if (it->second.empty()) shard.swarms.erase(it);\n    return status;")],
+        ["memory"],
+        [os.path.join(BUILD, "chihaya-conformance"), "--plugin", os.path.join(BUILD, "plugins", "chihaya_memory.so"),
+         "--driver", "memory", "--set", "shards=16", "-tc=stats agree*"]),
+    "stats-write-past-host": (
+        "the C++ layer copies a driver's whole stats struct over a smaller host struct",
+        "sdk/include/chihaya/driver.hpp",
+        [("    std::memcpy(out, &mine, std::min<size_t>(host_size, sizeof mine));",
+          "    std::memcpy(out, &mine, sizeof mine);")],
+        ["memory"],
+        [os.path.join(BUILD, "chihaya-conformance"), "--plugin", os.path.join(BUILD, "plugins", "chihaya_memory.so"),
+         "--driver", "memory", "--set", "shards=16", "-tc=stats write only*"]),
+    "stats-miss-snapshot": (
+        "swarms loaded from a snapshot are not counted in the memory driver's stats",
+        "plugins/memory/snapshot.cpp",
+        [("            shard.tally.move({}, it->second.family_counts());\n", "")],
+        ["memory_snapshot_test"],
+        unit("memory_snapshot_test", "a snapshot restores every swarm*")),
+    "no-walk-when-stats-fail": (
+        "/metrics shows no swarm totals when the driver's stats cannot answer",
+        "host/metrics/host_collectors.cpp",
+        [("            // Cannot answer now: the walk below still gives the totals.\n",
+          "            return;  // Cannot answer now.\n")],
+        ["metrics_test"],
+        unit("metrics_test", "swarm gauges*")),
+    "optional-stats-unchecked": (
+        "an optional driver method with the wrong signature compiles (and is silently left out)",
+        "sdk/include/chihaya/driver.hpp",
+        [("        static_assert(!named || callable,", "        static_assert(true || !named || callable,")],
+        [],
+        [PYTHON, os.path.join(SOURCE, "tests", "sdk", "optional_methods.py"), "--compiler", "c++",
+         "--include", os.path.join(SOURCE, "sdk", "include")]),
+    "metrics-ignore-stats": (
+        "/metrics never asks the cache driver's stats: no family split",
+        "host/metrics/host_collectors.cpp",
+        [("    const bool has_stats = v->stats != nullptr;", "    const bool has_stats = false;")],
+        ["chihaya"],
+        integration("test_ops.py", "Metrics.test_swarm_gauges_by_family_build_info_and_plugins")),
+    "read-past-older-table": (
+        "the handshake copies a whole host-sized table from a plugin of an older minor",
+        "host/plugin/handshake.cpp",
+        [("    std::memcpy(&out, from, std::min<size_t>(size, sizeof(T)));", "    std::memcpy(&out, from, sizeof(T));")],
+        ["plugin_loader_test"],
+        unit("plugin_loader_test", "a plugin of an older minor has no member it did not have*")),
+    "readyz-ignores-storage-health": (
+        "/readyz never asks the storage driver's health: up while PostgreSQL is down",
+        "host/health/readiness.cpp",
+        [("    if (ready) ready = storage_healthy(reason);\n", "")],
+        ["chihaya"],
+        integration("test_private.py", "Readiness")),
+    "pg-health-always-ok": (
+        "the postgres driver's health is always OK",
+        "plugins/postgres/registry_sync.cpp",
+        [("    if (reachable_) return CHIHAYA_OK;", "    return CHIHAYA_OK;")],
+        ["postgres"],
+        integration("test_private.py", "Readiness")),
+    "pg-health-latches": (
+        "the postgres driver's health never recovers after a lost connection",
+        "plugins/postgres/registry_sync.cpp",
+        [("            poll_changes();  // after a reconnect: everything committed meanwhile\n            record_contact(true);\n",
+          "            poll_changes();  // after a reconnect: everything committed meanwhile\n")],
+        ["postgres"],
+        integration("test_private.py", "Readiness")),
+    "reload-ignores-connect-rate": (
+        "SIGHUP does not reach the UDP connect limiter",
+        "host/frontend/udp/worker.cpp",
+        [("    impl_->connects.configure(config.connect_rate, config.connect_burst);", "    (void)config;")],
+        ["chihaya"],
+        integration("test_ops.py", "Reload.test_reload_applies_connect_rate_and_per_address_cap")),
+    "limiter-ignores-configure": (
+        "the UDP connect limiter keeps the rate it was built with",
+        "host/frontend/udp/connect_limiter.cpp",
+        [("    per_second_ = per_second;\n    burst_ = burst < 1 ? 1 : burst;\n", "    (void)per_second;\n    (void)burst;\n")],
+        ["connect_limiter_test"],
+        unit("connect_limiter_test", "configure (SIGHUP)*")),
+    "reload-ignores-per-address": (
+        "SIGHUP does not reach the shared per-address HTTP connection count",
+        "host/main.cpp",
+        [("        http_limits->set_per_address(next.http.max_connections_per_address);  // shared, locked\n", "")],
+        ["chihaya"],
+        integration("test_ops.py", "Reload.test_reload_applies_connect_rate_and_per_address_cap")),
+    "reload-silent-on-process": (
+        "a changed [process] user is neither applied nor reported by SIGHUP",
+        "host/reload/reloader.cpp",
+        [('    check(a.process.user != b.process.user, "process.user");\n', "")],
+        ["reload_test"],
+        unit("reload_test", "*[process] is restart-only*")),
+    "purge-keeps-state": (
+        "dpkg --purge leaves /var/lib/chihaya behind",
+        "etc/debian/postrm",
+        [("    rm -rf /var/lib/chihaya\n", "")],
+        [],
+        integration("test_packaging.py", "DpkgInstall")),
 }
 
 
@@ -262,6 +366,7 @@ def test_env():
         "CHIHAYA_ABI20_PLUGIN_DIR": os.path.join(BUILD, "test-plugins-abi20"),
         "CHIHAYA_PROBE_PLUGIN_DIR": os.path.join(BUILD, "test-plugins-probe"),
         "CHIHAYA_BIND_PROBE": os.path.join(BUILD, "tests", "lib", "bind_probe.so"),
+        "CHIHAYA_BUILD_DIR": BUILD,
         "PYTHONDONTWRITEBYTECODE": "1",
     })
     return env

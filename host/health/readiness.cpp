@@ -1,4 +1,5 @@
-// /readyz's probe: one scrape through the cache driver, with a deadline, plus the flusher's state.
+// /readyz's probe: one scrape through the cache driver, with a deadline, plus the storage driver's
+// health and the flusher's state.
 #include "health/readiness.hpp"
 
 #include "flush/flusher.hpp"
@@ -36,8 +37,20 @@ struct Probe {
 
 }  // namespace
 
-Readiness::Readiness(CacheHandle cache, const Flusher* flusher, const Directory* directory)
-    : cache_(cache), flusher_(flusher), directory_(directory) {}
+Readiness::Readiness(CacheHandle cache, const Flusher* flusher, const Directory* directory,
+                     StorageHealth storage)
+    : cache_(cache), storage_(std::move(storage)), flusher_(flusher), directory_(directory) {}
+
+bool Readiness::storage_healthy(std::string& why) const {
+    if (!storage_.vtable || !storage_.vtable->health) return true;  // a 2.0/2.1 driver: no word
+    char message[CHIHAYA_MESSAGE_CAP] = {0};
+    const chihaya_status status = storage_.vtable->health(storage_.instance, message, sizeof message);
+    if (status == CHIHAYA_OK) return true;
+    message[sizeof message - 1] = '\0';
+    why = "storage driver \"" + storage_.name + "\" not ready: " + failure_reason(status) +
+          (message[0] ? std::string(" (") + message + ")" : "");
+    return false;
+}
 
 bool Readiness::probe_cache(std::string& why) const {
     auto probe = std::make_shared<Probe>();
@@ -78,6 +91,7 @@ bool Readiness::check(std::string& why) {
         ready = false;
         reason = "private mode: registry not loaded yet";
     }
+    if (ready) ready = storage_healthy(reason);
     if (ready && flusher_ && flusher_->stats().failing.load(std::memory_order_relaxed)) {
         ready = false;
         reason = "storage driver: the last batch could not be applied (see the log); retrying";

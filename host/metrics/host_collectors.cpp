@@ -99,14 +99,39 @@ void add_process_collector(Registry& registry, uint64_t plugins_loaded, const Re
 
 void add_swarm_collector(Registry& registry, CacheHandle cache, uint32_t refresh_s) {
     const chihaya_cache_vtable* v = cache.vtable;
-    if (!CHIHAYA_HAS_MEMBER(v, chihaya_cache_vtable, scrape_all) || !v->scrape_all) return;
+    // The host's copy of the table (plugin/handshake.cpp) has every member of this host's ABI:
+    // a driver built for 2.0 or 2.1 reads as NULL here.
+    const bool has_stats = v->stats != nullptr;
+    const bool has_walk = v->scrape_all != nullptr;
+    if (!has_stats && !has_walk) return;
     struct State {
         std::chrono::steady_clock::time_point at{};
         SwarmTotals totals;
         bool valid = false;
     };
     auto state = std::make_shared<State>();
-    registry.add_collector([cache, refresh_s, state](Exposition& out) {
+    registry.add_collector([cache, refresh_s, state, has_stats, has_walk](Exposition& out) {
+        if (has_stats) {
+            // The driver's own counters, per family, read at every scrape (abi.h: cheap).
+            chihaya_cache_stats s{};
+            s.struct_size = sizeof s;
+            if (cache.vtable->stats(cache.instance, &s) == CHIHAYA_OK) {
+                out.family("chihaya_torrents", "gauge", "Torrents with at least one live peer in the cache.");
+                out.sample("chihaya_torrents", {}, double(s.torrents));
+                out.family("chihaya_torrents_with_peers", "gauge",
+                           "Torrents with at least one live peer of the address family.");
+                out.sample("chihaya_torrents_with_peers", {{"family", "ipv4"}}, double(s.torrents_ipv4));
+                out.sample("chihaya_torrents_with_peers", {{"family", "ipv6"}}, double(s.torrents_ipv6));
+                out.family("chihaya_peers", "gauge", "Live peers in the cache by address family and role.");
+                out.sample("chihaya_peers", {{"family", "ipv4"}, {"role", "seeder"}}, double(s.seeders_ipv4));
+                out.sample("chihaya_peers", {{"family", "ipv4"}, {"role", "leecher"}}, double(s.leechers_ipv4));
+                out.sample("chihaya_peers", {{"family", "ipv6"}, {"role", "seeder"}}, double(s.seeders_ipv6));
+                out.sample("chihaya_peers", {{"family", "ipv6"}, {"role", "leecher"}}, double(s.leechers_ipv6));
+                return;
+            }
+            // Cannot answer now: the walk below still gives the totals.
+        }
+        if (!has_walk) return;
         const auto now = std::chrono::steady_clock::now();
         if (!state->valid || now - state->at >= std::chrono::seconds(refresh_s)) {
             auto walk = std::make_shared<SwarmWalk>();
@@ -123,6 +148,7 @@ void add_swarm_collector(Registry& registry, CacheHandle cache, uint32_t refresh
         if (!state->valid) return;
         out.family("chihaya_torrents", "gauge", "Torrents with at least one live peer in the cache.");
         out.sample("chihaya_torrents", {}, double(state->totals.torrents));
+        // No family label: the walk sees only the counts a scrape reports (both families).
         out.family("chihaya_peers", "gauge", "Live peers in the cache by role (both address families together).");
         out.sample("chihaya_peers", {{"role", "seeder"}}, double(state->totals.seeders));
         out.sample("chihaya_peers", {{"role", "leecher"}}, double(state->totals.leechers));

@@ -24,9 +24,11 @@ struct ReloadCounters {
 // chihaya_build_info, chihaya_plugins, process start time and memory, access-log drops.
 void add_process_collector(Registry& registry, uint64_t plugins_loaded, const ReloadCounters& reloads);
 
-// chihaya_torrents, chihaya_seeders, chihaya_leechers, chihaya_peers: counted through the cache
-// driver's scrape_all (absent when the driver has none), at most every `refresh_s` seconds so
-// that a big tracker is not walked by every scrape.
+// chihaya_torrents, chihaya_torrents_with_peers{family} and chihaya_peers{family, role} from the
+// cache driver's stats (ABI 2.2) at every scrape. A driver without stats, or whose stats fail,
+// is counted through its scrape_all instead, at most every `refresh_s` seconds so that a big
+// tracker is not walked by every scrape: chihaya_torrents and chihaya_peers{role} only, as a
+// scrape's counts have no family. Nothing when the driver has neither.
 void add_swarm_collector(Registry& registry, CacheHandle cache, uint32_t refresh_s = 5);
 
 // Storage applies, flush batch sizes, spool depth and oldest spooled batch (private mode; with

@@ -47,6 +47,9 @@ std::vector<std::string> Reloader::restart_changes(const Config& a, const Config
     check(a.workers.threads != b.workers.threads, "workers.threads");
     check(a.log.format != b.log.format, "log.format");
     check(a.admin.listen != b.admin.listen, "admin.listen");
+    check(a.process.user != b.process.user, "process.user");
+    check(a.process.group != b.process.group, "process.group");
+    check(a.process.chroot != b.process.chroot, "process.chroot");
     check(!same_tables(a.cache, b.cache), "cache");
     check(!same_tables(a.storage, b.storage), "storage");
     check(a.accounting.flush_interval_ms != b.accounting.flush_interval_ms || a.accounting.max_batch != b.accounting.max_batch ||
@@ -66,11 +69,14 @@ std::vector<std::string> Reloader::live_changes(const Config& a, const Config& b
     check(t.max_numwant != u.max_numwant, "tracker.max_numwant");
     check(t.max_scrape_torrents != u.max_scrape_torrents, "tracker.max_scrape_torrents");
     check(t.allow_full_scrape != u.allow_full_scrape, "tracker.allow_full_scrape");
+    check(a.udp.connect_rate != b.udp.connect_rate, "udp.connect_rate");
+    check(a.udp.connect_burst != b.udp.connect_burst, "udp.connect_burst");
     const HttpConfig &h = a.http, &i = b.http;
     check(h.max_request_head != i.max_request_head, "http.max_request_head");
     check(h.idle_timeout != i.idle_timeout, "http.idle_timeout");
     check(h.request_timeout != i.request_timeout, "http.request_timeout");
     check(h.max_connections != i.max_connections, "http.max_connections");
+    check(h.max_connections_per_address != i.max_connections_per_address, "http.max_connections_per_address");
     check(h.trusted_proxies != i.trusted_proxies, "http.trusted_proxies");
     check(h.real_ip_header != i.real_ip_header, "http.real_ip_header");
     check(h.allow_ip_param != i.allow_ip_param, "http.allow_ip_param");
@@ -80,9 +86,10 @@ std::vector<std::string> Reloader::live_changes(const Config& a, const Config& b
     return out;
 }
 
-Reloader::Reloader(Config running, Tracker& tracker, std::function<void(const HttpConfig&)> apply_http,
+Reloader::Reloader(Config running, Tracker& tracker, std::function<void(const Config&)> apply_frontends,
                    metrics::ReloadCounters& counters)
-    : running_(std::move(running)), tracker_(tracker), apply_http_(std::move(apply_http)), counters_(counters) {}
+    : running_(std::move(running)), tracker_(tracker), apply_frontends_(std::move(apply_frontends)),
+      counters_(counters) {}
 
 void Reloader::reload() noexcept try {
     if (running_.source.empty()) {
@@ -105,7 +112,7 @@ void Reloader::reload() noexcept try {
 
     // Only the live settings move; everything else stays as it runs.
     tracker_.reconfigure(next.tracker);
-    apply_http_(next.http);
+    apply_frontends_(next);
     bool ok = false;
     log::set_level(log::parse_level(next.log.level, &ok));
     access_log::configure(next.log.access_log, next.log.access_log_rate);
@@ -117,6 +124,8 @@ void Reloader::reload() noexcept try {
     running_.http = next.http;
     running_.http.listen = listen;
     running_.http.enabled = http_enabled;
+    running_.udp.connect_rate = next.udp.connect_rate;
+    running_.udp.connect_burst = next.udp.connect_burst;
     running_.log.level = next.log.level;
     running_.log.access_log = next.log.access_log;
     running_.log.access_log_rate = next.log.access_log_rate;

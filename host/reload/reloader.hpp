@@ -1,12 +1,14 @@
 // SIGHUP: read the config file again and apply what can change while serving.
 //
 // Live (the next request sees it): [tracker] intervals, peer_lifetime, numwant, scrape limits,
-// full scrape; [http] timeouts, max_connections, max_request_head, trusted_proxies,
-// real_ip_header, allow_ip_param; [log] level and access log. Restart settings (listen
-// addresses, enabled frontends, workers, drivers and their tables, tracker mode, plugins_dir,
-// [admin], log format, accounting) are compared, each change logged as needing a restart, and
-// the running value kept. A file that no longer parses or validates changes nothing: the error
-// is logged with file:line and the old configuration keeps running.
+// full scrape; [udp] connect_rate, connect_burst; [http] timeouts, max_connections,
+// max_connections_per_address, max_request_head, trusted_proxies, real_ip_header,
+// allow_ip_param; [log] level and access log. Restart settings (listen addresses, enabled
+// frontends, receive_buffer, connection_id_secret, workers, drivers and their tables, tracker
+// mode, plugins_dir, [admin], [process], log format, accounting) are compared, each change logged
+// as needing a restart, and the running value kept. Every key of config.hpp is one or the other
+// (tests/unit/reload_test.cpp holds them to it). A file that no longer parses or validates
+// changes nothing: the error is logged with file:line and the old configuration keeps running.
 #pragma once
 
 #include "config/config.hpp"
@@ -22,8 +24,10 @@ class Tracker;
 
 class Reloader {
 public:
-    // `apply_http` posts the new [http] settings to every worker (HttpFrontend::reconfigure).
-    Reloader(Config running, Tracker& tracker, std::function<void(const HttpConfig&)> apply_http,
+    // `apply_frontends` hands the new [http] and [udp] settings to every worker
+    // (HttpFrontend::reconfigure, UdpFrontend::reconfigure) and to what the workers share (the
+    // per-address HTTP connection count); restart keys in it are ignored there.
+    Reloader(Config running, Tracker& tracker, std::function<void(const Config&)> apply_frontends,
              metrics::ReloadCounters& counters);
 
     // On the main thread, on SIGHUP. Never throws.
@@ -37,7 +41,7 @@ public:
 private:
     Config running_;
     Tracker& tracker_;
-    std::function<void(const HttpConfig&)> apply_http_;
+    std::function<void(const Config&)> apply_frontends_;
     metrics::ReloadCounters& counters_;
 };
 

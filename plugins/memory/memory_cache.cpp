@@ -33,6 +33,35 @@ uint64_t InfoHashHasher::keyed_hash(const uint8_t* info_hash, const uint8_t* key
     return h;
 }
 
+namespace {
+
+void add(std::atomic<uint64_t>& counter, int64_t delta) noexcept {
+    // Most announces refresh a peer and change no count: no store at all then.
+    if (delta != 0)
+        counter.store(counter.load(std::memory_order_relaxed) + uint64_t(delta), std::memory_order_relaxed);
+}
+
+}  // namespace
+
+void ShardTally::move(const FamilyCounts& before, const FamilyCounts& after) noexcept {
+    const bool had_v4 = before.seeders_v4 + before.leechers_v4 > 0;
+    const bool had_v6 = before.seeders_v6 + before.leechers_v6 > 0;
+    const bool has_v4 = after.seeders_v4 + after.leechers_v4 > 0;
+    const bool has_v6 = after.seeders_v6 + after.leechers_v6 > 0;
+    add(torrents, int64_t(has_v4 || has_v6) - int64_t(had_v4 || had_v6));
+    add(torrents_v4, int64_t(has_v4) - int64_t(had_v4));
+    add(torrents_v6, int64_t(has_v6) - int64_t(had_v6));
+    add(seeders_v4, int64_t(after.seeders_v4) - int64_t(before.seeders_v4));
+    add(leechers_v4, int64_t(after.leechers_v4) - int64_t(before.leechers_v4));
+    add(seeders_v6, int64_t(after.seeders_v6) - int64_t(before.seeders_v6));
+    add(leechers_v6, int64_t(after.leechers_v6) - int64_t(before.leechers_v6));
+}
+
+void ShardTally::clear() noexcept {
+    for (auto* c : {&torrents, &torrents_v4, &torrents_v6, &seeders_v4, &leechers_v4, &seeders_v6, &leechers_v6})
+        c->store(0, std::memory_order_relaxed);
+}
+
 chihaya_status MemoryCache::announce(const chihaya_announce_request& request,
                                      chihaya_announce_result& result) noexcept {
     InfoHash key;
@@ -40,7 +69,10 @@ chihaya_status MemoryCache::announce(const chihaya_announce_request& request,
     Shard& shard = shard_for(request.info_hash);
     std::lock_guard lock(shard.mutex);
     auto it = shard.swarms.find(key);
-    if (it == shard.swarms.end()) {
+    FamilyCounts before;
+    if (it != shard.swarms.end()) {
+        before = it->second.family_counts();
+    } else {
         if (request.event == CHIHAYA_EVENT_STOPPED) {
             // Nothing to remove; do not create a swarm only to drop it.
             result.peer_count = 0;
@@ -57,6 +89,7 @@ chihaya_status MemoryCache::announce(const chihaya_announce_request& request,
     }
     chihaya_status status =
         it->second.announce(request, seconds(request.now_ms), result, Rng::for_this_thread());
+    shard.tally.move(before, it->second.family_counts());
     if (it->second.empty()) shard.swarms.erase(it);
     return status;
 }
@@ -73,7 +106,11 @@ chihaya_status MemoryCache::scrape(chihaya_scrape_request& request) noexcept {
             std::lock_guard lock(shard.mutex);
             auto it = shard.swarms.find(key);
             if (it != shard.swarms.end()) {
-                it->second.expire(now_s);
+                if (it->second.may_expire(now_s)) {
+                    const FamilyCounts before = it->second.family_counts();
+                    it->second.expire(now_s);
+                    shard.tally.move(before, it->second.family_counts());
+                }
                 counts = it->second.counts();
                 if (it->second.empty()) shard.swarms.erase(it);
             }
@@ -122,7 +159,12 @@ void MemoryCache::sweep(Shard& shard, uint32_t now_s) noexcept {
     // is examined whole every few minutes by ticks alone.
     constexpr uint32_t kTickSlice = 4096;
     for (auto it = shard.swarms.begin(); it != shard.swarms.end();) {
-        it->second.expire(now_s, kTickSlice);
+        // Most swarms have nothing due: their peer records are not even looked at.
+        if (it->second.may_expire(now_s)) {
+            const FamilyCounts before = it->second.family_counts();
+            it->second.expire(now_s, kTickSlice);
+            shard.tally.move(before, it->second.family_counts());
+        }
         if (it->second.empty())
             it = shard.swarms.erase(it);
         else
@@ -138,6 +180,21 @@ void MemoryCache::tick(uint64_t now_ms) noexcept {
         std::lock_guard lock(shard.mutex);
         sweep(shard, now_s);
     }
+}
+
+CacheStats MemoryCache::stats() const noexcept {
+    CacheStats s;
+    for (uint32_t i = 0; i < count_; ++i) {
+        const ShardTally& t = shards_[i].tally;
+        s.torrents += t.torrents.load(std::memory_order_relaxed);
+        s.torrents_v4 += t.torrents_v4.load(std::memory_order_relaxed);
+        s.torrents_v6 += t.torrents_v6.load(std::memory_order_relaxed);
+        s.seeders_v4 += t.seeders_v4.load(std::memory_order_relaxed);
+        s.leechers_v4 += t.leechers_v4.load(std::memory_order_relaxed);
+        s.seeders_v6 += t.seeders_v6.load(std::memory_order_relaxed);
+        s.leechers_v6 += t.leechers_v6.load(std::memory_order_relaxed);
+    }
+    return s;
 }
 
 size_t MemoryCache::swarm_count() const noexcept {

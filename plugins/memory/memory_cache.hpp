@@ -34,6 +34,25 @@ struct InfoHashHasher {
     static uint64_t keyed_hash(const uint8_t* info_hash, const uint8_t* key) noexcept;
 };
 
+// What stats() reports (chihaya_cache_stats): torrents, and seeders and leechers per family.
+struct CacheStats {
+    uint64_t torrents = 0, torrents_v4 = 0, torrents_v6 = 0;
+    uint64_t seeders_v4 = 0, leechers_v4 = 0, seeders_v6 = 0, leechers_v6 = 0;
+};
+
+// One shard's part of CacheStats, moved along with every change to its swarms so that stats()
+// never walks them. Written only under the shard's mutex, so there is one writer at a time and a
+// relaxed load + store suffices (no read-modify-write on the announce path); read without the
+// mutex by stats(), which may see one shard a change behind: fine for a gauge.
+struct ShardTally {
+    std::atomic<uint64_t> torrents{0}, torrents_v4{0}, torrents_v6{0};
+    std::atomic<uint64_t> seeders_v4{0}, leechers_v4{0}, seeders_v6{0}, leechers_v6{0};
+
+    // A swarm went from `before` to `after` (an absent swarm counts as all zero).
+    void move(const FamilyCounts& before, const FamilyCounts& after) noexcept;
+    void clear() noexcept;
+};
+
 struct MemoryCacheOptions {
     uint32_t shards = 1024;          // power of two
     uint32_t shards_per_tick = 64;   // tick() sweeps this many shards per call
@@ -59,6 +78,9 @@ public:
     chihaya_status scrape_all(uint64_t now_ms, chihaya_scrape_visit visit, void* ctx) noexcept;
     // Expires peers and drops empty swarms in the next `shards_per_tick` shards.
     void tick(uint64_t now_ms) noexcept;
+    // The shards' tallies summed, without taking a shard lock. Peers that expired but were not
+    // swept yet still count: a full pass of tick() takes shards / shards_per_tick ticks.
+    CacheStats stats() const noexcept;
 
     // The top bits of the keyed hash pick the shard; the map reduces the whole hash modulo its
     // bucket count. Public for tests.
@@ -98,6 +120,7 @@ private:
     struct alignas(64) Shard {
         mutable std::mutex mutex;
         std::unordered_map<InfoHash, Swarm, InfoHashHasher> swarms;
+        ShardTally tally;  // of `swarms`, for stats()
     };
 
     Shard& shard_for(const uint8_t* info_hash) noexcept { return shards_[shard_of(info_hash)]; }

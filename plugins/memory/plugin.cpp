@@ -64,6 +64,22 @@ public:
 
     void tick(uint64_t now_ms) { cache_.tick(now_ms); }
 
+    // ABI 2.2: per-shard tallies summed, no lock taken. Left out of the build against the frozen
+    // 2.0 headers (tests/abi), which have no chihaya_cache_stats: that plugin has no stats.
+#if CHIHAYA_ABI_MINOR >= 2
+    chihaya_status stats(chihaya_cache_stats& out) {
+        const chihaya::memory::CacheStats s = cache_.stats();
+        out.torrents = s.torrents;
+        out.torrents_ipv4 = s.torrents_v4;
+        out.torrents_ipv6 = s.torrents_v6;
+        out.seeders_ipv4 = s.seeders_v4;
+        out.leechers_ipv4 = s.leechers_v4;
+        out.seeders_ipv6 = s.seeders_v6;
+        out.leechers_ipv6 = s.leechers_v6;
+        return CHIHAYA_OK;
+    }
+#endif
+
 private:
     void load() {
         const auto started = std::chrono::steady_clock::now();

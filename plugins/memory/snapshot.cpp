@@ -281,6 +281,7 @@ MemoryCache::SnapshotCounts MemoryCache::load_snapshot(const std::string& path, 
             it->second.set_downloaded(downloaded);
             read_family<PeerV4>(r, it->second, now_s, down_s, counts);
             read_family<PeerV6>(r, it->second, now_s, down_s, counts);
+            shard.tally.move({}, it->second.family_counts());
             if (it->second.empty()) shard.swarms.erase(it);
             else ++counts.torrents;
             if (counts.peers + counts.expired >= next_report) {
@@ -297,6 +298,7 @@ MemoryCache::SnapshotCounts MemoryCache::load_snapshot(const std::string& path, 
         for (uint32_t s = 0; s < count_; ++s) {
             std::lock_guard lock(shards_[s].mutex);
             shards_[s].swarms.clear();
+            shards_[s].tally.clear();
         }
         throw;
     }

@@ -17,6 +17,11 @@ struct SwarmCounts {
     uint32_t downloaded = 0;
 };
 
+// Seeders and leechers of each family: what the shard's stats tally moves by (memory_cache.hpp).
+struct FamilyCounts {
+    uint32_t seeders_v4 = 0, leechers_v4 = 0, seeders_v6 = 0, leechers_v6 = 0;
+};
+
 // 24 bytes, so a hash-map node (next pointer + 20-byte info_hash + padding + Swarm) is a 56-byte
 // request that glibc serves from a 64-byte chunk. Seeder/leecher counts are not stored: they are
 // the partition points of the two PeerLists, so they cannot drift from the peers.
@@ -42,14 +47,19 @@ public:
     SwarmCounts counts() const noexcept {
         return {v4_.seeders() + v6_.seeders(), v4_.leechers() + v6_.leechers(), downloaded_};
     }
+    FamilyCounts family_counts() const noexcept {
+        return {v4_.seeders(), v4_.leechers(), v6_.seeders(), v6_.leechers()};
+    }
     bool empty() const noexcept { return v4_.size() == 0 && v6_.size() == 0; }
     uint32_t peer_count() const noexcept { return v4_.size() + v6_.size(); }
 
     // Drops expired peers if any may have expired; cheap otherwise (one comparison). A family
     // with an index (a big swarm) is expired incrementally, `budget` records per call, so no
     // announce pays for a scan of the whole swarm; housekeeping passes a larger budget.
+    // may_expire: whether expire() would look at any peer (housekeeping skips the rest).
+    bool may_expire(uint32_t now_s) const noexcept { return now_s > sweep_due_s_; }
     void expire(uint32_t now_s, uint32_t budget = kExpireSlice) noexcept {
-        if (now_s <= sweep_due_s_) return;
+        if (!may_expire(now_s)) return;
         uint32_t a = expire_family(v4_, now_s, budget);
         uint32_t b = expire_family(v6_, now_s, budget);
         sweep_due_s_ = a < b ? a : b;

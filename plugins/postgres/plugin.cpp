@@ -37,6 +37,11 @@ public:
 
     void subscribe(const chihaya::RegistrySink& sink) { registry_.subscribe(sink); }
 
+    // /readyz (ABI 2.2): the change listener's last contact. It reads the database at least every
+    // poll_interval_ms whatever the traffic, so the answer is never older than that (plus a
+    // statement deadline when the server stops answering without closing the connection).
+    chihaya_status health(std::string& why) { return registry_.health(why); }
+
     void apply(chihaya_delta_batch& batch, chihaya::Completion done) {
         std::string message;
         chihaya_status status = writer_.apply(batch, message);

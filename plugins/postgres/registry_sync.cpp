@@ -74,7 +74,33 @@ void RegistrySync::subscribe(const chihaya::RegistrySink& sink) {
         throw;
     }
     next_housekeeping_ = Clock::now() + kFirstHousekeeping;
+    record_contact(true);
     thread_ = std::thread([this] { run(); });
+}
+
+// ---- health (ABI 2.2) ------------------------------------------------------------------------
+
+void RegistrySync::record_contact(bool ok, std::string_view failure) {
+    std::lock_guard lock(health_mutex_);
+    if (ok) {
+        reachable_ = true;
+        return;
+    }
+    if (reachable_ || lost_because_.empty()) lost_at_ = Clock::now();  // the first failure dates it
+    reachable_ = false;
+    lost_because_ = failure;
+}
+
+chihaya_status RegistrySync::health(std::string& why) const {
+    std::lock_guard lock(health_mutex_);
+    if (reachable_) return CHIHAYA_OK;
+    if (lost_because_.empty()) {
+        why = "not subscribed";
+        return CHIHAYA_UNAVAILABLE;
+    }
+    const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - lost_at_).count();
+    why = "change listener failing for " + std::to_string(seconds) + " s: " + lost_because_;
+    return CHIHAYA_UNAVAILABLE;
 }
 
 // ---- the full load ---------------------------------------------------------------------------
@@ -328,6 +354,7 @@ void RegistrySync::run() noexcept {
                 conn_.exec(sql::kListen);
             }
             poll_changes();  // after a reconnect: everything committed meanwhile
+            record_contact(true);
             if (lost) host_.info("change listener reconnected and caught up");
             lost = false;
             failures.reset();
@@ -337,6 +364,7 @@ void RegistrySync::run() noexcept {
         } catch (const std::exception& e) {
             if (stopping()) break;
             conn_.close();
+            record_contact(false, e.what());
             uint64_t suppressed = 0;
             if (failures.allow(suppressed)) {
                 std::string line = std::string("change listener: ") + e.what() +

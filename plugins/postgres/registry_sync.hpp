@@ -10,8 +10,10 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -35,6 +37,10 @@ struct SyncOptions {
 //     pruned past that snapshot (or a table was truncated) it resets the sink and loads again.
 //   - The destructor (main thread, at destroy) signals an eventfd that every wait of the thread
 //     polls, including waits inside a query or a connect, and joins it: well under a second.
+//   - health() (the host's admin thread, any time after subscribe) reads what the listener last
+//     saw, under a mutex the listener holds only to record it: a read of the change log every
+//     poll_interval keeps the answer current without traffic, a lost connection shows as soon as
+//     the listener sees it, and a reconnect within its backoff (at most 5 s) clears it.
 class RegistrySync {
 public:
     RegistrySync(const chihaya::Host& host, SyncOptions options);
@@ -44,6 +50,11 @@ public:
 
     // Throws (PgError, std::logic_error) when the first load cannot be completed.
     void subscribe(const chihaya::RegistrySink& sink);
+
+    // ABI 2.2 health: OK while the listener's last contact with PostgreSQL succeeded, else
+    // UNAVAILABLE with the failure and how long it has been failing (never the conninfo: PgError
+    // messages hold none).
+    chihaya_status health(std::string& why) const;
 
 private:
     void run() noexcept;
@@ -60,6 +71,7 @@ private:
     bool sleep_unless_stopped(std::chrono::milliseconds duration);  // false when stopped
     void bad_row(const char* table, uint64_t id, const char* why);
     bool stopping() const noexcept { return stop_.load(std::memory_order_acquire); }
+    void record_contact(bool ok, std::string_view failure = {});
 
     chihaya::Host host_;
     SyncOptions options_;
@@ -73,6 +85,11 @@ private:
     LogLimiter housekeeping_log_{std::chrono::seconds(300)};
     uint64_t bad_rows_ = 0;  // in the current full load (the first few are logged one by one)
     bool loading_ = false;
+    // What health() reports: written by the listener (or subscribe), read by the admin thread.
+    mutable std::mutex health_mutex_;
+    bool reachable_ = false;       // no answer before subscribe: the host does not ask then
+    std::string lost_because_;     // the failure that ended the last contact
+    Clock::time_point lost_at_{};
     std::thread thread_;
 };
 

@@ -270,6 +270,34 @@ private:
     std::vector<std::shared_ptr<Waiter>> waiters_;
 };
 
+// ---- stats (ABI 2.2, optional) --------------------------------------------------------------
+
+// Read through the plugin's own table: a driver built for 2.0 or 2.1 has no such member at all.
+bool has_stats() {
+    const chihaya_cache_vtable* v = driver().vtable;
+    return v->struct_size >= offsetof(chihaya_cache_vtable, stats) + sizeof(void*) && v->stats != nullptr;
+}
+
+// torrents, torrents_ipv4, torrents_ipv6, seeders_ipv4, leechers_ipv4, seeders_ipv6, leechers_ipv6
+using Stats = std::array<int64_t, 7>;
+
+Stats stats_of(Instance& c) {
+    chihaya_cache_stats s{};
+    s.struct_size = sizeof s;
+    const chihaya_status status = driver().vtable->stats(c.handle(), &s);
+    REQUIRE_MESSAGE(status == CHIHAYA_OK, "stats: status " << status << ": " << s.message);
+    CHECK_MESSAGE(s.struct_size == sizeof s, "stats: the driver wrote struct_size (abi.h: never)");
+    return {int64_t(s.torrents),     int64_t(s.torrents_ipv4), int64_t(s.torrents_ipv6), int64_t(s.seeders_ipv4),
+            int64_t(s.leechers_ipv4), int64_t(s.seeders_ipv6),  int64_t(s.leechers_ipv6)};
+}
+
+// What changed since `base` (a shared store may hold other torrents: only deltas are checked).
+Stats since(const Stats& base, const Stats& now) {
+    Stats d{};
+    for (size_t i = 0; i < d.size(); ++i) d[i] = now[i] - base[i];
+    return d;
+}
+
 void check_ok(const Answer& a) {
     REQUIRE(a.completed);
     REQUIRE_MESSAGE(a.status == CHIHAYA_OK, a.message);
@@ -487,6 +515,49 @@ TEST_CASE("the optional members the driver claims are in its table") {
     const std::string& provides = chihaya::conformance::options().provides;
     if (provides.find("scrape_all") != std::string::npos) CHECK((driver().vtable->scrape_all != nullptr));
     if (provides.find("tick") != std::string::npos) CHECK((driver().vtable->tick != nullptr));
+    if (provides.find("stats") != std::string::npos) CHECK(has_stats());
+}
+
+TEST_CASE("stats agree with the announces made, per family, as peers come, move and go") {
+    if (!has_stats()) return;  // optional in the ABI (2.2)
+    Instance c;
+    const Stats base = stats_of(c);
+    Hash h1 = random_hash(), h2 = random_hash();
+    c.announce(h1, v4(1));
+    c.announce(h1, v4(2), {.seeder = true});
+    c.announce(h1, v4(3), {.seeder = true});
+    c.announce(h1, v6(1));
+    c.announce(h2, v6(2), {.seeder = true});
+    CHECK(since(base, stats_of(c)) == Stats{2, 1, 2, 2, 1, 1, 1});
+    c.announce(h1, v4(1), {.seeder = true});  // leecher -> seeder
+    c.announce(h1, v4(2), {.seeder = true});  // a refresh
+    CHECK(since(base, stats_of(c)) == Stats{2, 1, 2, 3, 0, 1, 1});
+    c.announce(h1, v6(1), {.event = CHIHAYA_EVENT_STOPPED});
+    CHECK(since(base, stats_of(c)) == Stats{2, 1, 1, 3, 0, 1, 0});
+    c.announce(h2, v6(2), {.seeder = true, .event = CHIHAYA_EVENT_STOPPED});
+    CHECK(since(base, stats_of(c)) == Stats{1, 1, 0, 3, 0, 0, 0});
+    for (uint32_t n : {1u, 2u, 3u}) c.announce(h1, v4(n), {.seeder = true, .event = CHIHAYA_EVENT_STOPPED});
+    CHECK(since(base, stats_of(c)) == Stats{0, 0, 0, 0, 0, 0, 0});
+}
+
+TEST_CASE("stats write only what the host's struct_size covers") {
+    if (!has_stats()) return;
+    Instance c;
+    c.announce(random_hash(), v4(1), {.seeder = true});
+    // An older host whose struct ends before seeders_ipv4: nothing may be written past it.
+    constexpr size_t kCut = offsetof(chihaya_cache_stats, seeders_ipv4);
+    alignas(chihaya_cache_stats) unsigned char raw[sizeof(chihaya_cache_stats)];
+    std::memset(raw, 0xAB, sizeof raw);
+    auto* s = reinterpret_cast<chihaya_cache_stats*>(raw);
+    s->struct_size = kCut;
+    std::memset(raw + sizeof(uint32_t), 0, kCut - sizeof(uint32_t));
+    const chihaya_status status = driver().vtable->stats(c.handle(), s);
+    CHECK(status == CHIHAYA_OK);
+    CHECK(s->struct_size == kCut);
+    CHECK(s->torrents >= 1);  // covered: written
+    bool untouched = true;
+    for (size_t i = kCut; i < sizeof raw; ++i) untouched = untouched && raw[i] == 0xAB;
+    CHECK_MESSAGE(untouched, "stats wrote past the host's struct_size");
 }
 
 TEST_CASE("scrape_all visits every torrent and stops when the visitor says so") {
@@ -535,6 +606,7 @@ TEST_CASE("scrape_all visits every torrent and stops when the visitor says so") 
 
 TEST_CASE("peers expire after peer_ttl_s without an announce (real time, ~3 s)") {
     Instance c;
+    const Stats stats_base = has_stats() ? stats_of(c) : Stats{};
     Hash h = random_hash();
     c.announce(h, v4(1), {.ttl_s = 1});
     c.announce(h, v4(2), {.seeder = true, .event = CHIHAYA_EVENT_COMPLETED, .ttl_s = 1});
@@ -548,6 +620,9 @@ TEST_CASE("peers expire after peer_ttl_s without an announce (real time, ~3 s)")
     s = c.scrape(h);
     CHECK(s.complete == 0);
     CHECK(s.incomplete == 1);
+    // A driver's stats may lag expiry until its housekeeping (or, as here, a scrape) reaches
+    // the swarm, but no further: only v4(3) is left.
+    if (has_stats()) CHECK(since(stats_base, stats_of(c)) == Stats{1, 1, 0, 0, 1, 0, 0});
     Answer a = c.announce(h, v4(4), {.numwant = 50});
     CHECK(set_of(a.peers) == std::set<std::string>{v4(3).compact()});
     // An expired peer that returns is new again.
@@ -583,15 +658,42 @@ TEST_CASE("concurrent announces from several threads leave consistent counts") {
             }
         }
     };
+    // stats (when the driver has it) is read all along from another thread, as the host's admin
+    // thread does, and must end up agreeing with the swarms.
+    const bool stats = has_stats();
+    const Stats base = stats ? stats_of(c) : Stats{};
+    std::atomic<bool> working{true};
+    std::atomic<uint32_t> stats_failures{0};
+    std::thread reader([&] {
+        while (stats && working.load()) {
+            chihaya_cache_stats s{};
+            s.struct_size = sizeof s;
+            if (driver().vtable->stats(c.handle(), &s) != CHIHAYA_OK) stats_failures.fetch_add(1);
+            std::this_thread::yield();
+        }
+    });
     std::vector<std::thread> threads;
     for (uint32_t t = 0; t < kThreads; ++t) threads.emplace_back(work, t);
     for (auto& th : threads) th.join();
+    working.store(false);
+    reader.join();
     CHECK(failures.load() == 0);
+    CHECK(stats_failures.load() == 0);
     // Per thread: 20 even peers are seeders that completed once; 10 peers (i % 4 == 3) stopped;
     // the other 10 odd peers stay leechers.
     for (const auto& s : c.scrape(hashes)) {
         CHECK(s.complete == kThreads * 20);
         CHECK(s.incomplete == kThreads * 10);
         CHECK(s.downloaded == kThreads * 20);
+    }
+    if (stats) {
+        // The same rules per family (i % 5 == 0 is IPv6), in every torrent.
+        Stats want{int64_t(kTorrents), int64_t(kTorrents), int64_t(kTorrents), 0, 0, 0, 0};
+        for (uint32_t i = 0; i < kPeersPerThread; ++i) {
+            if (i % 4 == 3) continue;  // stopped
+            const size_t at = (i % 5 == 0 ? 5 : 3) + (i % 2 == 0 ? 0 : 1);
+            want[at] += int64_t(kThreads * kTorrents);
+        }
+        CHECK(since(base, stats_of(c)) == want);
     }
 }

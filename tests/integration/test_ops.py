@@ -90,22 +90,36 @@ class Metrics(unittest.TestCase):
                  - sample(before, "chihaya_cache_calls_total", call="announce", status="ok"))
         self.assertEqual(calls, 3)  # the port-0 and forged-id announces never reach the driver
 
-    def test_swarm_gauges_build_info_and_plugins(self):
-        h = random_hash()
+    def test_swarm_gauges_by_family_build_info_and_plugins(self):
+        # The memory driver has stats (ABI 2.2): read at every scrape, so exact at once.
+        gauges = (("chihaya_torrents", {}),
+                  ("chihaya_torrents_with_peers", {"family": "ipv4"}),
+                  ("chihaya_torrents_with_peers", {"family": "ipv6"}),
+                  ("chihaya_peers", {"family": "ipv4", "role": "seeder"}),
+                  ("chihaya_peers", {"family": "ipv4", "role": "leecher"}),
+                  ("chihaya_peers", {"family": "ipv6", "role": "seeder"}),
+                  ("chihaya_peers", {"family": "ipv6", "role": "leecher"}))
+        before = self.t.metrics()
+        h, only_v6 = random_hash(), random_hash()
         with self.t.udp(V4) as c:
             c.announce(h, peer_id(), 7101, event="started", left=0)
             c.announce(h, peer_id(), 7102, event="started", left=5)
-        deadline = time.monotonic() + 8  # the swarm totals refresh at most every 5 s
-        while True:
-            m = self.t.metrics()
-            if (sample(m, "chihaya_torrents") >= 1 and sample(m, "chihaya_peers", role="seeder") >= 1
-                    and sample(m, "chihaya_peers", role="leecher") >= 1):
-                break
-            self.assertLess(time.monotonic(), deadline, "swarm gauges never showed the peers")
-            time.sleep(0.5)
+            c.announce(h, peer_id(), 7103, event="started", left=5)
+        with self.t.http(V6) as c:
+            self.assertEqual(c.get(announce_path(h, peer_id(), 7104, left=0)).status, 200)
+            self.assertEqual(c.get(announce_path(only_v6, peer_id(), 7105, left=5)).status, 200)
+        m = self.t.metrics()
+        deltas = [sample(m, name, **labels) - sample(before, name, **labels) for name, labels in gauges]
+        self.assertEqual(deltas, [2, 1, 2, 1, 2, 1, 1])
+        with self.t.udp(V4) as c:  # a leecher becomes a seeder, another leaves
+            c.announce(h, peer_id(), 7102, left=0)
+            c.announce(h, peer_id(), 7103, event="stopped", left=5)
+        m = self.t.metrics()
+        deltas = [sample(m, name, **labels) - sample(before, name, **labels) for name, labels in gauges]
+        self.assertEqual(deltas, [2, 1, 2, 2, 0, 1, 1])
         info = [s for s in m["chihaya_build_info"].samples]
         self.assertEqual(len(info), 1)
-        self.assertEqual(info[0].labels["abi"], "2.1")
+        self.assertEqual(info[0].labels["abi"], "2.2")
         self.assertGreaterEqual(sample(m, "chihaya_plugins", result="loaded"), 2)
         self.assertEqual(m["chihaya_requests"].type, "counter")
         self.assertEqual(m["chihaya_request_duration_seconds"].type, "histogram")
@@ -258,10 +272,12 @@ class Reload(unittest.TestCase):
             t.start()
             old_port = t.http_port
             t.reload({"http": {"listen": ["127.0.0.1:1"], "trusted_proxies": ["10.0.0.0/8"]},
-                      "workers": {"threads": 3}, "log": {"level": "debug"}})
+                      "workers": {"threads": 3}, "log": {"level": "debug"},
+                      "process": {"user": "nobody"}})
             log = t.log_text()
             self.assertIn("http.listen changed", log)
             self.assertIn("workers.threads changed", log)
+            self.assertIn("process.user changed", log)  # the privilege drop happened at start-up
             self.assertIn("needs a restart", log)
             self.assertIn("http.trusted_proxies", log)
             with t.http(V4) as c:  # still on the old port
@@ -294,6 +310,71 @@ class Reload(unittest.TestCase):
         finally:
             t.cleanup()
 
+
+    def test_reload_applies_connect_rate_and_per_address_cap(self):
+        """[udp] connect_rate/connect_burst and [http] max_connections_per_address are live: a
+        limit set by SIGHUP holds for the next connect, and connections already open stay."""
+        import socket
+        import struct
+        from test_hostile import answered, connect_from
+
+        def connects_answered(source, n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind((source, 0))
+            s.connect(("127.0.0.1", t.udp_port))
+            started = time.monotonic()
+            for i in range(n):
+                s.send(struct.pack(">QII", 0x41727101980, 0, i))
+            s.settimeout(0.5)
+            got = 0
+            try:
+                while True:
+                    self.assertEqual(len(s.recv(64)), 16)
+                    got += 1
+            except socket.timeout:
+                pass
+            s.close()
+            return got, time.monotonic() - started
+
+        t = Tracker(admin=True, threads=1, overrides={"udp": {"connect_rate": 0},
+                                                      "http": {"max_connections_per_address": 0}})
+        held = []
+        try:
+            t.start()
+            self.assertEqual(connects_answered("127.0.0.2", 100)[0], 100)  # no limit yet
+            held = [connect_from("127.0.0.3", t.http_port) for _ in range(3)]
+            self.assertEqual([answered(c) for c in held], [True] * 3)
+
+            t.reload({"udp": {"connect_rate": 2, "connect_burst": 5},
+                      "http": {"max_connections_per_address": 2}})
+            reload_line = [l for l in t.log_text().splitlines() if "SIGHUP: reloaded" in l][-1]
+            for key in ("udp.connect_rate", "udp.connect_burst", "http.max_connections_per_address"):
+                self.assertIn(key, reload_line)
+            self.assertNotIn("needs a restart", t.log_text())
+
+            got, elapsed = connects_answered("127.0.0.2", 100)
+            self.assertGreaterEqual(got, 5)
+            self.assertLessEqual(got, 5 + int(2 * elapsed) + 1)
+            # The three open connections stay and keep being answered; a fourth is shed.
+            self.assertEqual([answered(c) for c in held], [True] * 3)
+            with connect_from("127.0.0.3", t.http_port) as extra:
+                self.assertTrue(extra.closed_within(3.0), "a 4th connection from 127.0.0.3 stayed open")
+            # Below the cap again (two closed), the address is answered on a new connection.
+            held.pop().close()
+            held.pop().close()
+            deadline = time.monotonic() + 3
+            ok = False
+            while not ok and time.monotonic() < deadline:
+                with connect_from("127.0.0.3", t.http_port) as again:
+                    ok = answered(again)
+                if not ok:
+                    time.sleep(0.05)
+            self.assertTrue(ok, "127.0.0.3 was not answered after falling below the new cap")
+            t.stop_checked()
+        finally:
+            for c in held:
+                c.close()
+            t.cleanup()
 
 
 class Snapshot(unittest.TestCase):

@@ -10,11 +10,12 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tracker_fixture import (CHIHAYA_BIN, CHIHAYA_SOURCE_DIR, V4, Tracker, addr_port, free_port,
-                             peer_id, random_hash)
+from tracker_fixture import (CHIHAYA_BIN, CHIHAYA_SOURCE_DIR, V4, Tracker, addr_port, announce_path,
+                             free_port, peer_id, random_hash, unittest_main)
 
 BUILD_DIR = os.environ.get("CHIHAYA_BUILD_DIR", "")
 UNIT = os.path.join(CHIHAYA_SOURCE_DIR, "etc", "chihaya.service")
@@ -105,19 +106,32 @@ class Dashboard(unittest.TestCase):
         self.assertNotIn("chihaya_made_up_total", exported)
 
 
+_PACKAGES = {}
+
+
+def packages():
+    """The .deb files CPack builds from this build tree, by package name; built once per run
+    (DebianPackage and DpkgInstall share them) into a directory removed at exit."""
+    if not _PACKAGES:
+        work = tempfile.TemporaryDirectory(prefix="chihaya-deb-")
+        out = os.path.join(work.name, "out")
+        p = subprocess.run(["cpack", "-G", "DEB", "-B", out, "--config",
+                            os.path.join(BUILD_DIR, "CPackConfig.cmake")],
+                           cwd=BUILD_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
+        if p.returncode != 0:
+            raise AssertionError("cpack failed:\n" + p.stdout.decode("utf-8", "replace")[-4000:])
+        _PACKAGES["work"] = work  # kept alive (and the files with it) until the interpreter exits
+        _PACKAGES["debs"] = {os.path.basename(d).split("_")[0]: d
+                             for d in glob.glob(os.path.join(out, "*.deb"))}
+    return _PACKAGES["debs"]
+
+
 @unittest.skipUnless(BUILD_DIR, "CHIHAYA_BUILD_DIR not set")
 class DebianPackage(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.work = tempfile.TemporaryDirectory(prefix="chihaya-deb-")
-        out = os.path.join(cls.work.name, "out")
-        p = subprocess.run(["cpack", "-G", "DEB", "-B", out, "--config",
-                            os.path.join(BUILD_DIR, "CPackConfig.cmake")],
-                           cwd=BUILD_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
-        cls.cpack_output = p.stdout.decode("utf-8", "replace")
-        if p.returncode != 0:
-            raise AssertionError("cpack failed:\n" + cls.cpack_output[-4000:])
-        cls.debs = {os.path.basename(d).split("_")[0]: d for d in glob.glob(os.path.join(out, "*.deb"))}
+        cls.debs = packages()
+        cls.work = tempfile.TemporaryDirectory(prefix="chihaya-deb-root-")
         cls.root = os.path.join(cls.work.name, "root")
         for deb in cls.debs.values():
             subprocess.run(["dpkg-deb", "-x", deb, cls.root], check=True, timeout=60)
@@ -198,5 +212,182 @@ class DebianPackage(unittest.TestCase):
             t.cleanup()
 
 
+# Paths that are the chihaya package's own (its files, and what its postinst makes): none may
+# exist before the install, and none after the purge.
+OWN_PATHS = ("/etc/chihaya", "/var/lib/chihaya", "/usr/lib/chihaya", "/usr/bin/chihaya",
+             "/lib/systemd/system/chihaya.service", "/usr/share/chihaya")
+# Every test process that installs the package takes this lock (another suite in another build
+# tree may run at the same time on the machine).
+LOCK = os.path.join("/run/lock" if os.path.isdir("/run/lock") else tempfile.gettempdir(),
+                    "chihaya-dpkg-test.lock")
+
+
+def run(args, timeout=120):
+    p = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
+    return p.returncode, p.stdout.decode("utf-8", "replace")
+
+
+def machine_state():
+    """What the package touches, as it is now: user, group, package status and paths."""
+    return {
+        "user": run(["getent", "passwd", "chihaya"])[1].strip(),
+        "group": run(["getent", "group", "chihaya"])[1].strip(),
+        "packages": {name: run(["dpkg-query", "-W", "-f=${Status}", name])[1].strip()
+                     for name in ("chihaya", "chihaya-dev")},
+        "paths": [p for p in OWN_PATHS if os.path.lexists(p)],
+    }
+
+
+def not_installed(status):
+    return status == "" or "not-installed" in status or "no packages found" in status
+
+
+class DpkgInstall(unittest.TestCase):
+    """The packages as an operator installs them: dpkg -i on this machine (root), the installed
+    /usr/bin/chihaya with a copy of the installed /etc/chihaya/chihaya.toml (listen addresses
+    moved to free loopback ports, [process] user set to the packaged system user, everything else
+    as installed) against real HTTP and UDP announces, then dpkg --purge, leaving the machine as it
+    was. Skipped, with the reason, where that cannot be done without changing someone else's
+    machine: not root, no dpkg, a chihaya user or package already there, or systemd running (the
+    postinst would start the packaged service on public addresses)."""
+
+    @classmethod
+    def setUpClass(cls):
+        if not BUILD_DIR:
+            raise unittest.SkipTest("CHIHAYA_BUILD_DIR not set")
+        if os.geteuid() != 0:
+            raise unittest.SkipTest("dpkg -i needs root (run the suite as root to test the install)")
+        for tool in ("dpkg", "dpkg-query", "dpkg-checkbuilddeps", "getent"):
+            if not shutil.which(tool):
+                raise unittest.SkipTest("%s is missing (Debian's dpkg and dpkg-dev)" % tool)
+        if os.path.isdir("/run/systemd/system"):
+            raise unittest.SkipTest("systemd is running: the postinst would enable and start "
+                                    "chihaya.service on 0.0.0.0:6969")
+        import fcntl
+        cls.lock = open(LOCK, "w")
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                fcntl.flock(cls.lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    cls.lock.close()
+                    raise AssertionError("%s held for 120 s by another install test" % LOCK)
+                time.sleep(0.5)
+        cls.before = machine_state()
+        clean = (not cls.before["user"] and not cls.before["group"] and not cls.before["paths"]
+                 and all(not_installed(s) for s in cls.before["packages"].values()))
+        if not clean:
+            cls.lock.close()
+            raise unittest.SkipTest("this machine already has chihaya (%r); not ours to replace "
+                                    "or remove" % cls.before)
+        cls.debs = packages()
+        rc, out = run(["dpkg-deb", "-f", cls.debs["chihaya"], "Depends"])
+        rc, unmet = run(["dpkg-checkbuilddeps", "-d", out.strip(), "/dev/null"])
+        if rc != 0:
+            cls.lock.close()
+            raise unittest.SkipTest("the package's dependencies are not installed: " + unmet.strip())
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.lock.close()
+
+    def dpkg(self, *args):
+        """dpkg with its arguments; retried while another dpkg holds its lock (bounded)."""
+        deadline = time.monotonic() + 60
+        while True:
+            rc, out = run(["dpkg"] + list(args))
+            if rc == 0 or "lock" not in out or time.monotonic() > deadline:
+                return rc, out
+            time.sleep(1)
+
+    def purge(self):
+        rc, out = self.dpkg("--purge", "chihaya-dev", "chihaya")
+        self.assertEqual(rc, 0, out)
+
+    def restore(self):
+        """Whatever happened (a failed check, a broken postrm): the machine as it was before, which
+        setUpClass found free of anything chihaya."""
+        run(["dpkg", "--purge", "chihaya-dev", "chihaya"])
+        if run(["getent", "passwd", "chihaya"])[1].strip():
+            run(["userdel", "chihaya"])
+        if run(["getent", "group", "chihaya"])[1].strip():
+            run(["groupdel", "chihaya"])
+        for path in OWN_PATHS:
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            elif os.path.lexists(path):
+                os.unlink(path)
+
+    def test_dpkg_install_serves_as_the_system_user_and_purge_leaves_nothing(self):
+        self.addCleanup(self.restore)
+        rc, out = self.dpkg("-i", self.debs["chihaya"], self.debs["chihaya-dev"])
+        self.assertEqual(rc, 0, out)
+        for name in ("chihaya", "chihaya-dev"):
+            self.assertEqual(run(["dpkg-query", "-W", "-f=${Status}", name])[1], "install ok installed")
+        files = [l for l in run(["dpkg", "-L", "chihaya", "chihaya-dev"])[1].splitlines()
+                 if l.startswith("/") and not os.path.isdir(l)]
+        self.assertIn("/usr/bin/chihaya", files)
+        self.assertIn("/usr/lib/chihaya/plugins/chihaya_memory.so", files)
+        self.assertIn("/usr/include/chihaya/abi.h", files)
+
+        # postinst: a system user and group, the state directory and the config's owner.
+        import grp
+        import pwd
+        user = pwd.getpwnam("chihaya")
+        self.assertLess(user.pw_uid, 1000)  # a system account
+        self.assertEqual(user.pw_dir, "/var/lib/chihaya")
+        self.assertTrue(user.pw_shell.endswith("nologin") or user.pw_shell.endswith("false"), user.pw_shell)
+        self.assertEqual(grp.getgrgid(user.pw_gid).gr_name, "chihaya")
+        state = os.stat("/var/lib/chihaya")
+        self.assertEqual((state.st_uid, state.st_mode & 0o777), (user.pw_uid, 0o750))
+        conf = os.stat("/etc/chihaya/chihaya.toml")
+        self.assertEqual((conf.st_uid, conf.st_gid, conf.st_mode & 0o777), (0, user.pw_gid, 0o640))
+
+        with open("/etc/chihaya/chihaya.toml") as f:
+            installed = f.read()
+        t = Tracker(binary="/usr/bin/chihaya", plugins_dir=False, admin=True)
+        try:
+            text = (installed.replace('["0.0.0.0:6969", "[::]:6969"]',
+                                      '["%s", "%s"]' % (addr_port(V4, t.udp_port), addr_port("::1", t.udp_port)), 1)
+                    .replace('["0.0.0.0:6969", "[::]:6969"]',
+                             '["%s", "%s"]' % (addr_port(V4, t.http_port), addr_port("::1", t.http_port)), 1)
+                    .replace('listen = "127.0.0.1:6880"', 'listen = "%s"' % addr_port(V4, t.admin_port), 1)
+                    .replace('\nuser = ""\n', '\nuser = "chihaya"\n', 1))
+            self.assertEqual(re.findall(r'^listen = .*(?:0\.0\.0\.0|\[::\]).*$', text, re.M), [])
+            self.assertIn('\nuser = "chihaya"\n', text)
+            self.assertIn('snapshot_path = "/var/lib/chihaya/swarms.snapshot"', text)  # as installed
+            t.write_config(text=text)
+            t.start()
+            # The service user, after the sockets were bound and the plugins loaded.
+            with open("/proc/%d/status" % t.proc.pid) as f:
+                uids = re.search(r"^Uid:\s+(\d+)\s+(\d+)", f.read(), re.M).groups()
+            self.assertEqual(uids, (str(user.pw_uid), str(user.pw_uid)))
+            self.assertIn("/usr/lib/chihaya/plugins", t.log_text())
+            h = random_hash()
+            with t.udp(V4) as c:
+                c.announce(h, peer_id(), 6911, event="started", left=0)
+            with t.http(V4) as c:
+                body = c.get(announce_path(h, peer_id(), 6912, event="started", left=1)).bencoded()
+                self.assertEqual((body[b"complete"], body[b"incomplete"]), (1, 1), body)
+                self.assertEqual(len(body[b"peers"]), 6)  # the UDP seeder, compact
+            with t.udp(V4) as c:
+                self.assertEqual(c.announce(h, peer_id(), 6913, left=1)["seeders"], 1)
+            self.assertEqual(t.admin_get("/readyz")[0], 200)
+            t.stop_checked()
+            # The snapshot went where the package put the state, written as the service user.
+            snap = os.stat("/var/lib/chihaya/swarms.snapshot")
+            self.assertEqual(snap.st_uid, user.pw_uid)
+        finally:
+            t.cleanup()
+
+        self.purge()
+        after = machine_state()
+        self.assertEqual(after, self.before, "purge left the machine changed")
+        left = [f for f in files if os.path.lexists(f)]
+        self.assertEqual(left, [], "files of the packages still there after purge")
+
+
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    unittest_main()

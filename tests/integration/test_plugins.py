@@ -23,7 +23,7 @@ BROKEN = {
     "bad_magic.so": "not a chihaya plugin",
     "no_entry.so": "no entry symbol chihaya_plugin_entry",
     "missing_symbol.so": "chihaya_test_symbol_that_does_not_exist",
-    "needs_newer_host.so": "needs a host of ABI 2.9 or newer; this host speaks ABI 2.1",
+    "needs_newer_host.so": "needs a host of ABI 2.9 or newer; this host speaks ABI 2.2",
 }
 
 
@@ -153,8 +153,8 @@ class ListPlugins(unittest.TestCase):
             code, out = run_binary(["--list-plugins", "--config", config])
             self.assertEqual(code, 1, out)
             self.assertIn("plugins_dir: %s" % d, out)
-            self.assertIn("host ABI: 2.1", out)
-            self.assertRegex(out, r"chihaya_memory\.so: loaded: plugin \"memory\" \S+, ABI 2\.1")
+            self.assertIn("host ABI: 2.2", out)
+            self.assertRegex(out, r"chihaya_memory\.so: loaded: plugin \"memory\" \S+, ABI 2\.2")
             self.assertIn('  cache driver "memory", keys of [cache.memory]:', out)
             self.assertRegex(out, r"\n    shards = \d+  # ")
             self.assertIn('  storage driver "none" (open mode only), no config keys', out)
@@ -286,6 +286,22 @@ class OlderMinorPlugins(unittest.TestCase):
                 u.connect()
                 reply = u.announce(h, peer_id(), 7002, event="started", left=5)
                 self.assertEqual(reply["seeders"], 1, reply)
+
+    def test_a_2_0_cache_without_stats_still_has_its_totals_in_metrics(self):
+        """ABI 2.2's stats is absent from a 2.0 table: the host reads it as NULL and counts the
+        totals through scrape_all, without a family label, rather than calling past the table."""
+        self.assertTrue(ABI20_DIR and os.path.isdir(ABI20_DIR), "CHIHAYA_ABI20_PLUGIN_DIR not built")
+        with Tracker(plugins_dir=ABI20_DIR, admin=True) as t:
+            h = random_hash()
+            with t.udp(V4) as u:
+                u.announce(h, peer_id(), 7010, event="started", left=0)
+                u.announce(h, peer_id(), 7011, event="started", left=5)
+            with t.udp(V6) as u:
+                u.announce(h, peer_id(), 7012, event="started", left=5)
+            peers = {tuple(sorted(s.labels.items())): s.value
+                     for s in t.metrics()["chihaya_peers"].samples}
+            self.assertEqual(peers, {(("role", "seeder"),): 1, (("role", "leecher"),): 2})
+            self.assertNotIn("chihaya_torrents_with_peers", t.metrics())
 
 
 if __name__ == "__main__":

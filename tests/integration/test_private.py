@@ -157,7 +157,7 @@ class PrivateTest(unittest.TestCase):
         self.addCleanup(shutil.rmtree, d, True)
         return d
 
-    def tracker(self, spool, cache=None, flush_ms=FLUSH_MS, start=True, **extra):
+    def tracker(self, spool, cache=None, flush_ms=FLUSH_MS, start=True, admin=False, **extra):
         overrides = {
             "tracker": {"mode": "private", "announce_interval": 60, "min_interval": 30},
             "storage": {"driver": "postgres", "flush_interval_ms": flush_ms, "spool_dir": spool},
@@ -168,7 +168,7 @@ class PrivateTest(unittest.TestCase):
             overrides["cache." + cache[0]] = cache[1]
         for k, v in extra.items():
             overrides.setdefault(k, {}).update(v)
-        t = Tracker(overrides)
+        t = Tracker(overrides, admin=admin)
         self.trackers.append(t)
         if start:
             t.start()
@@ -429,6 +429,39 @@ class Accounting(PrivateTest):
             self.wait_totals(sessions.expected())
             a.stop_checked()
             b.stop_checked()
+
+
+class Readiness(PrivateTest):
+    def wait_readyz(self, t, status, within_s, why):
+        deadline = time.monotonic() + within_s
+        got = t.admin_get("/readyz")
+        while got[0] != status:
+            self.assertLess(time.monotonic(), deadline, "%s: /readyz still %r" % (why, got))
+            time.sleep(0.2)
+            got = t.admin_get("/readyz")
+        return got
+
+    def test_readyz_follows_postgres_without_traffic(self):
+        """Nothing is announced: no flush fails, so only the storage's own word on its connection
+        (ABI 2.2 health) can take /readyz down, and bring it back."""
+        t = self.tracker(self.spool(), admin=True)
+        self.wait_readyz(t, 200, 5, "after start-up")
+        self.pg.stop()
+        try:
+            t0 = time.monotonic()
+            status, body = self.wait_readyz(t, 503, 5, "PostgreSQL stopped")
+            self.assertIn('storage driver "postgres" not ready', body)
+            self.assertIn("unavailable", body)
+            self.assertEqual(t.admin_get("/healthz")[0], 200)  # alive all the same
+            # It stays down while PostgreSQL does (the listener's retries fail too).
+            time.sleep(max(0.0, 2.5 - (time.monotonic() - t0)))
+            self.assertEqual(t.admin_get("/readyz")[0], 503)
+        finally:
+            self.pg.start()
+        # The listener reconnects within its backoff (at most 5 s) and /readyz follows.
+        self.wait_readyz(t, 200, 15, "PostgreSQL back")
+        self.assert_no_secrets(t)
+        t.stop_checked()
 
 
 class StartUp(PrivateTest):

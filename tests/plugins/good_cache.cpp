@@ -23,6 +23,10 @@ public:
     // The optional members: the registration macro must put them in the table.
     void scrape_all(chihaya_scrape_visit, void*, chihaya::Completion done) { done(CHIHAYA_OK); }
     void tick(uint64_t) {}
+    chihaya_status stats(chihaya_cache_stats& out) {
+        out.torrents = uint64_t(size_);
+        return CHIHAYA_OK;
+    }
 
 private:
     int64_t size_;

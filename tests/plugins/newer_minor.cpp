@@ -49,7 +49,7 @@ const FutureKey keys[] = {
     {{sizeof(FutureKey), CHIHAYA_CONFIG_INT, "answer", "42", 0, 100, "a key read with the plugin's stride", 0, 0}, 0xfeed},
 };
 const FutureCacheTable table = {
-    {sizeof(FutureCacheTable), &create, &destroy, &announce, &scrape, nullptr, nullptr}, &never};
+    {sizeof(FutureCacheTable), &create, &destroy, &announce, &scrape, nullptr, nullptr, nullptr}, &never};
 const FutureDriver drivers[] = {
     {{sizeof(FutureDriver), CHIHAYA_KIND_CACHE, "future_a", 1, 0, &keys[0].base, &table.base}, 0xfeed},
     {{sizeof(FutureDriver), CHIHAYA_KIND_CACHE, "future_b", 1, 0, &keys[0].base, &table.base}, 0xfeed},

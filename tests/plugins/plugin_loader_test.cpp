@@ -106,18 +106,34 @@ TEST_CASE("a plugin of a newer minor loads when it needs nothing the host lacks"
     CHECK(static_cast<const chihaya_cache_vtable*>(driver.vtable())->struct_size == sizeof(chihaya_cache_vtable));
 }
 
+TEST_CASE("a plugin of an older minor has no member it did not have: stats read as NULL") {
+    LoadedPlugin plugin = load("older_minor.so");
+    CHECK(plugin.descriptor->abi_minor == 1);
+    Registry registry;
+    registry.add(plugin);
+    Config config = parse_config("[cache]\ndriver = \"past\"\n", "t.toml");
+    DriverInstance driver = registry.create(CHIHAYA_KIND_CACHE, config.cache, config.source, host_api());
+    auto* v = static_cast<const chihaya_cache_vtable*>(driver.vtable());
+    // Past the plugin's 2.1 table lies a pointer to a trap: the host's copy must not hold it.
+    CHECK((v->stats == nullptr));
+    CHECK(v->struct_size == sizeof(chihaya_cache_vtable));
+    Outcome outcome;
+    announce(driver, outcome);
+    CHECK(outcome.calls == 1);
+}
+
 TEST_CASE("a plugin that needs a newer host minor is refused, naming both versions") {
     std::string why = refusal("needs_newer_host.so");
     CHECK(contains(why, "needs a host of ABI 2.9 or newer"));
-    CHECK(contains(why, "this host speaks ABI 2.1"));
+    CHECK(contains(why, "this host speaks ABI 2.2"));
 }
 
 TEST_CASE("a directory scan keeps the good plugins and skips the broken ones") {
     std::vector<LoadedPlugin> plugins = load_plugins(dir, host_api());
     std::vector<std::string> names;
     for (const auto& p : plugins) names.push_back(p.descriptor->name);
-    CHECK(names == std::vector<std::string>{"double_done", "dup", "dup", "good", "future", "silent",
-                                            "throwing"});
+    CHECK(names == std::vector<std::string>{"double_done", "dup", "dup", "good", "future", "past",
+                                            "silent", "throwing"});
     CHECK_THROWS(load_plugins(dir + "/nowhere", host_api()));
 }
 
@@ -161,11 +177,27 @@ TEST_CASE("optional driver methods are in the table exactly when the class has t
     auto* with = static_cast<const chihaya_cache_vtable*>(good.descriptor->drivers[0].vtable);
     CHECK((with->scrape_all != nullptr));
     CHECK((with->tick != nullptr));
+    CHECK((with->stats != nullptr));
     LoadedPlugin throwing = load("throwing_cache.so");
     auto* without = static_cast<const chihaya_cache_vtable*>(throwing.descriptor->drivers[0].vtable);
     CHECK((without->scrape_all == nullptr));
     CHECK((without->tick == nullptr));
+    CHECK((without->stats == nullptr));
     CHECK((without->announce != nullptr));
+}
+
+TEST_CASE("stats (2.2) fill the host's struct through the C++ layer, struct_size kept") {
+    Registry registry;
+    registry.add(load("good_cache.so"));
+    Config config = parse_config("[cache]\ndriver = \"good\"\n[cache.good]\nsize = 13\n", "t.toml");
+    DriverInstance driver = registry.create(CHIHAYA_KIND_CACHE, config.cache, config.source, host_api());
+    chihaya_cache_stats stats{};
+    stats.struct_size = sizeof stats;
+    auto* v = static_cast<const chihaya_cache_vtable*>(driver.vtable());
+    REQUIRE((v->stats != nullptr));
+    CHECK(v->stats(driver.get(), &stats) == CHIHAYA_OK);
+    CHECK(stats.torrents == 13);
+    CHECK(stats.struct_size == sizeof stats);
 }
 
 TEST_CASE("driver selection and driver tables are checked with file, line and key") {

@@ -49,3 +49,22 @@ TEST_CASE("a rate of 0 disables the limit") {
     udp::ConnectLimiter limiter(0, 1);
     for (int i = 0; i < 1000; ++i) REQUIRE(limiter.admit(v4(2), 0));
 }
+
+TEST_CASE("configure (SIGHUP): a limit set later applies at once; a lower burst caps the bucket") {
+    udp::ConnectLimiter limiter(0, 1);  // no limit: no table yet
+    for (int i = 0; i < 100; ++i) REQUIRE(limiter.admit(v4(2), 0));
+    limiter.configure(5, 10);
+    int admitted = 0;
+    for (int i = 0; i < 100; ++i) admitted += limiter.admit(v4(2), 0);
+    CHECK(admitted == 10);
+    // Emptied, then 9 quiet seconds at 5/s under a burst lowered to 3: 3 tokens, not 45 or 10.
+    admitted = 0;
+    for (int i = 0; i < 100; ++i) admitted += limiter.admit(v4(3), 1000);
+    CHECK(admitted == 10);
+    limiter.configure(5, 3);
+    admitted = 0;
+    for (int i = 0; i < 100; ++i) admitted += limiter.admit(v4(3), 10000);
+    CHECK(admitted == 3);
+    limiter.configure(0, 3);  // and off again
+    for (int i = 0; i < 100; ++i) REQUIRE(limiter.admit(v4(3), 10000));
+}

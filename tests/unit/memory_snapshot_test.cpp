@@ -91,6 +91,15 @@ TEST_CASE("a snapshot restores every swarm: peers, roles, families and snatches"
     CHECK(loaded.peers == 103);
     CHECK(loaded.expired == 0);
     CHECK(fresh.peer_count() == 103);
+    // The stats (ABI 2.2) count what was loaded: torrents 1 and 3 in IPv4, 2 in IPv6.
+    const CacheStats s = fresh.stats();
+    CHECK(s.torrents == 3);
+    CHECK(s.torrents_v4 == 2);
+    CHECK(s.torrents_v6 == 1);
+    CHECK(s.seeders_v4 == 26);
+    CHECK(s.leechers_v4 == 76);
+    CHECK(s.seeders_v6 == 0);
+    CHECK(s.leechers_v6 == 1);
     auto a = counts(fresh, 1, 2'000);
     CHECK(a.complete == 26);    // p % 4 == 0 (25) + the completed one
     CHECK(a.incomplete == 75);
@@ -147,6 +156,10 @@ TEST_CASE("a truncated, corrupt, foreign or alien file is refused whole and leav
         CHECK_MESSAGE(message.find(why) != std::string::npos, message);
         CHECK(fresh.peer_count() == 0);
         CHECK(fresh.swarm_count() == 0);
+        // What was counted before the error went with the swarms.
+        const CacheStats s = fresh.stats();
+        CHECK(s.torrents + s.torrents_v4 + s.torrents_v6 == 0);
+        CHECK(s.seeders_v4 + s.leechers_v4 + s.seeders_v6 + s.leechers_v6 == 0);
     };
     refused(std::vector<char>(good.begin(), good.begin() + long(good.size()) - 40), "truncated");
     refused(std::vector<char>(good.begin(), good.begin() + 200), "truncated");

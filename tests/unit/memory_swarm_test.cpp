@@ -9,6 +9,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 using namespace chihaya::memory;
@@ -476,6 +477,94 @@ TEST_CASE("MemoryCache: tick sweeps a slice of shards and drops expired swarms")
     for (int i = 0; i < 3; ++i) cache.tick(1000 + 20'000);
     CHECK(cache.swarm_count() == 1);
     CHECK(cache.peer_count() == 1);
+}
+
+namespace {
+
+// The stats as one comparable tuple: torrents (all, v4, v6), seeders/leechers v4, v6.
+std::vector<uint64_t> stats_of(const MemoryCache& cache) {
+    const CacheStats s = cache.stats();
+    return {s.torrents, s.torrents_v4, s.torrents_v6, s.seeders_v4, s.leechers_v4, s.seeders_v6, s.leechers_v6};
+}
+using Stats = std::vector<uint64_t>;
+
+}  // namespace
+
+TEST_CASE("MemoryCache: stats count torrents, seeders and leechers per family as peers come, move and go") {
+    MemoryCache cache({16, 4}, 0);
+    Answer a;
+    CHECK(stats_of(cache) == Stats{0, 0, 0, 0, 0, 0, 0});
+    cache.announce(Announce(1).hash(1).r, a.r);
+    cache.announce(Announce(2, true).hash(1).r, a.r);
+    cache.announce(Announce(3, false, CHIHAYA_IPV6).hash(1).r, a.r);
+    cache.announce(Announce(1, true, CHIHAYA_IPV6).hash(2).r, a.r);
+    CHECK(stats_of(cache) == Stats{2, 1, 2, 1, 1, 1, 1});
+    cache.announce(Announce(1, true).hash(1).r, a.r);  // leecher -> seeder
+    CHECK(stats_of(cache) == Stats{2, 1, 2, 2, 0, 1, 1});
+    cache.announce(Announce(1, true).hash(1).r, a.r);  // a refresh changes nothing
+    CHECK(stats_of(cache) == Stats{2, 1, 2, 2, 0, 1, 1});
+    cache.announce(Announce(1, true, CHIHAYA_IPV6).hash(2).event(CHIHAYA_EVENT_STOPPED).r, a.r);
+    CHECK(stats_of(cache) == Stats{1, 1, 1, 2, 0, 0, 1});
+    cache.announce(Announce(1, true).hash(1).event(CHIHAYA_EVENT_STOPPED).r, a.r);
+    cache.announce(Announce(2, true).hash(1).event(CHIHAYA_EVENT_STOPPED).r, a.r);
+    CHECK(stats_of(cache) == Stats{1, 0, 1, 0, 0, 0, 1});  // the torrent lives on in IPv6
+    // A refused announce (BEP 7 key) changes nothing.
+    cache.announce(Announce(7).hash(3).key(5).r, a.r);
+    CHECK(cache.announce(Announce(7, true).hash(3).key(6).r, a.r) == CHIHAYA_KEY_MISMATCH);
+    CHECK(stats_of(cache) == Stats{2, 1, 1, 0, 1, 0, 1});
+}
+
+TEST_CASE("MemoryCache: stats follow expiry by scrape and by tick; untouched swarms lag until swept") {
+    MemoryCache cache({16, 4}, 0);
+    Answer a;
+    cache.announce(Announce(1).hash(1).ttl(10).r, a.r);
+    cache.announce(Announce(2, true).hash(1).ttl(1000).r, a.r);
+    cache.announce(Announce(3, false, CHIHAYA_IPV6).hash(2).ttl(10).r, a.r);
+    CHECK(stats_of(cache) == Stats{2, 1, 1, 1, 1, 0, 1});
+    chihaya_scrape_entry entry{};
+    entry.struct_size = sizeof entry;
+    std::memset(entry.info_hash, 1, 20);
+    chihaya_scrape_request req{sizeof req, 1, &entry, 20'000, {}};
+    REQUIRE(cache.scrape(req) == CHIHAYA_OK);
+    CHECK(stats_of(cache) == Stats{2, 1, 1, 1, 0, 0, 1});  // torrent 2 not touched yet
+    for (int i = 0; i < 4; ++i) cache.tick(20'000);         // a full pass: 4 x 4 of 16 shards
+    CHECK(stats_of(cache) == Stats{1, 1, 0, 1, 0, 0, 0});
+}
+
+TEST_CASE("MemoryCache: stats agree with a model through random announces, then drop to zero on expiry") {
+    MemoryCache cache({16, 4}, 0);
+    Answer a;
+    // (hash, family, peer) -> seeder
+    std::map<std::tuple<uint8_t, uint8_t, uint32_t>, bool> model;
+    uint64_t rng = 88172645463325252ull;
+    auto next = [&] { rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17; return rng; };
+    for (int n = 0; n < 20000; ++n) {
+        const uint8_t hash = uint8_t(1 + next() % 12);
+        const uint8_t family = next() % 3 ? CHIHAYA_IPV4 : CHIHAYA_IPV6;
+        const uint32_t peer = uint32_t(next() % 90);  // past kIndexFrom: small and indexed swarms
+        const bool seeder = next() % 2;
+        const bool stop = next() % 5 == 0;
+        Announce req = Announce(peer, seeder, family).hash(hash).ttl(100);
+        if (stop) req.event(CHIHAYA_EVENT_STOPPED);
+        REQUIRE(cache.announce(req.r, a.r) == CHIHAYA_OK);
+        if (stop) model.erase({hash, family, peer});
+        else model[{hash, family, peer}] = seeder;
+        if (n % 997 == 0) cache.tick(0);
+    }
+    Stats want(7, 0);
+    std::set<uint8_t> any, v4, v6;
+    for (const auto& [key, seeder] : model) {
+        const auto& [hash, family, peer] = key;
+        any.insert(hash);
+        (family == CHIHAYA_IPV4 ? v4 : v6).insert(hash);
+        ++want[family == CHIHAYA_IPV4 ? (seeder ? 3 : 4) : (seeder ? 5 : 6)];
+    }
+    want[0] = any.size();
+    want[1] = v4.size();
+    want[2] = v6.size();
+    CHECK(stats_of(cache) == want);
+    for (int i = 0; i < 4; ++i) cache.tick(200'000);
+    CHECK(stats_of(cache) == Stats{0, 0, 0, 0, 0, 0, 0});
 }
 
 TEST_CASE("MemoryCache: times are seconds since the epoch; shards must be a power of two") {

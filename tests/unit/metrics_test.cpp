@@ -1,4 +1,5 @@
-// Metrics: bucket choice, per-worker sums on scrape, label escaping, and failure classes.
+// Metrics: bucket choice, per-worker sums on scrape, label escaping, failure classes, swarm gauges.
+#include "metrics/host_collectors.hpp"
 #include "metrics/registry.hpp"
 #include "tracker/tracker.hpp"
 
@@ -53,4 +54,78 @@ TEST_CASE("client-visible failures map to their classes") {
     CHECK(failure_class("passkey required: announce to /<passkey>/announce") == Result::Refused);
     CHECK(failure_class("missing info_hash") == Result::Malformed);
     CHECK(failure_class("too many info_hash in one scrape") == Result::TooLarge);
+}
+
+// ---- the swarm gauges (metrics/host_collectors.cpp) against a fake cache driver ---------------
+
+namespace {
+
+// A cache with stats (ABI 2.2) whose answer the test chooses, and a scrape_all over two torrents
+// (3 seeders and 1 leecher in all): which one /metrics used shows in its labels.
+chihaya_status g_stats_status = CHIHAYA_OK;
+int g_walks = 0;
+
+chihaya_status fake_stats(chihaya_instance*, chihaya_cache_stats* out) {
+    out->torrents = 2;
+    out->torrents_ipv4 = 2;
+    out->torrents_ipv6 = 1;
+    out->seeders_ipv4 = 2;
+    out->leechers_ipv4 = 1;
+    out->seeders_ipv6 = 1;
+    out->leechers_ipv6 = 0;
+    return g_stats_status;
+}
+
+void fake_scrape_all(chihaya_instance*, chihaya_scrape_visit visit, void* ctx, const chihaya_completion* done) {
+    ++g_walks;
+    chihaya_scrape_entry e{};
+    e.struct_size = sizeof e;
+    e.complete = 2;
+    e.incomplete = 1;
+    visit(ctx, &e);
+    e.complete = 1;
+    e.incomplete = 0;
+    visit(ctx, &e);
+    done->done(done->ctx, CHIHAYA_OK);
+}
+
+bool has(const std::string& text, const std::string& line) { return text.find(line + "\n") != std::string::npos; }
+
+}  // namespace
+
+TEST_CASE("swarm gauges: per family from stats, totals from scrape_all when stats is absent or fails") {
+    chihaya_cache_vtable with_stats{};
+    with_stats.struct_size = sizeof with_stats;
+    with_stats.scrape_all = &fake_scrape_all;
+    with_stats.stats = &fake_stats;
+    chihaya_cache_vtable walk_only = with_stats;
+    walk_only.stats = nullptr;
+
+    Registry a;
+    add_swarm_collector(a, CacheHandle{&with_stats, nullptr, "fake"});
+    g_stats_status = CHIHAYA_OK;
+    g_walks = 0;
+    std::string text = a.render();
+    CHECK(has(text, "chihaya_torrents 2"));
+    CHECK(has(text, "chihaya_torrents_with_peers{family=\"ipv6\"} 1"));
+    CHECK(has(text, "chihaya_peers{family=\"ipv4\",role=\"seeder\"} 2"));
+    CHECK(has(text, "chihaya_peers{family=\"ipv4\",role=\"leecher\"} 1"));
+    CHECK(has(text, "chihaya_peers{family=\"ipv6\",role=\"seeder\"} 1"));
+    CHECK(has(text, "chihaya_peers{family=\"ipv6\",role=\"leecher\"} 0"));
+    CHECK(g_walks == 0);  // stats answered: no walk
+
+    g_stats_status = CHIHAYA_UNAVAILABLE;  // cannot answer now: the totals still come
+    text = a.render();
+    CHECK(g_walks == 1);
+    CHECK(has(text, "chihaya_torrents 2"));
+    CHECK(has(text, "chihaya_peers{role=\"seeder\"} 3"));
+    CHECK(has(text, "chihaya_peers{role=\"leecher\"} 1"));
+    CHECK(text.find("family=") == std::string::npos);
+
+    Registry b;  // a driver without stats (2.0/2.1, or Redis-like with a walk)
+    add_swarm_collector(b, CacheHandle{&walk_only, nullptr, "fake"});
+    text = b.render();
+    CHECK(has(text, "chihaya_peers{role=\"seeder\"} 3"));
+    CHECK(text.find("chihaya_torrents_with_peers") == std::string::npos);
+    g_stats_status = CHIHAYA_OK;
 }

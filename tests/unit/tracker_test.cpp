@@ -46,7 +46,7 @@ void scrape(chihaya_instance*, chihaya_scrape_request* r, const chihaya_completi
 }
 
 const chihaya_cache_vtable vtable = {sizeof(chihaya_cache_vtable), nullptr, nullptr, &announce,
-                                     &scrape, nullptr, nullptr};
+                                     &scrape, nullptr, nullptr, nullptr};
 
 struct Result {
     int completions = 0;

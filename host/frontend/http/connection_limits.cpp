@@ -17,6 +17,11 @@ ConnectionLimits::ConnectionLimits(uint32_t per_address)
     : per_address_(per_address),
       open_(0, KeyHash{(uint64_t(std::random_device{}()) << 32) | std::random_device{}()}) {}
 
+void ConnectionLimits::set_per_address(uint32_t per_address) {
+    std::lock_guard lock(mutex_);
+    per_address_ = per_address;
+}
+
 // FNV-1a from a random seed, then a finalizer: enough to keep chosen addresses from sharing a
 // chain, and the table only holds addresses that have a connection open.
 size_t ConnectionLimits::KeyHash::operator()(const Key& k) const noexcept {
@@ -28,16 +33,14 @@ size_t ConnectionLimits::KeyHash::operator()(const Key& k) const noexcept {
 }
 
 bool ConnectionLimits::try_open(const Endpoint& client) {
-    if (per_address_ == 0) return true;
     std::lock_guard lock(mutex_);
     uint32_t& n = open_[key_of(client)];
-    if (n >= per_address_) return false;
+    if (per_address_ != 0 && n >= per_address_) return false;
     ++n;
     return true;
 }
 
 void ConnectionLimits::close(const Endpoint& client) {
-    if (per_address_ == 0) return;
     std::lock_guard lock(mutex_);
     auto it = open_.find(key_of(client));
     if (it == open_.end()) return;

@@ -20,11 +20,17 @@ namespace chihaya::http {
 // counting /128s would give it 2^64 budgets. IPv4 is counted per address.
 //
 // Accept-time only (never per request), so one mutex is enough; the table holds one entry per
-// address with an open connection, so it is bounded by the connections themselves.
+// address with an open connection, so it is bounded by the connections themselves. Connections
+// are counted also while there is no limit, so that a limit set by a live reload counts the
+// connections already open.
 class ConnectionLimits {
 public:
     // `per_address` = 0: no limit.
     explicit ConnectionLimits(uint32_t per_address);
+
+    // Live reload (any thread): the next try_open uses it. Connections already open stay open,
+    // also when they now exceed it; the address gets no new one until it is below.
+    void set_per_address(uint32_t per_address);
 
     // True and counted when `client` may open one more connection; false when it holds its share.
     bool try_open(const Endpoint& client);
@@ -41,8 +47,8 @@ private:
     };
     static Key key_of(const Endpoint& client);
 
-    const uint32_t per_address_;
     mutable std::mutex mutex_;
+    uint32_t per_address_;  // guarded by mutex_
     std::unordered_map<Key, uint32_t, KeyHash> open_;
 };
 

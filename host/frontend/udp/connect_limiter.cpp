@@ -22,7 +22,13 @@ ConnectLimiter::ConnectLimiter(uint32_t per_second, uint32_t burst, size_t slots
     : per_second_(per_second), burst_(burst < 1 ? 1 : burst),
       seed_(mix(uint64_t(std::chrono::steady_clock::now().time_since_epoch().count()) ^
                 uint64_t(reinterpret_cast<uintptr_t>(this)))),
-      buckets_(per_second ? slots : 0) {}
+      slots_(slots), buckets_(per_second ? slots : 0) {}
+
+void ConnectLimiter::configure(uint32_t per_second, uint32_t burst) {
+    per_second_ = per_second;
+    burst_ = burst < 1 ? 1 : burst;
+    if (per_second_ != 0 && buckets_.empty()) buckets_.resize(slots_);
+}
 
 uint64_t ConnectLimiter::key_of(const Endpoint& source) const {
     uint64_t a = 0, b = 0;

@@ -24,6 +24,10 @@ public:
     // `per_second` sustained, `burst` at once; per_second == 0 disables the limit.
     ConnectLimiter(uint32_t per_second, uint32_t burst, size_t slots = 4096);
 
+    // Live reload, on the owning thread: the next admit uses the new rate and burst. Buckets keep
+    // their tokens, cut to the new burst.
+    void configure(uint32_t per_second, uint32_t burst);
+
     // True when a connect from `source` at `now_ms` may be answered (and takes its token).
     bool admit(const Endpoint& source, uint64_t now_ms);
 
@@ -38,7 +42,8 @@ private:
     uint32_t per_second_;
     uint32_t burst_;
     uint64_t seed_;
-    std::vector<Bucket> buckets_;
+    size_t slots_;
+    std::vector<Bucket> buckets_;  // empty while there is no limit
 };
 
 }  // namespace chihaya::udp

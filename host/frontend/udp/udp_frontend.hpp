@@ -34,6 +34,11 @@ public:
     // in flight are not sent. Idempotent.
     void stop();
 
+    // Live reload: connect_rate and connect_burst take effect for the next connect (listen,
+    // enabled, receive_buffer and connection_id_secret are restart settings and are ignored
+    // here). Must run on the worker's thread (post it there).
+    void reconfigure(const UdpConfig& config);
+
     struct Impl;
 
 private:

@@ -538,6 +538,10 @@ void UdpFrontend::start() {
     for (uint32_t s = 0; s < impl_->sockets.size(); ++s) impl_->wait(s);
 }
 
+void UdpFrontend::reconfigure(const UdpConfig& config) {
+    impl_->connects.configure(config.connect_rate, config.connect_burst);
+}
+
 void UdpFrontend::stop() {
     impl_->stopped = true;
     boost::system::error_code ignored;

@@ -49,6 +49,11 @@
  *   - Host services (chihaya_host_api) may be called from any thread at any time between the
  *     entry call and the destroy of the plugin's last instance.
  *   - Storage calls have their own rules, written beside chihaya_storage_vtable.
+ *   - (2.2) The cache's stats and the storage's health are synchronous state queries for the
+ *     host's admin listener: called from the host's admin thread (or any thread), concurrently
+ *     with every call above but create and destroy. Each returns within about a millisecond: it
+ *     reads what the driver keeps up to date anyway, never does I/O, never waits for a lock
+ *     held across I/O.
  *
  * MEMORY
  *   - The host owns every request, result and completion struct and every buffer they point into,
@@ -70,7 +75,7 @@ extern "C" {
 
 #define CHIHAYA_PLUGIN_MAGIC 0x43484948u /* "CHIH" */
 #define CHIHAYA_ABI_MAJOR 2u
-#define CHIHAYA_ABI_MINOR 1u
+#define CHIHAYA_ABI_MINOR 2u
 #define CHIHAYA_PLUGIN_ENTRY_SYMBOL "chihaya_plugin_entry"
 
 /* True when a struct that starts with `struct_size` is large enough to hold `member`. */
@@ -290,6 +295,29 @@ typedef struct chihaya_scrape_request {
  * The entry is driver-filled (its struct_size is the driver's). */
 typedef int (*chihaya_scrape_visit)(void* ctx, const chihaya_scrape_entry* entry);
 
+/* ---- cache: stats (2.2) ------------------------------------------------------------------- */
+
+/* What the cache holds right now, for the host's /metrics (torrents, seeders and leechers by
+ * address family). Host-owned output: the host zeroes it and sets struct_size to its own sizeof;
+ * the driver writes the members that struct_size covers (CHIHAYA_HAS_MEMBER) and never
+ * struct_size itself, so a driver of a later minor does not write past an older host's struct
+ * (the C++ layer does this for a driver). The counts follow the CACHE SEMANTICS above: a peer is
+ * counted once, in its family, as a seeder (left == 0) or a leecher; a torrent counts while it
+ * has a peer. They may lag behind expiry: a peer past its peer_ttl_s that the driver has not
+ * swept yet may still count until its housekeeping reaches it. */
+typedef struct chihaya_cache_stats {
+    uint32_t struct_size;
+    uint32_t reserved;
+    uint64_t torrents;       /* written: torrents with at least one peer, of either family */
+    uint64_t torrents_ipv4;  /* written: torrents with at least one IPv4 peer */
+    uint64_t torrents_ipv6;  /* written: torrents with at least one IPv6 peer */
+    uint64_t seeders_ipv4;   /* written */
+    uint64_t leechers_ipv4;  /* written */
+    uint64_t seeders_ipv6;   /* written */
+    uint64_t leechers_ipv6;  /* written */
+    char message[CHIHAYA_MESSAGE_CAP]; /* written on failure: why, NUL-terminated */
+} chihaya_cache_stats;
+
 /* ---- driver function tables --------------------------------------------------------------- */
 
 typedef struct chihaya_instance chihaya_instance; /* opaque, owned by the driver */
@@ -314,6 +342,15 @@ typedef struct chihaya_cache_vtable {
     /* Housekeeping, about once a second from the main thread, concurrent with announces:
      * expire peers, drop empty swarms. Must return quickly. May be NULL. */
     void (*tick)(chihaya_instance* instance, uint64_t now_ms);
+    /* 2.2, may be NULL (and is absent from the table of a plugin built for 2.0 or 2.1: the host
+     * reads it as NULL). Fills `out` (see chihaya_cache_stats) and returns CHIHAYA_OK, or another
+     * status with why in out->message when it cannot answer now. Synchronous and cheap (see
+     * THREADS): the host calls it at every /metrics scrape, concurrently with announces, so a
+     * driver keeps the counts as its swarms change (the memory driver: per-shard counters)
+     * rather than walking them, and a driver that would need a round trip to its store leaves
+     * it NULL. Without it, or when it fails, the host counts the totals through scrape_all
+     * (every few seconds, with no family split). */
+    chihaya_status (*stats)(chihaya_instance* instance, chihaya_cache_stats* out);
 } chihaya_cache_vtable;
 
 /* ---- storage: the web application's registry (2.1) ------------------------------------------
@@ -439,8 +476,9 @@ typedef struct chihaya_delta_batch {
 
 /* The storage kind: the web application's database.
  *
- * 2.0 defines only its lifetime; 2.1 appends private mode (subscribe, apply). A storage without
- * them (the built-in "none") serves open mode only; the host refuses private mode with it.
+ * 2.0 defines only its lifetime; 2.1 appends private mode (subscribe, apply); 2.2 appends health
+ * (for /readyz). A storage without subscribe and apply (the built-in "none") serves open mode
+ * only; the host refuses private mode with it.
  *
  * THREADS for storage: create/subscribe/destroy on the main thread. subscribe delivers the
  * complete registry into `sink` before it returns (on the calling thread), then every later
@@ -448,7 +486,8 @@ typedef struct chihaya_delta_batch {
  * sequence order, by the host's flusher thread (and by the main thread for the last batches at
  * shutdown, after the flusher thread has ended); its completion may come from any thread. The
  * host may stop waiting for a completion after a deadline and send the same batch again later:
- * the (host_id, sequence) rule makes that harmless. */
+ * the (host_id, sequence) rule makes that harmless. health (2.2) comes from the admin thread at
+ * any time after subscribe, concurrently with all of that. */
 typedef struct chihaya_storage_vtable {
     uint32_t struct_size;
     chihaya_instance* (*create)(const chihaya_host_api* host, const chihaya_config* config,
@@ -464,6 +503,24 @@ typedef struct chihaya_storage_vtable {
      * reached: the host keeps the batch and sends it again later. */
     void (*apply)(chihaya_instance* instance, chihaya_delta_batch* batch,
                   const chihaya_completion* completion);
+    /* 2.2, may be NULL. Whether the store is reachable right now, for the host's /readyz: OK, or
+     * CHIHAYA_UNAVAILABLE (or another status) with why in message[message_cap] (NUL-terminated,
+     * for the operator: never a secret). Asked only while the storage serves private mode, after
+     * subscribe returned OK, from the admin thread, concurrently with apply and the driver's own
+     * threads (see THREADS).
+     *
+     * A state query, not a probe: the driver answers from what its connections last saw and
+     * must keep that current by itself, also without traffic, so that a lost store shows within
+     * a few seconds and a store that is back shows within a few seconds of the driver's
+     * reconnect (postgres: its change listener reads the database at least every
+     * poll_interval_ms and reconnects with a backoff of at most 5 s). Chosen over an
+     * asynchronous round trip per call because (1) a subscribed storage already talks to its
+     * store continually, so the answer is known without asking; (2) a round trip per /readyz
+     * would turn a load balancer's polling into database load and need a connection of its own
+     * (the driver's connections belong to its threads); (3) /readyz then never waits on the
+     * storage, only on the cache's probe. The cost: the answer is as old as the driver's last
+     * contact with its store, which is why keeping it current is part of the contract. */
+    chihaya_status (*health)(chihaya_instance* instance, char* message, size_t message_cap);
 } chihaya_storage_vtable;
 
 /* One driver a plugin offers. */

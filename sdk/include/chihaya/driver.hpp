@@ -12,12 +12,13 @@
 //     void scrape(chihaya_scrape_request&, chihaya::Completion);
 //     // optional: void scrape_all(chihaya_scrape_visit, void*, chihaya::Completion);
 //     // optional: void tick(uint64_t now_ms);
+//     // optional (2.2): chihaya_status stats(chihaya_cache_stats& out);  // cheap: /metrics
 //   };
 //   CHIHAYA_REGISTER_CACHE("mycache", MyCache)
 //   ```
 //
 // A storage driver has the same constructor and, for private mode (ABI 2.1), optionally
-// subscribe and apply:
+// subscribe and apply, and (ABI 2.2) health for /readyz:
 //
 //   ```cpp
 //   class MyStorage {
@@ -25,6 +26,7 @@
 //     MyStorage(const chihaya::Host& host, const chihaya::Config& config);
 //     void subscribe(const chihaya::RegistrySink& sink);                // throw to refuse start-up
 //     void apply(chihaya_delta_batch& batch, chihaya::Completion done);
+//     chihaya_status health(std::string& why);  // optional: OK, or UNAVAILABLE and why
 //   };
 //   CHIHAYA_REGISTER_STORAGE("mystore", MyStorage)
 //   ```
@@ -56,7 +58,8 @@
 // The macros emit trampolines (each catching every exception and mapping it to
 // CHIHAYA_INTERNAL with its message), a constant descriptor table and the exported entry symbol.
 // Nothing runs at load time. Rules for methods, on top of abi.h's THREADS and MEMORY:
-//   - announce/scrape/scrape_all/tick run concurrently from many threads: lock what you share.
+//   - announce/scrape/scrape_all/tick/stats run concurrently from many threads: lock what you
+//     share. stats and health answer from state the driver keeps: no I/O (THREADS in abi.h).
 //   - call the Completion exactly once; a method that throws must not have called it.
 //   - do not let an exception escape after the Completion was called.
 // Plugins are built with -fvisibility=hidden: only the entry symbol is exported.
@@ -65,6 +68,8 @@
 
 #include <chihaya/abi.h>
 
+#include <algorithm>
+#include <concepts>
 #include <cstring>
 #include <exception>
 #include <stdexcept>
@@ -353,6 +358,42 @@ void apply(chihaya_instance* instance, chihaya_delta_batch* batch,
     }
 }
 
+// The driver fills a stats struct of its own layout; only what the host's struct covers is
+// copied back (abi.h: the host's struct_size says how much it has), so a driver built for a later
+// minor never writes past an older host's struct.
+template <class T>
+chihaya_status stats(chihaya_instance* instance, chihaya_cache_stats* out) noexcept {
+    chihaya_cache_stats mine{};
+    mine.struct_size = sizeof mine;
+    chihaya_status status = CHIHAYA_INTERNAL;
+    try {
+        status = self<T>(instance).stats(mine);
+    } catch (const std::exception& e) {
+        write_message(mine.message, CHIHAYA_MESSAGE_CAP, e.what());
+    } catch (...) {
+        write_message(mine.message, CHIHAYA_MESSAGE_CAP, "unknown exception");
+    }
+    const uint32_t host_size = out->struct_size;
+    std::memcpy(out, &mine, std::min<size_t>(host_size, sizeof mine));
+    out->struct_size = host_size;
+    return status;
+}
+
+template <class T>
+chihaya_status health(chihaya_instance* instance, char* message, size_t message_cap) noexcept {
+    try {
+        std::string why;
+        const chihaya_status status = self<T>(instance).health(why);
+        if (status != CHIHAYA_OK) write_message(message, message_cap, why);
+        return status;
+    } catch (const std::exception& e) {
+        write_message(message, message_cap, e.what());
+    } catch (...) {
+        write_message(message, message_cap, "unknown exception");
+    }
+    return CHIHAYA_INTERNAL;
+}
+
 // Optional methods: present in the table only when the class has them. A member of that name
 // with another signature is a mistake the compiler reports rather than a method silently unused.
 #define CHIHAYA_DETAIL_OPTIONAL(method, signature_text, ...)                                     \
@@ -371,17 +412,22 @@ CHIHAYA_DETAIL_OPTIONAL(subscribe, "void subscribe(const chihaya::RegistrySink&)
                         (T& t, const RegistrySink& s) { t.subscribe(s); })
 CHIHAYA_DETAIL_OPTIONAL(apply, "void apply(chihaya_delta_batch&, chihaya::Completion)",
                         (T& t, chihaya_delta_batch& b, Completion d) { t.apply(b, d); })
+CHIHAYA_DETAIL_OPTIONAL(stats, "chihaya_status stats(chihaya_cache_stats&)",
+                        (T& t, chihaya_cache_stats& s) { { t.stats(s) } -> std::same_as<chihaya_status>; })
+CHIHAYA_DETAIL_OPTIONAL(health, "chihaya_status health(std::string& why)",
+                        (T& t, std::string& why) { { t.health(why) } -> std::same_as<chihaya_status>; })
 #undef CHIHAYA_DETAIL_OPTIONAL
 
 template <class T, const char* const* Name>
 inline constexpr chihaya_cache_vtable cache_vtable = {
     sizeof(chihaya_cache_vtable), &create<T, Name>, &destroy<T>, &announce<T>, &scrape<T>,
-    scrape_all_fn<T>(),           tick_fn<T>(),
+    scrape_all_fn<T>(),           tick_fn<T>(),     stats_fn<T>(),
 };
 
 template <class T, const char* const* Name>
 inline constexpr chihaya_storage_vtable storage_vtable = {
     sizeof(chihaya_storage_vtable), &create<T, Name>, &destroy<T>, subscribe_fn<T>(), apply_fn<T>(),
+    health_fn<T>(),
 };
 
 constexpr const char* checked_name(const char* name) {
