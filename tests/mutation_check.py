@@ -48,7 +48,7 @@ MUTATIONS = {
     "keep-root": (
         "[process] user is never applied: the tracker keeps running as root",
         "host/main.cpp",
-        [("    drop_privileges(config.process);\n", "")],
+        [("    drop_privileges(config.process, private_state", "    if (false) drop_privileges(config.process, private_state")],
         ["chihaya"],
         integration("test_hostile.py", "LeastPrivilege.test_user_and_group_are_dropped_after_start_and_it_still_serves")),
     "error-reply-unbounded": (
@@ -99,9 +99,9 @@ MUTATIONS = {
     "signals-after-listen": (
         "SIGINT/SIGTERM handlers installed only after the workers listen (the start-up race)",
         "host/main.cpp",
-        [("    boost::asio::io_context main_io;\n    boost::asio::signal_set signals(main_io, SIGINT, SIGTERM);\n\n", ""),
+        [("    boost::asio::io_context main_io;\n    boost::asio::signal_set signals(main_io, SIGINT, SIGTERM, SIGHUP);\n", ""),
          ("    boost::asio::steady_timer ticker(main_io);",
-          "    boost::asio::io_context main_io;\n    boost::asio::signal_set signals(main_io, SIGINT, SIGTERM);\n"
+          "    boost::asio::io_context main_io;\n    boost::asio::signal_set signals(main_io, SIGINT, SIGTERM, SIGHUP);\n"
           "    boost::asio::steady_timer ticker(main_io);")],
         ["chihaya"],
         integration("test_lifecycle.py", "Signals.test_signals_are_handled_before_any_socket_is_bound")),
@@ -144,7 +144,7 @@ MUTATIONS = {
     "half-lifetime": (
         "peers expire after half of tracker.peer_lifetime",
         "host/tracker/tracker.cpp",
-        [("r.peer_ttl_s = config_.peer_lifetime;", "r.peer_ttl_s = config_.peer_lifetime / 2;")],
+        [("r.peer_ttl_s = settings.peer_lifetime;", "r.peer_ttl_s = settings.peer_lifetime / 2;")],
         ["chihaya"],
         integration("test_lifecycle.py", "Expiry.test_silent_peer_stays_its_lifetime_then_expires")),
     "reannounce-keeps-deadline": (
@@ -210,7 +210,7 @@ MUTATIONS = {
     "no-max-connections": (
         "http.max_connections is not enforced",
         "host/frontend/http/listener.cpp",
-        [("if (worker_->sessions.size() >= worker_->config.max_connections) {", "if (false) {")],
+        [("if (ec || worker_->sessions.size() >= worker_->config.max_connections) {", "if (ec) {")],
         ["chihaya"],
         integration("test_http.py", "MaxConnections")),
     "no-config-discovery": (
@@ -244,10 +244,23 @@ MUTATIONS = {
     "udp-scrape-ignores-max-scrape-torrents": (
         "the UDP scrape cap ignores tracker.max_scrape_torrents",
         "host/frontend/udp/worker.cpp",
-        [("scrape_cap(std::min(tracker.config().max_scrape_torrents, udp::max_scrape_hashes))",
-          "scrape_cap(udp::max_scrape_hashes)")],
+        [("scrape_cap = std::min(tracker.config().max_scrape_torrents, udp::max_scrape_hashes);",
+          "scrape_cap = udp::max_scrape_hashes;")],
         ["chihaya"],
         integration("test_udp.py", "Protocol.test_scrape_capped_at_max_scrape_torrents")),
+    # Issue 9, the private announce path's tables; issue 11, reflection counted per flood.
+    "directory-no-backshift": (
+        "erasing a user or torrent leaves a hole in its probe run: later keys of the run vanish",
+        "host/private/probe_table.hpp",
+        [("            if (stays) continue;", "            if (stays || true) continue;")],
+        ["private_mode_test"],
+        unit("private_mode_test", "the directory agrees with a simple model*")),
+    "udp-flood-reflects-more": (
+        "a forged bare scrape is answered with the whole error text (more bytes than it sent)",
+        "host/frontend/udp/codec.cpp",
+        [("    size_t limit = std::min(out.size(), max_size);", "    size_t limit = out.size(); (void)max_size;")],
+        ["chihaya"],
+        integration("test_udp.py", "Hostile.test_an_unauthenticated_flood_gets_back_fewer_bytes_than_it_sent")),
     # Issue 13, operations: ABI 2.2 stats and health, /readyz on PostgreSQL, live reload, dpkg.
     "stats-miss-expiry": (
         "the memory driver's tally does not follow peers that housekeeping expires",
