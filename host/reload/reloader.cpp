@@ -66,6 +66,7 @@ std::vector<std::string> Reloader::live_changes(const Config& a, const Config& b
     check(t.max_numwant != u.max_numwant, "tracker.max_numwant");
     check(t.max_scrape_torrents != u.max_scrape_torrents, "tracker.max_scrape_torrents");
     check(t.allow_full_scrape != u.allow_full_scrape, "tracker.allow_full_scrape");
+    check(t.driver_timeout_ms != u.driver_timeout_ms, "tracker.driver_timeout_ms");
     const HttpConfig &h = a.http, &i = b.http;
     check(h.max_request_head != i.max_request_head, "http.max_request_head");
     check(h.idle_timeout != i.idle_timeout, "http.idle_timeout");
