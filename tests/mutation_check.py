@@ -366,6 +366,131 @@ MUTATIONS = {
         [("    rm -rf /var/lib/chihaya\n", "")],
         [],
         integration("test_packaging.py", "DpkgInstall")),
+    "deadline-never-armed-udp": (
+        "the UDP worker never arms the per-call deadline: a call the driver keeps is never answered",
+        "host/frontend/udp/worker.cpp",
+        [("    ++in_flight;\n    hold_loop();\n    watch(slot);\n", "    ++in_flight;\n    hold_loop();\n")],
+        ["chihaya"],
+        integration("test_deadline.py", "SlowDriver.test_udp_call_never_done_is_answered_unavailable_and_others_are_served")),
+    "deadline-never-armed-http": (
+        "an HTTP session never arms the per-call deadline: a call the driver keeps is never answered",
+        "host/frontend/http/session.cpp",
+        [("    if (state_ != State::Calling) return;\n    awaiting_ = call;",
+          "    if (true) return;\n    awaiting_ = call;")],
+        ["chihaya"],
+        integration("test_deadline.py", "SlowDriver.test_http_call_never_done_is_answered_unavailable_and_others_are_served")),
+    "deadline-not-counted": (
+        "a call answered at its deadline is not counted in chihaya_limit_hits_total",
+        "host/tracker/tracker.cpp",
+        [("    metrics::current().limit(metrics::Limit::DriverTimeout);\n", "")],
+        ["chihaya"],
+        integration("test_deadline.py", "SlowDriver.test_http_call_never_done_is_answered_unavailable_and_others_are_served")),
+    "late-done-answers-udp": (
+        "a UDP call answered at its deadline is answered again when the late done comes",
+        "host/frontend/udp/worker.cpp",
+        [("    if (slot.expired) {\n        // Answered at its deadline", "    if (false) {\n        // Answered at its deadline")],
+        ["chihaya"],
+        integration("test_deadline.py", "SlowDriver.test_late_done_is_logged_and_answers_nothing")),
+    "late-done-not-logged": (
+        "a done that comes after the deadline is ignored silently",
+        "host/tracker/call_guard.cpp",
+        [("        if (late) log->came_late(text());", "        if (late) (void)text;")],
+        ["chihaya"],
+        integration("test_deadline.py", "SlowDriver.test_late_done_is_logged_and_answers_nothing")),
+    "stray-done-taken": (
+        "a done's generation is not checked: a stray second done answers the request that reused the call",
+        "host/tracker/call_guard.cpp",
+        [("        if (tag_of(seen) != tag) {", "        if (false) {")],
+        ["chihaya"],
+        integration("test_deadline.py", "SlowDriver.test_stray_second_done_does_not_answer_the_request_that_reused_the_call")),
+    "http-scrape-new-generation": (
+        "an HTTP connection's scrape call is reset wholesale, restarting its generation at each scrape",
+        "host/frontend/http/session.cpp",
+        [("    scrape_call_.failure = nullptr;\n    scrape_call_.entries", "    scrape_call_ = ScrapeCall{};\n    scrape_call_.entries")],
+        ["chihaya"],
+        integration("test_deadline.py", "SlowDriver.test_stray_second_done_does_not_answer_the_request_that_reused_the_call")),
+    "stray-done-taken-unit": (
+        "a done's generation is not checked (seen by the guard's own test)",
+        "host/tracker/call_guard.cpp",
+        [("        if (tag_of(seen) != tag) {", "        if (false) {")],
+        ["call_guard_test"],
+        unit("call_guard_test", "a stray done of an earlier request leaves the newer request of that memory due")),
+    "stray-done-taken-tracker": (
+        "a done's generation is not checked (seen through the tracker with a scripted driver)",
+        "host/tracker/call_guard.cpp",
+        [("        if (tag_of(seen) != tag) {", "        if (false) {")],
+        ["tracker_test"],
+        unit("tracker_test", "a stray done of the previous request*")),
+    "expire-after-done": (
+        "the tracker expires a call whose done already came, overwriting its answer",
+        "host/tracker/tracker.cpp",
+        [("bool Tracker::expire(AnnounceCall& call) const {\n    if (!call.guard.expire(now_ms())) return false;",
+          "bool Tracker::expire(AnnounceCall& call) const {\n    call.guard.expire(now_ms());")],
+        ["tracker_test"],
+        unit("tracker_test", "expire after the done came changes nothing")),
+    "expire-not-atomic": (
+        "the deadline expires a call with a plain store: it and the driver's done can both win",
+        "host/tracker/call_guard.cpp",
+        [("    return w.compare_exchange_strong(seen, (seen & ~kPhaseMask) | kExpired, std::memory_order_acq_rel,\n"
+          "                                     std::memory_order_acquire);",
+          "    std::this_thread::yield();\n    w.store((seen & ~kPhaseMask) | kExpired);\n    return true;"),
+         ("#include <string>\n", "#include <string>\n#include <thread>\n")],
+        ["call_guard_test"],
+        unit("call_guard_test", "the deadline racing a driver*")),
+    "tracker-settings-not-reloaded": (
+        "SIGHUP leaves the running [tracker] settings in force (here: driver_timeout_ms)",
+        "host/reload/reloader.cpp",
+        [("    tracker_.reconfigure(next.tracker);", "    tracker_.reconfigure(running_.tracker);")],
+        ["chihaya"],
+        integration("test_deadline.py", "SlowDriver.test_reload_moves_the_deadline_of_later_calls")),
+    "pending-newest-first": (
+        "the UDP deadline list takes the newest call first (a call started later, under a timeout a reload shortened, expires before older ones)",
+        "host/frontend/udp/pending_calls.cpp",
+        [("    link.prev = tail_;\n    link.next = kNone;\n    link.listed = true;\n"
+          "    if (tail_ == kNone) head_ = index;\n    else links_[tail_].next = index;\n    tail_ = index;",
+          "    link.prev = kNone;\n    link.next = head_;\n    link.listed = true;\n"
+          "    if (head_ == kNone) tail_ = index;\n    else links_[head_].prev = index;\n    head_ = index;")],
+        ["pending_calls_test"],
+        unit("pending_calls_test", "a shorter timeout after a reload waits for the calls before it")),
+    "pending-due-late": (
+        "a UDP call is expired only after its deadline has passed, not at it",
+        "host/frontend/udp/pending_calls.hpp",
+        [("links_[head_].deadline_ms <= now_ms", "links_[head_].deadline_ms < now_ms")],
+        ["pending_calls_test"],
+        unit("pending_calls_test", "calls are taken at their deadline*")),
+    "timeout-own-window": (
+        "driver timeouts are rate-limited apart from failures (a timeout storm doubles the lines)",
+        "host/tracker/driver_errors.cpp",
+        [("    if (!failures_.due(now, window_ms_, before)) return std::nullopt;\n    return driver_ + \": \" + call + \" had no done",
+          "    if (!late_.due(now, window_ms_, before)) return std::nullopt;\n    return driver_ + \": \" + call + \" had no done")],
+        ["driver_errors_test"],
+        unit("driver_errors_test", "a timeout shares the failures*")),
+    "late-done-answers": (
+        "the tracker maps a late done's result into the response the client was already answered with",
+        "host/tracker/tracker.cpp",
+        [("    if (finish == CallGuard::Finish::Late) {\n        // The client was answered",
+          "    if (false) {\n        // The client was answered")],
+        ["tracker_test"],
+        unit("tracker_test", "a call past its deadline*")),
+    "deadline-range": (
+        "[tracker] driver_timeout_ms accepts values below 10 ms",
+        "host/config/load.cpp",
+        [('r.u32("driver_timeout_ms", c.driver_timeout_ms, 10, 600000);', 'r.u32("driver_timeout_ms", c.driver_timeout_ms, 0, 600000);')],
+        ["config_test"],
+        unit("config_test", "errors name the file*")),
+    "expired-holds-stop": (
+        "a UDP call answered at its deadline still holds the worker's loop: a stop waits the grace period",
+        "host/frontend/udp/worker.cpp",
+        [("    if (in_flight > expired) {", "    if (in_flight > 0) {")],
+        ["chihaya"],
+        integration("test_deadline.py", "SlowDriver.test_stop_with_calls_the_driver_never_completes")),
+    "peers-freed-at-deadline": (
+        "an HTTP session frees its peers buffer at the deadline, while the driver may still write it",
+        "host/frontend/http/session.cpp",
+        [("    answered_at_deadline_ = true;\n    work_.reset();",
+          "    answered_at_deadline_ = true;\n    work_.reset();\n    std::vector<uint8_t>().swap(peers_);")],
+        ["chihaya"],
+        integration("test_deadline.py", "SlowDriver.test_memory_the_driver_writes_after_the_deadline_is_valid_under_valgrind")),
 }
 
 

@@ -26,6 +26,11 @@ struct TrackerConfig {
     uint32_t max_numwant = 200;          // most peers returned to one announce
     uint32_t max_scrape_torrents = 64;   // most info_hashes in one HTTP scrape
     bool allow_full_scrape = false;      // a scrape with no info_hash lists every torrent
+    // Milliseconds a cache driver may hold an announce or scrape before its client is answered
+    // "tracker storage unavailable". The call's memory stays the driver's until its late `done`,
+    // which is then logged and ignored. Above the driver's own timeout (Redis: 500 ms per command),
+    // so that this is the net for a driver that hangs, not its usual error path. Live reload.
+    uint32_t driver_timeout_ms = 5000;
 };
 
 // [udp]: BEP 15 frontend.

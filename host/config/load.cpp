@@ -193,6 +193,7 @@ Config read(const toml::table& root, const std::string& file) {
         r.u32("max_numwant", c.max_numwant, 0, 1000);
         r.u32("max_scrape_torrents", c.max_scrape_torrents, 1, 1000);
         r.boolean("allow_full_scrape", c.allow_full_scrape);
+        r.u32("driver_timeout_ms", c.driver_timeout_ms, 10, 600000);
         r.finish();
         if (c.min_interval > c.announce_interval)
             fail(file, t->source(), "tracker.min_interval", "must not exceed announce_interval");

@@ -53,6 +53,7 @@ const char* name(Limit l) {
         case Limit::RequestHead: return "http_max_request_head";
         case Limit::ScrapeTorrents: return "max_scrape_torrents";
         case Limit::UdpConnects: return "udp_connect_rate";
+        case Limit::DriverTimeout: return "driver_timeout_ms";
         default: return "unknown";
     }
 }

@@ -36,7 +36,8 @@ enum class Result : uint8_t {
 };
 
 // Limits that shed work (each hit is also a request's result or a dropped connection).
-enum class Limit : uint8_t { HttpConnections, UdpSlots, RequestHead, ScrapeTorrents, UdpConnects, Count };
+// DriverTimeout: a cache call answered "unavailable" at [tracker] driver_timeout_ms.
+enum class Limit : uint8_t { HttpConnections, UdpSlots, RequestHead, ScrapeTorrents, UdpConnects, DriverTimeout, Count };
 
 // Latency buckets (seconds, upper bounds), Prometheus-style cumulative on exposition.
 inline constexpr std::array<double, 14> kLatencyBounds = {

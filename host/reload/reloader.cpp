@@ -69,6 +69,7 @@ std::vector<std::string> Reloader::live_changes(const Config& a, const Config& b
     check(t.max_numwant != u.max_numwant, "tracker.max_numwant");
     check(t.max_scrape_torrents != u.max_scrape_torrents, "tracker.max_scrape_torrents");
     check(t.allow_full_scrape != u.allow_full_scrape, "tracker.allow_full_scrape");
+    check(t.driver_timeout_ms != u.driver_timeout_ms, "tracker.driver_timeout_ms");
     check(a.udp.connect_rate != b.udp.connect_rate, "udp.connect_rate");
     check(a.udp.connect_burst != b.udp.connect_burst, "udp.connect_burst");
     const HttpConfig &h = a.http, &i = b.http;

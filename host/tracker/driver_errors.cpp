@@ -1,4 +1,4 @@
-// Rate-limited driver failure lines and the double-`done` check; the reasons are in the header.
+// Rate-limited driver failure, timeout and misuse lines; the reasons are in the header.
 #include "tracker/driver_errors.hpp"
 
 #include "log/log.hpp"
@@ -58,9 +58,23 @@ std::optional<std::string> DriverErrorLog::failure_line(uint64_t now, const char
            suppressed_note(before);
 }
 
+std::optional<std::string> DriverErrorLog::timeout_line(uint64_t now, const char* call, uint64_t waited_ms) {
+    uint64_t before = 0;
+    if (!failures_.due(now, window_ms_, before)) return std::nullopt;
+    return driver_ + ": " + call + " had no done after " + std::to_string(waited_ms) +
+           " ms; the client was answered \"" + failure_reason(CHIHAYA_UNAVAILABLE) +
+           "\" and the call's memory is kept for the driver until its done comes" + suppressed_note(before);
+}
+
 std::optional<std::string> DriverErrorLog::misuse_line(uint64_t now, const std::string& what) {
     uint64_t before = 0;
     if (!misuse_.due(now, window_ms_, before)) return std::nullopt;
+    return driver_ + ": " + what + suppressed_note(before);
+}
+
+std::optional<std::string> DriverErrorLog::late_line(uint64_t now, const std::string& what) {
+    uint64_t before = 0;
+    if (!late_.due(now, window_ms_, before)) return std::nullopt;
     return driver_ + ": " + what + suppressed_note(before);
 }
 
@@ -69,29 +83,19 @@ void DriverErrorLog::failed(const char* call, chihaya_status status, const char*
 } catch (...) {  // called from a driver's completion: nothing may unwind into it
 }
 
+void DriverErrorLog::timed_out(const char* call, uint64_t waited_ms) noexcept try {
+    if (auto line = timeout_line(now_ms(), call, waited_ms)) log::warning("driver", *line);
+} catch (...) {
+}
+
 void DriverErrorLog::misused(const std::string& what) noexcept try {
     if (auto line = misuse_line(now_ms(), what)) log::error("driver", *line);
 } catch (...) {
 }
 
-void CallGuard::arm(DriverErrorLog* driver_log) noexcept {
-    log = driver_log;
-    std::atomic_ref<uint32_t>(state).store(kDue, std::memory_order_release);
-}
-
-bool CallGuard::finish(const char* call, chihaya_status status, const char* message) noexcept {
-    uint32_t was = std::atomic_ref<uint32_t>(state).exchange(kDone, std::memory_order_acq_rel);
-    if (was != kDue) {
-        if (log)
-            log->misused(std::string("done called ") +
-                         (was == kDone ? "twice for one " : "for no ") + call +
-                         " in flight; the extra call was ignored (a driver calls each "
-                         "completion exactly once; run chihaya-conformance against it)");
-        return false;
-    }
-    // A refusal the client caused is an answer, not a driver failure: never logged.
-    if (status != CHIHAYA_OK && status != CHIHAYA_KEY_MISMATCH && log) log->failed(call, status, message);
-    return true;
+void DriverErrorLog::came_late(const std::string& what) noexcept try {
+    if (auto line = late_line(now_ms(), what)) log::error("driver", *line);
+} catch (...) {
 }
 
 }  // namespace chihaya

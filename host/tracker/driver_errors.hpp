@@ -11,9 +11,9 @@
 // at CHIHAYA_MESSAGE_CAP (a driver that forgot the NUL does not leak memory into the log) and
 // replaces control characters (no forged log lines).
 //
-// Misuse of a completion is caught, not silent: a second `done` for one call is logged and
-// ignored instead of answering the client twice or touching a call the frontend has already
-// reused (CallGuard below).
+// Misuse of a completion is caught, not silent: a second `done` for one call, or one that comes
+// after the frontend's deadline answered the client, is logged and ignored (call_guard.hpp).
+// A call whose `done` has not come by that deadline is logged here as a failure of its own.
 #pragma once
 
 #include <chihaya/abi.h>
@@ -34,13 +34,22 @@ public:
     // nullopt (the failure is counted into the next line). `message` is the driver's buffer.
     std::optional<std::string> failure_line(uint64_t now_ms, const char* call, chihaya_status status,
                                             const char* message);
+    // Same for a call whose `done` had not come after `waited_ms` (the frontend's deadline),
+    // counted with the failures: to the client it is one.
+    std::optional<std::string> timeout_line(uint64_t now_ms, const char* call, uint64_t waited_ms);
     // Same for misuse of the ABI (a second `done`): its own window, so that failures cannot
     // hide it.
     std::optional<std::string> misuse_line(uint64_t now_ms, const std::string& what);
+    // Same for a `done` that came after the deadline: a window of its own again, since a slow
+    // store makes one per timeout and would otherwise hide a second `done`.
+    std::optional<std::string> late_line(uint64_t now_ms, const std::string& what);
 
-    // failure_line / misuse_line on the tracker's clock, written as a warning / an error.
+    // The lines above on the tracker's clock: failures and timeouts as warnings, misuse and
+    // late `done`s (both break abi.h's rules) as errors.
     void failed(const char* call, chihaya_status status, const char* message) noexcept;
+    void timed_out(const char* call, uint64_t waited_ms) noexcept;
     void misused(const std::string& what) noexcept;
+    void came_late(const std::string& what) noexcept;
 
 private:
     struct Limit {
@@ -53,29 +62,7 @@ private:
     uint64_t window_ms_;
     Limit failures_;
     Limit misuse_;
-};
-
-// Tracker-private state of one call in flight (a member of AnnounceCall and ScrapeCall): which
-// driver's log its completion reports to, and whether its `done` is still due.
-//
-// It catches a second `done` whenever the call has not been handed to a new request yet: the
-// usual slips (done, then an exception that the SDK trampoline turns into a second done; done on
-// two code paths of one callback; done inline and again from a thread a moment later). A second
-// `done` that arrives after the frontend reused the call for another request cannot be told apart
-// from that request's own `done`: the ABI gives the host only `ctx`, and ctx names the reused
-// call. Catching that case too needs a generation in the completion (an ABI change), or never
-// reusing a call (an allocation per request); neither is worth it for a driver bug that the
-// conformance kit (chihaya-conformance) already reports.
-struct CallGuard {
-    static constexpr uint32_t kIdle = 0, kDue = 1, kDone = 2;
-    DriverErrorLog* log = nullptr;
-    uint32_t state = kIdle;  // accessed through std::atomic_ref: a driver may complete from any thread
-
-    // Before the driver call.
-    void arm(DriverErrorLog* driver_log) noexcept;
-    // First line of a completion. False when this call's `done` already came (logged; the caller
-    // must then ignore the call). On a failure status, logs the driver's message.
-    bool finish(const char* call, chihaya_status status, const char* message) noexcept;
+    Limit late_;
 };
 
 }  // namespace chihaya

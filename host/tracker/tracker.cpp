@@ -69,9 +69,26 @@ void count_driver_call(size_t call, chihaya_status status, uint64_t started_ns, 
 // them into a driver's frames. A frontend that cannot take the answer (out of memory while
 // posting it back) loses that one call; there is no one left to tell.
 void announce_done(void* ctx, chihaya_status status) noexcept try {
-    auto* call = static_cast<AnnounceCall*>(ctx);
-    if (!call->guard.finish("announce", status, call->abi_result.message)) return;
-    count_driver_call(0, status, call->started_ns, t_calling == call);
+    uintptr_t tag = 0;
+    auto* call = CallGuard::call_of<AnnounceCall>(ctx, tag);
+    const CallGuard::Finish finish = call->guard.finish(tag, "announce", status, call->abi_result.message);
+    if (finish == CallGuard::Finish::Ignored) return;
+    const bool on_caller_thread = t_calling == call;
+    count_driver_call(0, status, call->started_ns, on_caller_thread);
+    if (finish == CallGuard::Finish::Late) {
+        // The client was answered "unavailable" at the deadline and the response stays as it
+        // was. The store has applied the announce all the same, so a private tracker's ledger
+        // follows it: the cache now holds these counters as the peer's previous ones, and the
+        // report would otherwise be lost (its retry then chains from them, counting nothing twice).
+        if (status == CHIHAYA_OK && call->ledger) {
+            try {
+                record(*call);
+            } catch (...) {  // out of memory: lost, as in the answered path below
+            }
+        }
+        call->complete(call, on_caller_thread);
+        return;
+    }
     const chihaya_announce_result& r = call->abi_result;
     AnnounceResponse& out = call->response;
     if (status == CHIHAYA_OK) {
@@ -92,17 +109,28 @@ void announce_done(void* ctx, chihaya_status status) noexcept try {
     } else {
         out.failure = failure_reason(status);
     }
-    call->complete(call, t_calling == call);
+    call->complete(call, on_caller_thread);
 } catch (...) {
 }
 
 void scrape_done(void* ctx, chihaya_status status) noexcept try {
-    auto* call = static_cast<ScrapeCall*>(ctx);
-    if (!call->guard.finish("scrape", status, call->abi_request.message)) return;
-    count_driver_call(1, status, call->started_ns, t_calling == call);
-    if (status != CHIHAYA_OK) call->failure = failure_reason(status);
-    call->complete(call, t_calling == call);
+    uintptr_t tag = 0;
+    auto* call = CallGuard::call_of<ScrapeCall>(ctx, tag);
+    const CallGuard::Finish finish = call->guard.finish(tag, "scrape", status, call->abi_request.message);
+    if (finish == CallGuard::Finish::Ignored) return;
+    const bool on_caller_thread = t_calling == call;
+    count_driver_call(1, status, call->started_ns, on_caller_thread);
+    // Late: answered at the deadline; the failure stays as expire set it.
+    if (finish == CallGuard::Finish::Answer && status != CHIHAYA_OK) call->failure = failure_reason(status);
+    call->complete(call, on_caller_thread);
 } catch (...) {
+}
+
+// What expiring a call leaves behind besides its failure: a log line and a count, on the
+// frontend's thread (so into its worker's own counters).
+void note_expired(DriverErrorLog& errors, const char* call, uint64_t started_ns) noexcept {
+    errors.timed_out(call, (metrics::now_ns() - started_ns) / 1'000'000);
+    metrics::current().limit(metrics::Limit::DriverTimeout);
 }
 
 struct ScrapeAllContext {
@@ -241,8 +269,8 @@ void Tracker::announce(AnnounceCall& call) const {
     res.had_previous = 0;
     res.message[0] = '\0';
 
-    call.completion = {sizeof(chihaya_completion), 0, &announce_done, &call};
-    call.guard.arm(errors_.get());
+    const uintptr_t tag = call.guard.arm(errors_.get());
+    call.completion = {sizeof(chihaya_completion), 0, &announce_done, CallGuard::ctx_of(call, tag)};
     call.started_ns = metrics::now_ns();
     CallScope scope(&call);
     cache_.vtable->announce(cache_.instance, &r, &res, &call.completion);
@@ -270,11 +298,25 @@ void Tracker::scrape(ScrapeCall& call) const {
     for (uint32_t i = 0; i < call.count; ++i) call.entries[i].struct_size = sizeof(chihaya_scrape_entry);
     r.now_ms = now_ms();
     r.message[0] = '\0';
-    call.completion = {sizeof(chihaya_completion), 0, &scrape_done, &call};
-    call.guard.arm(errors_.get());
+    const uintptr_t tag = call.guard.arm(errors_.get());
+    call.completion = {sizeof(chihaya_completion), 0, &scrape_done, CallGuard::ctx_of(call, tag)};
     call.started_ns = metrics::now_ns();
     CallScope scope(&call);
     cache_.vtable->scrape(cache_.instance, &r, &call.completion);
+}
+
+bool Tracker::expire(AnnounceCall& call) const {
+    if (!call.guard.expire(now_ms())) return false;
+    call.response.failure = failure_reason(CHIHAYA_UNAVAILABLE);  // the late done leaves it be
+    note_expired(*errors_, "announce", call.started_ns);
+    return true;
+}
+
+bool Tracker::expire(ScrapeCall& call) const {
+    if (!call.guard.expire(now_ms())) return false;
+    call.failure = failure_reason(CHIHAYA_UNAVAILABLE);
+    note_expired(*errors_, "scrape", call.started_ns);
+    return true;
 }
 
 void Tracker::scrape_all(chihaya_scrape_visit visit, void* visit_ctx,

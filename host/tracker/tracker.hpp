@@ -46,6 +46,17 @@ public:
     // Counts for call.count torrents (1..max_scrape_torrents). Same completion rules.
     void scrape(ScrapeCall& call) const;
 
+    // The per-call deadline ([tracker] driver_timeout_ms), kept by the frontend on its own thread
+    // for a call that did not complete inline: true when the driver's `done` had still not come.
+    // The call is then expired: its failure is failure_reason(CHIHAYA_UNAVAILABLE) (response /
+    // failure), for the frontend to send at once; the timeout is logged (rate-limited, with the
+    // driver's name) and counted (limit "driver_timeout_ms"). The driver still owns the call's
+    // memory: the frontend must keep it, and not reuse it, until `complete` runs for the late
+    // `done` (which is logged and answers nothing). False when the `done` won the race: its
+    // completion is on its way to the frontend as usual. Never blocks; no lock.
+    bool expire(AnnounceCall& call) const;
+    bool expire(ScrapeCall& call) const;
+
     // Full scrape: `visit` sees every torrent, then `done(ctx, failure)` runs once (failure null
     // on success). Refused with a failure when full scrape is disabled.
     void scrape_all(chihaya_scrape_visit visit, void* visit_ctx,

@@ -1,7 +1,7 @@
 // Wire-independent request and answer types shared by the frontends and the tracker core.
 #pragma once
 
-#include "tracker/driver_errors.hpp"
+#include "tracker/call_guard.hpp"
 
 #include <chihaya/abi.h>
 
@@ -83,8 +83,11 @@ struct AnnounceResponse {
 };
 
 // Frontend-owned state of one announce in flight. It must stay alive and unmoved from
-// Tracker::announce until `complete` has run; the frontend may reuse it afterwards.
-struct AnnounceCall {
+// Tracker::announce until `complete` has run; the frontend may reuse it afterwards. That holds
+// also after Tracker::expire answered it: the driver may still write abi_result and the peers
+// buffer until its late `done`, which runs `complete` (see there). Aligned so that ctx can carry
+// the call's generation (call_guard.hpp).
+struct alignas(CallGuard::kCallAlign) AnnounceCall {
     AnnounceRequest request;
     // Output area: room for `peers_capacity` compact entries of request.peer.family.
     uint8_t* peers = nullptr;
@@ -92,7 +95,10 @@ struct AnnounceCall {
     AnnounceResponse response;
     // Runs exactly once. `on_caller_thread` is true when it runs inside Tracker::announce on the
     // caller's thread (memory driver); false when a driver completes from its own thread, and then
-    // the frontend must hop back to its own event loop before touching its state.
+    // the frontend must hop back to its own event loop before touching its state. After
+    // Tracker::expire returned true it still runs once, when the late `done` comes (never, if it
+    // never does): the client was answered then, `response` is left as expire set it, and the
+    // frontend only takes the call back for reuse.
     void (*complete)(AnnounceCall* call, bool on_caller_thread) = nullptr;
     void* owner = nullptr;  // for the frontend's use
 
@@ -100,15 +106,16 @@ struct AnnounceCall {
     chihaya_announce_request abi_request{};
     chihaya_announce_result abi_result{};
     chihaya_completion completion{};
-    CallGuard guard;
+    CallGuard guard;           // kept from request to request: its generation (call_guard.hpp)
     Ledger* ledger = nullptr;  // private mode: where the completion records the report
     AccountingGrant grant;
     uint64_t started_ns = 0;   // tracker-private: when the driver call began (metrics)
 };
 
-// Frontend-owned scrape in flight; same lifetime rule as AnnounceCall. The frontend fills
-// entries[i].info_hash; on success the counts are written in place.
-struct ScrapeCall {
+// Frontend-owned scrape in flight; same lifetime and expiry rules as AnnounceCall (the driver
+// may write `entries` until its late `done`). The frontend fills entries[i].info_hash; on success
+// the counts are written in place.
+struct alignas(CallGuard::kCallAlign) ScrapeCall {
     chihaya_scrape_entry* entries = nullptr;
     uint32_t count = 0;
     const char* failure = nullptr;
@@ -118,7 +125,7 @@ struct ScrapeCall {
 
     chihaya_scrape_request abi_request{};  // tracker-private
     chihaya_completion completion{};       // tracker-private
-    CallGuard guard;                       // tracker-private
+    CallGuard guard;                       // tracker-private; kept across requests (generation)
     uint64_t started_ns = 0;               // tracker-private: when the driver call began
 };
 

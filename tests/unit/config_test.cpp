@@ -26,6 +26,7 @@ TEST_CASE("an empty file gives the documented defaults") {
     CHECK(c.tracker.announce_interval == 1800);
     CHECK(c.tracker.max_numwant == 200);
     CHECK_FALSE(c.tracker.allow_full_scrape);
+    CHECK(c.tracker.driver_timeout_ms == 5000);
     CHECK(c.udp.listen == std::vector<std::string>{"0.0.0.0:6969", "[::]:6969"});
     CHECK(c.http.max_request_head == 8192);
     CHECK(c.cache.driver == "memory");
@@ -41,6 +42,7 @@ TEST_CASE("etc/chihaya.toml is valid and spells out the defaults") {
     CHECK(shipped.tracker.default_numwant == defaults.tracker.default_numwant);
     CHECK(shipped.tracker.max_numwant == defaults.tracker.max_numwant);
     CHECK(shipped.tracker.max_scrape_torrents == defaults.tracker.max_scrape_torrents);
+    CHECK(shipped.tracker.driver_timeout_ms == defaults.tracker.driver_timeout_ms);
     CHECK(shipped.udp.listen == defaults.udp.listen);
     CHECK(shipped.udp.receive_buffer == defaults.udp.receive_buffer);
     CHECK(shipped.udp.connection_id_secret == defaults.udp.connection_id_secret);
@@ -107,6 +109,9 @@ TEST_CASE("errors name the file, the line and the key") {
     CHECK(error_of("[tracker]\nmax_numwant = \"many\"\n") == "x.toml:2: tracker.max_numwant: expected an integer");
     CHECK(error_of("[tracker]\nannounce_interval = 0\n") ==
           "x.toml:2: tracker.announce_interval: 0 is out of range [1, 86400]");
+    CHECK(error_of("[tracker]\ndriver_timeout_ms = 5\n") ==
+          "x.toml:2: tracker.driver_timeout_ms: 5 is out of range [10, 600000]");
+    CHECK(parse_config("[tracker]\ndriver_timeout_ms = 250\n", "x.toml").tracker.driver_timeout_ms == 250);
     CHECK(error_of("[http]\nmax_request_head = 100\n") ==
           "x.toml:2: http.max_request_head: 100 is out of range [512, 65536]");
     CHECK(error_of("[udp]\nenabled = 1\n") == "x.toml:2: udp.enabled: expected true or false");

@@ -1,13 +1,11 @@
 // The driver-error log: one line per window with the count of the rest, a message that cannot
-// forge or overrun a log line, and the double-`done` guard.
+// forge or overrun a log line, timeouts counted with failures and late dones apart.
 #include "tracker/driver_errors.hpp"
 
 #include <doctest/doctest.h>
 
-#include <atomic>
 #include <cstring>
-#include <thread>
-#include <vector>
+#include <string>
 
 using namespace chihaya;
 
@@ -41,28 +39,21 @@ TEST_CASE("a message is cut at CHIHAYA_MESSAGE_CAP and cannot forge log lines") 
     CHECK(line->find("(no message)") != std::string::npos);
 }
 
-TEST_CASE("a call's done is taken once; a second is refused") {
-    DriverErrorLog log("cache driver \"x\"");
-    CallGuard guard;
-    guard.arm(&log);
-    CHECK(guard.finish("announce", CHIHAYA_OK, ""));
-    CHECK_FALSE(guard.finish("announce", CHIHAYA_OK, ""));
-    guard.arm(&log);  // the frontend reuses the call for the next request
-    CHECK(guard.finish("announce", CHIHAYA_UNAVAILABLE, "down"));
-    CallGuard never_armed;
-    CHECK_FALSE(never_armed.finish("scrape", CHIHAYA_OK, ""));
-}
-
-TEST_CASE("two threads completing one call at once: exactly one wins") {
-    DriverErrorLog log("cache driver \"x\"");
-    for (int round = 0; round < 200; ++round) {
-        CallGuard guard;
-        guard.arm(&log);
-        std::atomic<int> wins{0};
-        std::vector<std::thread> threads;
-        for (int t = 0; t < 4; ++t)
-            threads.emplace_back([&] { wins += guard.finish("announce", CHIHAYA_OK, "") ? 1 : 0; });
-        for (auto& t : threads) t.join();
-        REQUIRE(wins == 1);
-    }
+TEST_CASE("a timeout shares the failures' window; late dones and misuse have windows of their own") {
+    DriverErrorLog log("cache driver \"slow\"", 10'000);
+    auto timeout = log.timeout_line(1'000, "announce", 5003);
+    REQUIRE(timeout);
+    CHECK(*timeout == "cache driver \"slow\": announce had no done after 5003 ms; the client was answered "
+                      "\"tracker storage unavailable\" and the call's memory is kept for the driver until "
+                      "its done comes");
+    // To the client a timeout is a failure: one line per window for both.
+    CHECK_FALSE(log.failure_line(2'000, "announce", CHIHAYA_UNAVAILABLE, "down"));
+    CHECK_FALSE(log.timeout_line(3'000, "scrape", 5000));
+    // A slow store makes a late done per timeout; it must not hide a second done, nor the reverse.
+    CHECK(log.late_line(3'001, "announce done came 7 ms after its deadline"));
+    CHECK_FALSE(log.late_line(3'002, "announce done came 8 ms after its deadline"));
+    CHECK(log.misuse_line(3'003, "done called twice"));
+    auto next = log.timeout_line(11'000, "announce", 5001);
+    REQUIRE(next);
+    CHECK(next->ends_with("[2 more not logged]"));
 }

@@ -14,6 +14,8 @@ namespace {
 struct Script {
     chihaya_status status = CHIHAYA_OK;
     bool from_thread = false;
+    bool hold = false;            // keep the completion (a copy of it) and answer nothing
+    chihaya_completion held{};
     int announces = 0;
     chihaya_announce_request seen{};
     uint32_t seen_capacity = 0;
@@ -31,7 +33,9 @@ void announce(chihaya_instance*, const chihaya_announce_request* r, chihaya_anno
     out->downloaded = 5;
     out->peer_count = r->numwant;
     for (uint32_t i = 0; i < r->numwant * 6; ++i) out->peers[i] = uint8_t(i);
-    if (script->from_thread)
+    if (script->hold)
+        script->held = *c;
+    else if (script->from_thread)
         script->worker = std::thread([c, s = script->status] { c->done(c->ctx, s); });
     else
         c->done(c->ctx, script->status);
@@ -42,7 +46,8 @@ void scrape(chihaya_instance*, chihaya_scrape_request* r, const chihaya_completi
         chihaya_scrape_entry& e = *CHIHAYA_AT(chihaya_scrape_entry, r->entries, i);
         e.complete = e.info_hash[0];
     }
-    c->done(c->ctx, script->status);
+    if (script->hold) script->held = *c;
+    else c->done(c->ctx, script->status);
 }
 
 const chihaya_cache_vtable vtable = {sizeof(chihaya_cache_vtable), nullptr, nullptr, &announce,
@@ -223,4 +228,74 @@ TEST_CASE("scrape: bounds checked, counts written in place, full scrape off by d
     const char* failure = nullptr;
     tracker.scrape_all(nullptr, nullptr, [](void* ctx, const char* f, bool) { *static_cast<const char**>(ctx) = f; }, &failure);
     CHECK(std::string(failure) == "full scrape disabled");
+}
+
+TEST_CASE("a call past its deadline: expire answers unavailable, the late done only gives it back") {
+    Script s;
+    script = &s;
+    s.hold = true;
+    Tracker tracker(TrackerConfig{}, {&vtable, nullptr});
+    uint8_t peers[600];
+    Result result;
+    AnnounceCall call = make_call(peers, 100, result);
+    tracker.announce(call);
+    CHECK(result.completions == 0);
+    REQUIRE(tracker.expire(call));
+    CHECK(std::string(call.response.failure) == "tracker storage unavailable");
+    CHECK_FALSE(tracker.expire(call));
+    // The driver finishes writing its result (memory still valid), then completes late.
+    s.held.done(s.held.ctx, CHIHAYA_OK);
+    CHECK(result.completions == 1);  // the frontend takes the call back...
+    CHECK(std::string(call.response.failure) == "tracker storage unavailable");  // ...answering nothing new
+    CHECK(call.response.peer_count == 0);
+    s.held.done(s.held.ctx, CHIHAYA_OK);  // and a second done is refused
+    CHECK(result.completions == 1);
+
+    ScrapeCall scrape;
+    chihaya_scrape_entry entries[1]{};
+    int scrapes = 0;
+    scrape.owner = &scrapes;
+    scrape.complete = [](ScrapeCall* c, bool) { ++*static_cast<int*>(c->owner); };
+    scrape.entries = entries;
+    scrape.count = 1;
+    tracker.scrape(scrape);
+    REQUIRE(tracker.expire(scrape));
+    CHECK(std::string(scrape.failure) == "tracker storage unavailable");
+    s.held.done(s.held.ctx, CHIHAYA_INTERNAL);
+    CHECK(scrapes == 1);
+    CHECK(std::string(scrape.failure) == "tracker storage unavailable");
+}
+
+TEST_CASE("expire after the done came changes nothing") {
+    Script s;
+    script = &s;
+    Tracker tracker(TrackerConfig{}, {&vtable, nullptr});
+    uint8_t peers[600];
+    Result result;
+    AnnounceCall call = make_call(peers, 100, result);
+    tracker.announce(call);
+    REQUIRE(result.completions == 1);
+    CHECK_FALSE(tracker.expire(call));
+    CHECK(call.response.failure == nullptr);
+    CHECK(call.response.complete == 3);
+}
+
+TEST_CASE("a stray done of the previous request does not answer the newer one in the same call") {
+    Script s;
+    script = &s;
+    s.hold = true;
+    Tracker tracker(TrackerConfig{}, {&vtable, nullptr});
+    uint8_t peers[600];
+    Result result;
+    AnnounceCall call = make_call(peers, 100, result);
+    tracker.announce(call);
+    const chihaya_completion first = s.held;  // what a driver keeps when it completes twice
+    first.done(first.ctx, CHIHAYA_OK);
+    REQUIRE(result.completions == 1);
+    tracker.announce(call);  // the frontend reuses the call at once; the driver holds it
+    first.done(first.ctx, CHIHAYA_OK);  // the stray second done of the first request
+    CHECK(result.completions == 1);
+    CHECK(tracker.expire(call));  // the newer request is still the driver's to complete
+    s.held.done(s.held.ctx, CHIHAYA_OK);
+    CHECK(result.completions == 2);
 }

@@ -33,7 +33,9 @@ public:
     // Stops accepting and closes idle connections; a request being answered is answered and then
     // its connection closed. Must run on the worker's thread (post it there). io.run() returns once
     // the last connection is gone: a tracker call still in flight holds work on `io` until its
-    // answer is written.
+    // answer is written, by its completion or at its deadline ([tracker] driver_timeout_ms). A
+    // session answered at its deadline stays allocated, unreachable, until the driver's late done
+    // (leaked if none comes): the driver may still write into it.
     void stop();
 
     // Live reload: timeouts, max_connections, max_request_head, trusted proxies and the real-IP

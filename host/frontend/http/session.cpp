@@ -17,6 +17,7 @@
 #include <charconv>
 #include <cstring>
 #include <new>
+#include <utility>
 
 namespace chihaya::http {
 namespace {
@@ -252,6 +253,7 @@ void Session::announce(std::string_view query, std::string_view passkey, const R
 
     begin_call();
     worker_->tracker.announce(announce_call_);
+    await_driver(Awaiting::Announce);
 }
 
 void Session::scrape(std::string_view query, std::string_view passkey) {
@@ -271,7 +273,9 @@ void Session::scrape(std::string_view query, std::string_view passkey) {
         worker_->tracker.scrape_all(&Session::on_full_scrape_visit, this, &Session::on_full_scrape_done, this);
         return;
     }
-    scrape_call_ = ScrapeCall{};
+    // Field by field, not a fresh ScrapeCall{}: its guard's generation tells this scrape's done
+    // from a stray one of the previous scrape on this connection (call_guard.hpp).
+    scrape_call_.failure = nullptr;
     scrape_call_.entries = scrape_entries_.data();
     scrape_call_.count = count;
     scrape_call_.passkey = passkey;
@@ -279,6 +283,7 @@ void Session::scrape(std::string_view query, std::string_view passkey) {
     scrape_call_.owner = this;
     begin_call();
     worker_->tracker.scrape(scrape_call_);
+    await_driver(Awaiting::Scrape);
 }
 
 // ---- completions ----------------------------------------------------------------------------
@@ -288,12 +293,42 @@ void Session::scrape(std::string_view query, std::string_view passkey) {
 // may be touched there except handing the completion to our executor; the call's memory stays
 // valid because self_in_call_ keeps the session alive, and work_ keeps io_context::run() from
 // returning while the answer is outstanding (stop() relies on that to answer it).
+//
+// The per-call deadline ([tracker] driver_timeout_ms) is the session's own timer, armed only
+// when the call did not complete inline. When it fires first (Tracker::expire), the client gets
+// "unavailable" and the connection closes after that answer: the call's memory (announce_call_,
+// scrape_call_, peers_, scrape_entries_) stays the driver's until its late done, so it cannot
+// serve a next request. self_in_call_ keeps the session (its socket closed) until then; work_ is
+// released, the client being answered. Such a session still counts against max_connections and
+// its address's share: that bounds what a driver that never completes can pin. A full scrape
+// has no deadline: walking every swarm may rightly take long.
 
 void Session::begin_call() {
     state_ = State::Calling;
-    disarm_deadline();  // the driver bounds its own latency; a timeout here would free memory it owns
+    disarm_deadline();  // no read or write timeout while the driver holds the call
     self_in_call_ = shared_from_this();
     work_.emplace(executor_);
+}
+
+// After the tracker call returned: still Calling means the driver completes later (or already
+// did from its thread, and the completion is queued here; expire then says so).
+void Session::await_driver(Awaiting call) {
+    if (state_ != State::Calling) return;
+    awaiting_ = call;
+    arm_deadline(std::chrono::milliseconds(worker_->tracker.config().driver_timeout_ms));
+}
+
+void Session::on_driver_deadline() {
+    disarm_deadline();
+    const Awaiting call = std::exchange(awaiting_, Awaiting::Nothing);
+    const bool expired = call == Awaiting::Announce ? worker_->tracker.expire(announce_call_)
+                         : call == Awaiting::Scrape ? worker_->tracker.expire(scrape_call_)
+                                                    : false;
+    if (!expired) return;  // the done won: finish_* is queued and answers
+    answered_at_deadline_ = true;
+    work_.reset();
+    keep_alive_ = false;
+    respond_failure(call == Awaiting::Announce ? announce_call_.response.failure : scrape_call_.failure);
 }
 
 void Session::complete_on_worker(bool on_caller_thread, void (Session::*finish)()) {
@@ -343,6 +378,8 @@ void Session::on_full_scrape_done(void* ctx, const char* failure, bool on_caller
 void Session::finish_announce() {
     const std::shared_ptr<Session> keep = std::move(self_in_call_);
     work_.reset();
+    awaiting_ = Awaiting::Nothing;
+    if (std::exchange(answered_at_deadline_, false)) return;  // the late done: nothing to answer
     if (state_ == State::Closed) return;
     AnnounceResponse r = announce_call_.response;
     if (r.failure) {
@@ -361,6 +398,8 @@ void Session::finish_announce() {
 void Session::finish_scrape() {
     const std::shared_ptr<Session> keep = std::move(self_in_call_);
     work_.reset();
+    awaiting_ = Awaiting::Nothing;
+    if (std::exchange(answered_at_deadline_, false)) return;  // the late done: nothing to answer
     if (state_ == State::Closed) return;
     if (scrape_call_.failure) {
         respond_failure(scrape_call_.failure);
@@ -528,7 +567,8 @@ void Session::on_timer() {
     }
     if (Clock::now() >= deadline_) {
         timer_waiting_ = false;
-        close();
+        if (state_ == State::Calling) on_driver_deadline();  // only armed by await_driver then
+        else close();
         return;
     }
     timer_.expires_at(deadline_);

@@ -80,7 +80,10 @@ private:
     static void on_scrape_complete(ScrapeCall* call, bool on_caller_thread);
     static int on_full_scrape_visit(void* ctx, const chihaya_scrape_entry* entry);
     static void on_full_scrape_done(void* ctx, const char* failure, bool on_caller_thread);
+    enum class Awaiting : uint8_t { Nothing, Announce, Scrape };
     void begin_call();
+    void await_driver(Awaiting call);
+    void on_driver_deadline();
     void complete_on_worker(bool on_caller_thread, void (Session::*finish)());
     void finish_announce();
     void finish_scrape();
@@ -135,6 +138,8 @@ private:
 
     // A call in flight: the session keeps itself alive and the io_context running until the
     // completion has been handled on this worker's thread.
+    Awaiting awaiting_ = Awaiting::Nothing;  // the call that went asynchronous, until it is answered
+    bool answered_at_deadline_ = false;      // expired: its late completion only lets go
     AnnounceCall announce_call_;
     ScrapeCall scrape_call_;
     std::shared_ptr<Session> self_in_call_;

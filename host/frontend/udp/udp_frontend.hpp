@@ -16,8 +16,10 @@ class Tracker;
 //
 // Shutdown: post stop() to the worker's thread, then let io.run() return by itself (do not call
 // io_context::stop()). Calls a driver still holds keep io.run() from returning until their
-// completions have come back, so once run() has returned nothing points into this object and
-// it may be destroyed, before the drivers are.
+// completions have come back or their deadline ([tracker] driver_timeout_ms) has answered them.
+// A call answered at its deadline may still be held by the driver, so destroy the drivers first
+// (a driver completes what it holds in destroy) and this object after them; should a driver
+// still hold a slot then, the destructor leaks the slots rather than free them under it.
 class UdpFrontend {
 public:
     // Opens one SO_REUSEPORT socket per configured listen address on `io` (IPv6 sockets are

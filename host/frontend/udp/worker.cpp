@@ -4,18 +4,29 @@
 // the driver-thread half of a completion, which only posts back. Hence no locks.
 //
 // Lifetime of calls in flight (the contract with main.cpp):
-//   A call that did not complete inline keeps the io_context's work count up (work_ below) until
-//   its posted completion has run here. So io_context::run() cannot return while a driver still
-//   holds a pointer into one of our slots, and main's order — stop() every frontend, let run()
-//   return by itself (never io_context::stop()), join, destroy the frontends, then the drivers —
-//   is enough for memory safety. After stop() the late completions just free their slot and
-//   send nothing. Should a frontend be destroyed with calls in flight anyway, the destructor
-//   logs and leaks its state rather than free memory a driver will still write.
+//   A call that did not complete inline keeps the io_context's work count up (`work` below) until
+//   its posted completion has run here, so main's order — stop() every frontend, let run() return
+//   by itself (never io_context::stop()), join, destroy the drivers, then the frontends — answers
+//   every client it can. After stop() the late completions just free their slot and send nothing.
+//   The slot is only ever freed by its completion: while a driver holds it, nothing reuses it.
+// The per-call deadline ([tracker] driver_timeout_ms):
+//   A call that did not complete inline is listed in `pending` (oldest first) and one timer per
+//   worker, armed only while that list is not empty, answers each call still there at its
+//   deadline with an "unavailable" error packet (Tracker::expire). The slot stays the driver's:
+//   it is not freed, nor its reply buffer written (the driver may still write peers into it),
+//   until the late completion comes back here, which then sends nothing. An expired call no
+//   longer holds `work`: its client has its answer, so a driver that never completes delays a
+//   shutdown by at most the deadline. Should the frontend be destroyed while a driver still holds
+//   slots (past the grace period, a done that never came), the destructor logs and leaks its
+//   state rather than free memory a driver may still write. A driver that never completes uses up
+//   the worker's kSlots slots, after which datagrams are dropped (counted): the bound on what it
+//   can pin.
 #include "frontend/udp/udp_frontend.hpp"
 
 #include "net/address.hpp"
 #include "frontend/udp/codec.hpp"
 #include "frontend/udp/connect_limiter.hpp"
+#include "frontend/udp/pending_calls.hpp"
 #include "log/access_log.hpp"
 #include "log/log.hpp"
 #include "metrics/worker_metrics.hpp"
@@ -27,6 +38,7 @@
 #include <boost/asio/ip/udp.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -114,6 +126,7 @@ struct UdpFrontend::Impl {
         uint32_t transaction_id = 0;
         uint32_t request_size = 0;  // error replies never exceed it
         bool inline_done = false;   // completed inside the tracker call, on this thread
+        bool expired = false;       // answered at its deadline; the driver still holds the slot
         uint64_t received_ns = 0;   // the receive batch's time (metrics)
         sockaddr_storage peer{};
         socklen_t peer_len = 0;
@@ -123,7 +136,8 @@ struct UdpFrontend::Impl {
         chihaya_scrape_entry entries[udp::max_scrape_hashes]{};
         alignas(8) uint8_t reply[kReplyCap]{};
     };
-    static_assert(std::is_trivially_destructible_v<Slot> && alignof(Slot) <= alignof(std::max_align_t));
+    // Over-aligned (the calls carry their generation in ctx, call_guard.hpp): aligned_alloc.
+    static_assert(std::is_trivially_destructible_v<Slot> && sizeof(Slot) % alignof(Slot) == 0);
 
     struct Socket {
         Udp::socket socket;
@@ -132,7 +146,8 @@ struct UdpFrontend::Impl {
 
     Impl(asio::io_context& io, const Tracker& tracker, const ConnectionIdKey& key, const UdpConfig& config)
         : io(io), tracker(tracker), key(key), connects(config.connect_rate, config.connect_burst),
-          slots(static_cast<Slot*>(std::malloc(sizeof(Slot) * kSlots))) {
+          slots(static_cast<Slot*>(std::aligned_alloc(alignof(Slot), sizeof(Slot) * kSlots))),
+          pending(kSlots), deadline_timer(io) {
         if (!slots) throw std::bad_alloc();
         free_slots.reserve(kSlots);
         for (uint32_t i = kSlots; i-- > 0;) free_slots.push_back(i);
@@ -153,6 +168,11 @@ struct UdpFrontend::Impl {
                       udp::Bytes packet, const Endpoint& source);
     Slot* acquire(uint32_t s, unsigned i, uint32_t transaction_id, size_t size);
     void after_call(Slot& slot);
+    void watch(Slot& slot);
+    void arm_deadline_timer();
+    void on_deadline();
+    void expire(Slot& slot);
+    void hold_loop();
     void encode_reply(Slot& slot);
     void finish_async(Slot& slot);
     void reply_immediate(unsigned i, size_t size);
@@ -199,7 +219,11 @@ struct UdpFrontend::Impl {
     uint32_t slots_constructed = 0;  // slots [0, slots_constructed) exist
     std::vector<uint32_t> free_slots;  // a stack: the most recently used slot is warm in cache
     uint32_t in_flight = 0;            // calls that went asynchronous and have not come back
-    std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+    uint32_t expired = 0;              // of those, the ones answered at their deadline
+    std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;  // see the top
+    udp::PendingCalls pending;         // in flight and not expired, oldest first
+    asio::steady_timer deadline_timer;  // waits for pending's oldest deadline
+    bool deadline_armed = false;
     bool warned_receive = false;
 };
 
@@ -383,6 +407,7 @@ UdpFrontend::Impl::Slot* UdpFrontend::Impl::acquire(uint32_t s, unsigned i, uint
     slot.transaction_id = transaction_id;
     slot.request_size = uint32_t(size);
     slot.inline_done = false;
+    slot.expired = false;
     slot.received_ns = batch_ns;
     slot.peer = rx_addr[i];
     slot.peer_len = rx_msgs[i].msg_hdr.msg_namelen;
@@ -390,7 +415,7 @@ UdpFrontend::Impl::Slot* UdpFrontend::Impl::acquire(uint32_t s, unsigned i, uint
 }
 
 // After the tracker call returned: an inline completion joins this batch's sendmmsg; anything
-// else holds the io_context's work until finish_async runs (see the top of the file).
+// else holds the io_context's work and its deadline until finish_async runs (see the top).
 void UdpFrontend::Impl::after_call(Slot& slot) {
     if (slot.inline_done) {
         encode_reply(slot);
@@ -398,7 +423,63 @@ void UdpFrontend::Impl::after_call(Slot& slot) {
         batch_slots[batch_slot_count++] = slot.index;
         return;
     }
-    if (in_flight++ == 0) work.emplace(io.get_executor());
+    ++in_flight;
+    hold_loop();
+    watch(slot);
+}
+
+// The io_context runs while a client still waits for an answer from a driver.
+void UdpFrontend::Impl::hold_loop() {
+    if (in_flight > expired) {
+        if (!work) work.emplace(io.get_executor());
+    } else {
+        work.reset();
+    }
+}
+
+// The deadline counts from the batch's arrival, in the tracker's settings of the moment.
+void UdpFrontend::Impl::watch(Slot& slot) {
+    pending.add(slot.index, now_ms + tracker.config().driver_timeout_ms);
+    if (!deadline_armed) arm_deadline_timer();
+}
+
+// One wait for the oldest deadline. When that call came back meanwhile the timer fires early,
+// finds nothing due and waits again: at most one wake-up per deadline period, and no timer
+// operation per call.
+void UdpFrontend::Impl::arm_deadline_timer() {
+    const uint64_t at = pending.next_deadline(), now = chihaya::now_ms();
+    deadline_armed = true;
+    deadline_timer.expires_after(std::chrono::milliseconds(at > now ? at - now : 0));
+    deadline_timer.async_wait([this](const boost::system::error_code& ec) {
+        // Aborted only by stop() or destruction, with nothing left to wait for.
+        if (ec) return;
+        deadline_armed = false;
+        on_deadline();
+    });
+}
+
+void UdpFrontend::Impl::on_deadline() {
+    pending.take_due(chihaya::now_ms(), [this](uint32_t index) { expire(slots.get()[index]); });
+    if (!pending.empty()) arm_deadline_timer();
+}
+
+void UdpFrontend::Impl::expire(Slot& slot) {
+    const bool announce = slot.kind == Slot::Kind::Announce;
+    if (!(announce ? tracker.expire(slot.announce) : tracker.expire(slot.scrape)))
+        return;  // its done came just now: finish_async is queued and answers as usual
+    slot.expired = true;
+    ++expired;
+    hold_loop();
+    if (stopped) return;
+    // Not from slot.reply: the driver may still be writing peers there.
+    uint8_t reply[kImmediateCap];
+    const char* failure = announce ? slot.announce.response.failure : slot.scrape.failure;
+    const size_t size = udp::encode_error(udp::MutableBytes(reply, sizeof reply), slot.transaction_id, failure,
+                                          slot.request_size);
+    if (size > 0)
+        ::sendto(sockets[slot.socket].socket.native_handle(), reply, size, MSG_DONTWAIT,
+                 reinterpret_cast<const sockaddr*>(&slot.peer), slot.peer_len);
+    count(slot, metrics::now_ns());
 }
 
 void UdpFrontend::Impl::announce_done(AnnounceCall* call, bool on_caller_thread) {
@@ -442,7 +523,12 @@ void UdpFrontend::Impl::encode_reply(Slot& slot) {
 }
 
 void UdpFrontend::Impl::finish_async(Slot& slot) {
-    if (!stopped) {
+    pending.remove(slot.index);
+    if (slot.expired) {
+        // Answered at its deadline (the tracker logged this late done). Only the slot comes back.
+        slot.expired = false;
+        --expired;
+    } else if (!stopped) {
         encode_reply(slot);
         // A full socket buffer or an unreachable peer loses this reply, as UDP may anyway.
         if (slot.reply_size > 0)
@@ -451,7 +537,10 @@ void UdpFrontend::Impl::finish_async(Slot& slot) {
         count(slot, metrics::now_ns());
     }
     release(slot);
-    if (--in_flight == 0) work.reset();
+    --in_flight;
+    hold_loop();
+    // After stop() an idle timer would only keep run() from returning.
+    if (stopped && pending.empty()) deadline_timer.cancel();
 }
 
 void UdpFrontend::Impl::reply_immediate(unsigned i, size_t size) {
@@ -546,6 +635,8 @@ void UdpFrontend::stop() {
     impl_->stopped = true;
     boost::system::error_code ignored;
     for (auto& socket : impl_->sockets) socket.socket.close(ignored);
+    // Calls still pending keep their deadline (answered or not, it releases the loop).
+    if (impl_->pending.empty()) impl_->deadline_timer.cancel();
 }
 
 }  // namespace chihaya

@@ -43,9 +43,11 @@
  *     returns, on the calling thread) or later from any thread the driver owns. The host never
  *     blocks waiting for one. After `done` returns the driver must not touch the request, the
  *     result or the completion again. A second `done` for one call is a driver bug: the host
- *     logs it and ignores it (it cannot always tell it from the next call once the frontend has
- *     reused the call's memory). The host sets no deadline on a call: a store that may hang must
- *     time out by itself and complete with CHIHAYA_UNAVAILABLE.
+ *     logs it and ignores it (see chihaya_completion for how it tells a stray `done` from the
+ *     next call's). announce and scrape have a deadline, the host's [tracker] driver_timeout_ms:
+ *     past it the client is answered "unavailable" and a later `done` is ignored (see
+ *     chihaya_completion). A store that may hang still times out by itself, sooner, and
+ *     completes with CHIHAYA_UNAVAILABLE: the deadline is the host's net, not the way to fail.
  *   - Host services (chihaya_host_api) may be called from any thread at any time between the
  *     entry call and the destroy of the plugin's last instance.
  *   - Storage calls have their own rules, written beside chihaya_storage_vtable.
@@ -175,7 +177,31 @@ typedef struct chihaya_config {
 /* ---- completions -------------------------------------------------------------------------- */
 
 /* Handed to every asynchronous call by pointer; host-owned until `done` has been called.
- * The driver calls done(ctx, status) exactly once; see THREADS above. */
+ * The driver calls done(ctx, status) exactly once; see THREADS above.
+ *
+ * `ctx` is opaque and names one call, not only its memory: pass back the very value the host put
+ * here, copied when the call began (the C++ layer's chihaya::Completion does). The host reuses a
+ * call's memory, and this struct, for later requests; a stray second `done` that carries its own
+ * ctx is then recognised, logged and ignored, where one that re-reads ctx from this struct after
+ * the host reused it cannot be told from the newer request's.
+ *
+ * DEADLINE (announce and scrape; not scrape_all, which may rightly walk every swarm)
+ *   - If `done` has not come [tracker] driver_timeout_ms (default 5000 ms; the host's setting,
+ *     read per call, live-reloadable) after the call began, the host answers the client with the
+ *     generic "unavailable" reason (HTTP: bencoded `failure reason` "tracker storage unavailable";
+ *     UDP: an error packet with that text), logs it under the driver's name (rate-limited) and
+ *     counts it (chihaya_limit_hits_total{limit="driver_timeout_ms"}).
+ *   - The call's memory stays valid and is not reused until `done` comes: the request, the result
+ *     (message included), the peers buffer, the scrape entries and this completion. The driver
+ *     may finish writing them and must still call `done` exactly once.
+ *   - That late `done` is ignored: no second answer, nothing of the result reaches the client. It
+ *     is logged ("done came N ms after its deadline"). Private mode still records an OK late
+ *     announce's counters, which the store has applied.
+ *   - A `done` that never comes pins that call's memory for good: the host never frees it under
+ *     the driver, and a worker whose calls are all pinned stops serving (UDP: 512 calls per
+ *     worker; HTTP: [http] max_connections). At shutdown, calls answered at their deadline do
+ *     not delay the stop; destroy comes after the frontends stopped, and no `done` may come
+ *     after destroy returned (complete what is still held, CHIHAYA_UNAVAILABLE, in destroy). */
 typedef struct chihaya_completion {
     uint32_t struct_size;
     uint32_t reserved;

@@ -203,14 +203,17 @@ private:
     const chihaya_config* config_;
 };
 
-// Completion handle: call it exactly once. Holds the host's completion, valid until then.
+// Completion handle: call it exactly once. Copies the host's `done` and `ctx` when made, so a
+// second call by mistake names the request it came from even after the host reused the
+// completion struct for another one; the host then logs and ignores it (abi.h, THREADS).
 class Completion {
 public:
-    explicit Completion(const chihaya_completion* c) noexcept : c_(c) {}
-    void operator()(chihaya_status status) const noexcept { c_->done(c_->ctx, status); }
+    explicit Completion(const chihaya_completion* c) noexcept : done_(c->done), ctx_(c->ctx) {}
+    void operator()(chihaya_status status) const noexcept { done_(ctx_, status); }
 
 private:
-    const chihaya_completion* c_;
+    void (*done_)(void*, chihaya_status);
+    void* ctx_;
 };
 
 // Entry i of a scrape request, walked with the host's stride (see VERSIONING in abi.h).
