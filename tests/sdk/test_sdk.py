@@ -210,9 +210,43 @@ def storage_checks(ws, plugin_file):
     code, out = run([ws.bin("chihaya"), "--check-config", config, "--connect"], check=False)
     expect(code == 0, "--check-config --connect exit %d" % code, out)
     expect('storage driver "example": created and destroyed' in out, "created", out)
+    serve_private_through_example(ws, registry, deltas)
     write(os.path.join(ws.root, "missing.txt"))
     code, out = run([ws.bin("chihaya"), "--check-config", config, "--connect"], check=False)
     expect(code == 1 and "cannot read registry_file" in out, "a missing registry_file fails --connect", out)
+
+
+def serve_private_through_example(ws, registry, deltas):
+    """The installed host in private mode on the example storage: the registry it delivered
+    admits and refuses announces, and the traffic comes back to it as an applied batch."""
+    open(deltas, "w").close()
+    spool = os.path.join(ws.root, "spool")
+    t = Tracker({"tracker": {"mode": "private"},
+                 "storage": {"driver": "example", "spool_dir": spool, "flush_interval_ms": 200},
+                 "storage.example": {"registry_file": registry, "deltas_file": deltas}},
+                plugins_dir=False, binary=ws.bin("chihaya"))
+    h = bytes.fromhex("0123456789abcdef0123456789abcdef01234567")  # torrent 7 of registry.txt
+    peer = b"-qB4000-" + b"0123456789ab"                                # an allowed client
+    with t:
+        with t.http(V4) as c:
+            r = c.get(announce_path(h, peer, 7000, event="started", left=100,
+                                    passkey="s3cretpasskey0001")).bencoded()
+            expect(b"failure reason" not in r and r.get(b"incomplete") == 1, "admitted", repr(r))
+            r = c.get(announce_path(h, peer, 7000, left=50, uploaded=300, downloaded=50,
+                                    passkey="s3cretpasskey0001")).bencoded()
+            expect(b"failure reason" not in r, "second announce admitted", repr(r))
+            r = c.get(announce_path(h, peer, 7001, left=1, passkey="nosuchpasskey")).bencoded()
+            expect(r.get(b"failure reason") == b"unknown passkey", "an unknown passkey is refused", repr(r))
+            r = c.get(announce_path(h, b"-XX1000-0123456789ab", 7002, left=1,
+                                    passkey="s3cretpasskey0001")).bencoded()
+            expect(r.get(b"failure reason") == b"client not allowed", "the whitelist applies", repr(r))
+        t.stop_checked()  # SIGTERM flushes everything accepted
+    with open(deltas) as f:
+        applied = f.read()
+    # Torrent 7 is freeleech in registry.txt (download multiplier 0): 300 up, nothing down.
+    expect("delta user=1 torrent=7" in applied and "credit_up=300 credit_down=0" in applied,
+           "the traffic reached the example's apply", applied)
+    expect("s3cretpasskey0001" not in t.log_text(full=True), "the passkey stays out of the log")
 
 
 def step_storage_example_cmake():
