@@ -595,7 +595,7 @@ private:
                 put64(p + 72, 0);                                       // uploaded
                 put32(p + 80, uint32_t(a.event));
                 put32(p + 84, 0);                                       // ip: the sender's
-                put32(p + 88, a.peer);                                  // key
+                put32(p + 88, a.peer + 1);                              // key: never 0 (UDP 0 = none)
                 put32(p + 92, o_.numwant);
                 uint16_t port = Workload::port(a.peer);
                 p[96] = uint8_t(port >> 8);
@@ -883,7 +883,7 @@ private:
                       "&port=%u&uploaded=0&downloaded=%" PRIu64 "&left=%" PRIu64 "&compact=1&numwant=%u"
                       "&key=%08x%s HTTP/1.1\r\n",  // the key UDP sends: one peer, both protocols (BEP 7)
                       unsigned(c.port), a.left == 0 ? Workload::left_bytes : 0, a.left,
-                      o_.numwant, unsigned(a.peer), events[uint32_t(a.event)]);
+                      o_.numwant, unsigned(a.peer + 1), events[uint32_t(a.event)]);
         r += tail;
         r += "Host: ";
         r += t_.host_header;
