@@ -1,0 +1,613 @@
+// The Zipf workload's UDP engine: BEP 15 from thousands of loopback addresses, as clients on the
+// internet would send it.
+//
+// Addresses: every IPv4 socket is bound to 0.0.0.0 and left unconnected; each datagram names its
+// source address in an IP_PKTINFO control message (ipi_spec_dst), which Linux accepts for any
+// address of 127.0.0.0/8 (all of it is local). So a few sockets send from 65,536 addresses at
+// batched sendmmsg speed, and the tracker's replies to those addresses come back to the same
+// socket. IPv6 has only ::1 on loopback: IPv6 peers share it and differ by port.
+//
+// Connection ids, as a client does it: one per source address (the tracker keys them on the
+// address), obtained by a connect from that address before its first request, reused by every
+// peer at that address until it is 60 s old (BEP 15), then renewed. Requests for an address
+// whose connect is in flight wait for it (parked per address). An error reply about the
+// connection id makes the address connect again and the request go out once more (counted as
+// `reconnects`, not as an error); any other error reply is an error. A connect that gets no answer
+// (a tracker's per-address connect limiter drops it) counts as a timeout and is sent again.
+//
+// Validation, per reply: action, transaction id (low 16 bits the slot, high 16 its use), size
+// exact (announce 20 + 6n or 18n with n <= numwant; scrape 8 + 12 per hash asked), every peer
+// returned one the workload placed in that torrent's swarm (workload_zipf.hpp: address and port
+// decide it) and listed once, and every count (seeders + leechers, in announce and scrape
+// replies) at most the torrent's number of peers. A peer handed its own endpoint is counted apart
+// (self_peers), as in the uniform workload.
+#include "zipf_udp.hpp"
+
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cerrno>
+#include <deque>
+#include <memory>
+#include <stdexcept>
+#include <thread>
+
+namespace loadgen {
+
+namespace {
+
+constexpr unsigned kRecvBatch = 64;
+constexpr uint32_t kMaxScrapeHashes = 74;  // BEP 15 scrape of one datagram
+constexpr size_t kPacketCap = 16 + 20 * kMaxScrapeHashes;
+constexpr size_t kAnnounceSize = 98;
+
+struct ZipfStats : Stats {
+    uint64_t scrapes = 0;      // valid scrape replies
+    uint64_t connects = 0;     // connect replies (one per address and minute)
+    uint64_t reconnects = 0;   // requests resent after an error about the connection id
+    uint64_t connect_timeouts = 0;  // of `timeouts`, connects (e.g. dropped by a connect limiter)
+    uint64_t unsent = 0;       // drawn but never sent: the phase's time ran out first
+    uint64_t vanished = 0;     // peers that left without a stop (steady phase)
+    void merge(const ZipfStats& o) {
+        Stats::merge(o);
+        scrapes += o.scrapes; connects += o.connects; reconnects += o.reconnects;
+        connect_timeouts += o.connect_timeouts;
+        unsent += o.unsent; vanished += o.vanished;
+    }
+};
+
+void report_zipf(const char* phase, const ZipfStats& s, uint32_t threads, uint64_t planned) {
+    double secs = std::max(1e-9, double(s.end_us - s.start_us) / 1e6);
+    std::printf("mode=zipf phase=%s announces=%" PRIu64 " seconds=%.2f rate=%.0f p50_us=%" PRIu64
+                " p99_us=%" PRIu64 " errors=%" PRIu64 " timeouts=%" PRIu64 " late=%" PRIu64
+                " peers_per_reply=%.2f self_peers=%" PRIu64 " retries=%" PRIu64 " scrapes=%" PRIu64
+                " scrape_rate=%.0f connects=%" PRIu64 " reconnects=%" PRIu64 " connect_timeouts=%" PRIu64 " unsent=%" PRIu64
+                " vanished=%" PRIu64 " planned=%" PRIu64 " threads=%u\n",
+                phase, s.ok, secs, double(s.ok) / secs, s.latency.quantile(0.50),
+                s.latency.quantile(0.99), s.errors, s.timeouts, s.late,
+                s.ok ? double(s.peers) / double(s.ok) : 0.0, s.self_peers, s.retries, s.scrapes,
+                double(s.scrapes) / secs, s.connects, s.reconnects, s.connect_timeouts, s.unsent, s.vanished, planned,
+                threads);
+    for (auto& e : s.samples) std::fprintf(stderr, "  %s error: %s\n", phase, e.c_str());
+    std::fflush(stdout);
+}
+
+// One thread's supply of requests in a phase: a count and a deadline, whichever ends it first.
+struct ZipfSource {
+    ZipfStream* stream;
+    bool prepopulating;
+    uint64_t limit;
+    int64_t deadline_us;
+    uint64_t issued = 0;
+
+    bool more(int64_t now) const { return issued < limit && now < deadline_us; }
+    ZipfRequest next() {
+        uint64_t i = issued++;
+        return prepopulating ? stream->prepopulate(i) : stream->steady();
+    }
+};
+
+bool mentions_connection_id(const uint8_t* p, size_t n) {
+    std::string text(reinterpret_cast<const char*>(p), n);
+    for (auto& ch : text) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+    return text.find("connection id") != std::string::npos || text.find("connection_id") != std::string::npos;
+}
+
+class ZipfEngine {
+public:
+    ZipfEngine(const ZipfRun& run, const ZipfModel& model, uint32_t sockets4, uint32_t sockets6)
+        : run_(run), m_(model),
+          reply_cap_(std::max<size_t>(20 + 18 * size_t(std::max<uint32_t>(run.numwant, 1)),
+                                      8 + 12 * kMaxScrapeHashes) + 64),
+          rx_(size_t(kRecvBatch) * reply_cap_), rx_iov_(kRecvBatch), rx_msgs_(kRecvBatch),
+          addresses_(size_t(model.config().source_count) + 1) {
+        epoll_ = epoll_create1(EPOLL_CLOEXEC);
+        for (uint32_t i = 0; i < sockets4 + sockets6; ++i) open_socket(i >= sockets4);
+        for (unsigned i = 0; i < kRecvBatch; ++i) {
+            rx_iov_[i] = {rx_.data() + i * reply_cap_, reply_cap_};
+            rx_msgs_[i].msg_hdr = msghdr{};
+            rx_msgs_[i].msg_hdr.msg_iov = &rx_iov_[i];
+            rx_msgs_[i].msg_hdr.msg_iovlen = 1;
+        }
+        size_t slots = size_t(sockets4 + sockets6) * run.inflight;
+        queue_cap_ = std::max<size_t>(256, 4 * slots);
+        park_cap_ = std::max<size_t>(256, 4 * slots);
+    }
+    ~ZipfEngine() {
+        for (auto& s : sockets_) close(s->fd);
+        close(epoll_);
+    }
+
+    void run(ZipfSource& src, ZipfStats& st) {
+        std::vector<epoll_event> events(sockets_.size());
+        st.start_us = now_us();
+        int64_t last_expire = st.start_us;
+        for (;;) {
+            int64_t now = now_us();
+            bool sending = now < src.deadline_us;
+            bool work_left = src.more(now) || !ready_[0].empty() || !ready_[1].empty() || parked_ > 0;
+            if (outstanding() == 0 && (!sending || !work_left)) break;
+            bool expiring = now - last_expire > 10'000;
+            if (expiring) last_expire = now;
+            for (auto& s : sockets_) {
+                if (expiring) expire(*s, now, st);
+                if (sending) fill(*s, src, st, now);
+            }
+            int n = epoll_wait(epoll_, events.data(), int(events.size()), 5);
+            if (n < 0 && errno != EINTR) { std::perror("epoll_wait"); break; }
+            for (int k = 0; k < n; ++k) receive(*sockets_[events[k].data.u32], st);
+        }
+        for (auto& s : sockets_)
+            for (auto& slot : s->slots)
+                if (slot.busy) { slot.busy = false; ++st.timeouts; --s->busy; }
+        // What the deadline left unsent is counted and dropped: the next phase starts clean.
+        st.unsent += ready_[0].size() + ready_[1].size() + parked_;
+        ready_[0].clear();
+        ready_[1].clear();
+        for (auto& a : addresses_) {
+            a.head = a.tail = -1;
+            if (a.state == Address::Pending) a.state = Address::None;
+        }
+        park_.clear();
+        free_ = -1;
+        parked_ = 0;
+        st.end_us = now_us();
+    }
+
+private:
+    struct Slot {
+        bool busy = false;
+        bool is_connect = false;
+        uint32_t tid = 0;
+        int64_t sent_us = 0;
+        uint32_t address = 0;  // a connect's
+        ZipfRequest req{};
+    };
+    struct Sock {
+        int fd = -1;
+        bool v6 = false;
+        std::vector<Slot> slots;
+        uint32_t busy = 0;
+        uint16_t generation = 0;
+        std::vector<uint8_t> tx;       // kPacketCap bytes per slot
+        std::vector<uint8_t> control;  // one IP_PKTINFO control message per slot (IPv4)
+        std::vector<iovec> tx_iov;
+        std::vector<mmsghdr> tx_msgs;
+        std::vector<uint32_t> tx_slot;
+    };
+    // Per source address: its connection id and the requests waiting for one.
+    struct Address {
+        enum : uint8_t { None, Pending, Valid } state = None;
+        uint64_t id = 0;
+        int64_t got_us = 0;
+        int32_t head = -1, tail = -1;  // parked requests, a FIFO through park_
+    };
+    struct Parked {
+        ZipfRequest req;
+        int32_t next = -1;
+    };
+
+    static constexpr size_t kControlSize = CMSG_SPACE(sizeof(in_pktinfo));
+
+    void open_socket(bool v6) {
+        int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        int rc = -1;
+        if (fd >= 0 && v6) {
+            sockaddr_in6 any{};
+            any.sin6_family = AF_INET6;
+            any.sin6_addr = in6addr_loopback;
+            rc = bind(fd, reinterpret_cast<sockaddr*>(&any), sizeof any);
+        } else if (fd >= 0) {
+            sockaddr_in any{};
+            any.sin_family = AF_INET;
+            any.sin_addr.s_addr = htonl(INADDR_ANY);
+            rc = bind(fd, reinterpret_cast<sockaddr*>(&any), sizeof any);
+        }
+        if (rc != 0) {
+            std::perror("chihaya_loadgen: zipf udp socket");
+            std::exit(1);
+        }
+        int buf = 4 << 20;
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
+        auto s = std::make_unique<Sock>();
+        s->fd = fd;
+        s->v6 = v6;
+        size_t n = run_.inflight;
+        s->slots.resize(n);
+        s->tx.resize(n * kPacketCap);
+        s->control.resize(n * kControlSize);
+        s->tx_iov.resize(n);
+        s->tx_msgs.resize(n);
+        s->tx_slot.resize(n);
+        epoll_event ev{EPOLLIN, {.u32 = uint32_t(sockets_.size())}};
+        epoll_ctl(epoll_, EPOLL_CTL_ADD, fd, &ev);
+        sockets_.push_back(std::move(s));
+    }
+
+    size_t outstanding() const {
+        size_t n = 0;
+        for (auto& s : sockets_) n += s->busy;
+        return n;
+    }
+
+    uint32_t next_tid(Sock& s, size_t slot) { return (uint32_t(++s.generation) << 16) | uint32_t(slot); }
+    uint8_t* packet(Sock& s, uint32_t slot) { return s.tx.data() + size_t(slot) * kPacketCap; }
+
+    void park(const ZipfRequest& r) {
+        int32_t i;
+        if (free_ >= 0) { i = free_; free_ = park_[size_t(i)].next; park_[size_t(i)] = Parked{r, -1}; }
+        else { i = int32_t(park_.size()); park_.push_back(Parked{r, -1}); }
+        Address& a = addresses_[r.address];
+        if (a.tail >= 0) park_[size_t(a.tail)].next = i; else a.head = i;
+        a.tail = i;
+        ++parked_;
+    }
+    // The address has an id now (or its connect failed): its waiting requests go first.
+    void unpark(uint32_t address) {
+        Address& a = addresses_[address];
+        auto& q = ready_[address == m_.config().source_count ? 1 : 0];
+        // Keep their order at the front of the queue: push_front from the last one.
+        std::vector<int32_t> chain;
+        for (int32_t i = a.head; i >= 0; i = park_[size_t(i)].next) chain.push_back(i);
+        for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
+            q.push_front(park_[size_t(*it)].req);
+            park_[size_t(*it)].next = free_;
+            free_ = *it;
+            --parked_;
+        }
+        a.head = a.tail = -1;
+    }
+
+    void queue(Sock& s, unsigned& count, uint32_t slot, size_t size, uint32_t address) {
+        s.tx_iov[count] = {packet(s, slot), size};
+        msghdr& h = s.tx_msgs[count].msg_hdr;
+        h = msghdr{};
+        h.msg_iov = &s.tx_iov[count];
+        h.msg_iovlen = 1;
+        if (s.v6) {
+            h.msg_name = const_cast<sockaddr_in6*>(&run_.target6);
+            h.msg_namelen = sizeof run_.target6;
+        } else {
+            h.msg_name = const_cast<sockaddr_in*>(&run_.target4);
+            h.msg_namelen = sizeof run_.target4;
+            uint8_t* c = s.control.data() + size_t(slot) * kControlSize;
+            std::memset(c, 0, kControlSize);
+            h.msg_control = c;
+            h.msg_controllen = kControlSize;
+            cmsghdr* cm = CMSG_FIRSTHDR(&h);
+            cm->cmsg_level = IPPROTO_IP;
+            cm->cmsg_type = IP_PKTINFO;
+            cm->cmsg_len = CMSG_LEN(sizeof(in_pktinfo));
+            in_pktinfo info{};
+            info.ipi_spec_dst.s_addr = htonl(m_.config().source_base + address);
+            std::memcpy(CMSG_DATA(cm), &info, sizeof info);
+        }
+        s.tx_slot[count++] = slot;
+    }
+
+    // The next request this socket's family can send, or false when there is none for now.
+    bool take(Sock& s, ZipfSource& src, int64_t now, ZipfRequest& out) {
+        auto& mine = ready_[s.v6 ? 1 : 0];
+        auto& other = ready_[s.v6 ? 0 : 1];
+        for (int pulls = 0; pulls < 64; ++pulls) {
+            if (!mine.empty()) {
+                out = mine.front();
+                mine.pop_front();
+                return true;
+            }
+            // The other family's queue is bounded, so a slow family holds back the fast one and
+            // the sent mix stays the workload's mix.
+            if (!src.more(now) || other.size() >= queue_cap_ || parked_ >= park_cap_) return false;
+            ZipfRequest r = src.next();
+            if (r.v6 != s.v6) { other.push_back(r); continue; }
+            out = r;
+            return true;
+        }
+        return false;
+    }
+
+    void fill(Sock& s, ZipfSource& src, ZipfStats& st, int64_t now) {
+        unsigned count = 0;
+        for (uint32_t i = 0; i < s.slots.size(); ++i) {
+            if (s.slots[i].busy) continue;
+            ZipfRequest r;
+            bool placed = false;
+            while (!placed && take(s, src, now, r)) {
+                Address& a = addresses_[r.address];
+                if (a.state == Address::Valid && now - a.got_us <= kConnectionIdMaxAgeUs) {
+                    write_request(s, i, r, a.id, now);
+                    queue(s, count, i, request_size(r), r.address);
+                    placed = true;
+                } else if (a.state == Address::Pending) {
+                    park(r);
+                } else {
+                    // No id yet, or a stale one: connect from this address; the request waits.
+                    uint8_t* p = packet(s, i);
+                    put64(p, kProtocolId);
+                    put32(p + 8, 0);
+                    put32(p + 12, next_tid(s, i));
+                    s.slots[i] = Slot{false, true, get32(p + 12), now, r.address, {}};
+                    a.state = Address::Pending;
+                    park(r);
+                    queue(s, count, i, 16, r.address);
+                    placed = true;
+                }
+            }
+            if (!placed) break;
+        }
+        unsigned sent = 0;
+        while (sent < count) {
+            int n = sendmmsg(s.fd, s.tx_msgs.data() + sent, count - sent, 0);
+            if (n <= 0) {
+                if (n < 0 && errno == EINTR) continue;
+                if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS)
+                    st.error(std::string("udp send: ") + std::strerror(errno));
+                break;  // buffer full: the rest goes out on the next round
+            }
+            sent += unsigned(n);
+        }
+        for (unsigned k = 0; k < count; ++k) {
+            Slot& slot = s.slots[s.tx_slot[k]];
+            if (k < sent) {
+                slot.busy = true;
+                ++s.busy;
+                if (!slot.is_connect) ++st.sent;
+            } else if (slot.is_connect) {
+                addresses_[slot.address].state = Address::None;
+                unpark(slot.address);
+            } else {
+                ready_[s.v6 ? 1 : 0].push_front(slot.req);
+            }
+        }
+    }
+
+    size_t request_size(const ZipfRequest& r) const {
+        return r.kind == ZipfRequest::Kind::Scrape ? 16 + 20 * size_t(m_.config().scrape_hashes) : kAnnounceSize;
+    }
+
+    void write_request(Sock& s, uint32_t i, const ZipfRequest& r, uint64_t id, int64_t now) {
+        uint8_t* p = packet(s, i);
+        put64(p, id);
+        put32(p + 12, next_tid(s, i));
+        if (r.kind == ZipfRequest::Kind::Scrape) {
+            put32(p + 8, 2);
+            for (uint32_t k = 0; k < m_.config().scrape_hashes; ++k)
+                m_.info_hash(m_.scrape_torrent(r, k), p + 16 + 20 * k);
+        } else {
+            put32(p + 8, 1);
+            m_.info_hash(r.torrent, p + 16);
+            m_.peer_id(r.torrent, r.peer, p + 36);
+            put64(p + 56, r.left == 0 ? ZipfModel::kLeft : 0);  // downloaded
+            put64(p + 64, r.left);
+            put64(p + 72, 0);                                   // uploaded
+            put32(p + 80, uint32_t(r.event));
+            put32(p + 84, 0);                                   // ip: the sender's
+            put32(p + 88, m_.key(r.torrent, r.peer));
+            put32(p + 92, run_.numwant);
+            p[96] = uint8_t(r.port >> 8);
+            p[97] = uint8_t(r.port);
+        }
+        s.slots[i] = Slot{false, false, get32(p + 12), now, r.address, r};
+    }
+
+    void expire(Sock& s, int64_t now, ZipfStats& st) {
+        int64_t limit = int64_t(run_.timeout_ms) * 1000;
+        for (auto& slot : s.slots)
+            if (slot.busy && now - slot.sent_us > limit) {
+                slot.busy = false;
+                --s.busy;
+                ++st.timeouts;
+                if (slot.is_connect) {  // dropped (a connect limiter?): the address tries again
+                    ++st.connect_timeouts;
+                    addresses_[slot.address].state = Address::None;
+                    unpark(slot.address);
+                }
+            }
+    }
+
+    void receive(Sock& s, ZipfStats& st) {
+        for (int round = 0; round < 4; ++round) {
+            int n = recvmmsg(s.fd, rx_msgs_.data(), kRecvBatch, MSG_DONTWAIT, nullptr);
+            if (n < 0) {
+                if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+                st.error(std::string("udp recv: ") + std::strerror(errno));
+                return;
+            }
+            int64_t now = now_us();
+            for (int k = 0; k < n; ++k) {
+                if (rx_msgs_[k].msg_hdr.msg_flags & MSG_TRUNC) {
+                    st.error("udp: reply larger than numwant allows");
+                    continue;
+                }
+                one_reply(s, rx_.data() + size_t(k) * reply_cap_, rx_msgs_[k].msg_len, now, st);
+            }
+            if (unsigned(n) < kRecvBatch) return;
+        }
+    }
+
+    void one_reply(Sock& s, const uint8_t* buf, size_t n, int64_t now, ZipfStats& st) {
+        if (n < 8) { st.error("udp: reply of " + std::to_string(n) + " bytes"); return; }
+        uint32_t action = get32(buf), tid = get32(buf + 4);
+        size_t slot_index = tid & 0xFFFF;
+        if (slot_index >= s.slots.size() || !s.slots[slot_index].busy || s.slots[slot_index].tid != tid) {
+            ++st.late;
+            return;
+        }
+        Slot& slot = s.slots[slot_index];
+        slot.busy = false;
+        --s.busy;
+        if (slot.is_connect) {
+            Address& a = addresses_[slot.address];
+            if (action != 0 || n != 16) {
+                st.error("udp: bad connect reply: action " + std::to_string(action) + ", " + std::to_string(n) + " bytes");
+                a.state = Address::None;
+            } else {
+                a.state = Address::Valid;
+                a.id = get64(buf + 8);
+                a.got_us = now;
+                ++st.connects;
+            }
+            unpark(slot.address);
+            return;
+        }
+        if (action == 3) {
+            if (mentions_connection_id(buf + 8, n - 8) && slot.req.retries == 0) {
+                // What a client does: connect again from this address and resend.
+                Address& a = addresses_[slot.address];
+                if (a.state == Address::Valid && a.got_us <= slot.sent_us) a.state = Address::None;
+                ZipfRequest again = slot.req;
+                again.retries = 1;
+                ready_[s.v6 ? 1 : 0].push_front(again);
+                ++st.reconnects;
+                return;
+            }
+            st.error("udp: tracker error: " + std::string(reinterpret_cast<const char*>(buf + 8), n - 8));
+            return;
+        }
+        const ZipfRequest& r = slot.req;
+        if (r.kind == ZipfRequest::Kind::Scrape) {
+            uint32_t hashes = m_.config().scrape_hashes;
+            if (action != 2 || n != 8 + 12 * size_t(hashes)) {
+                st.error("udp: bad scrape reply: action " + std::to_string(action) + ", " + std::to_string(n) +
+                         " bytes for " + std::to_string(hashes) + " hashes");
+                return;
+            }
+            for (uint32_t k = 0; k < hashes; ++k) {
+                const uint8_t* e = buf + 8 + 12 * k;
+                uint64_t seeders = get32(e), leechers = get32(e + 8);
+                if (seeders + leechers > m_.size(m_.scrape_torrent(r, k))) {
+                    st.error("udp: scrape counts more peers than the swarm has");
+                    return;
+                }
+            }
+            ++st.scrapes;
+            st.latency.add(now - slot.sent_us);
+            return;
+        }
+        size_t entry = s.v6 ? 18 : 6;
+        if (action != 1 || n < 20 || (n - 20) % entry != 0) {
+            st.error("udp: bad announce reply: action " + std::to_string(action) + ", " + std::to_string(n) + " bytes");
+            return;
+        }
+        size_t peers = (n - 20) / entry;
+        if (peers > run_.numwant) { st.error("udp: more peers than numwant"); return; }
+        if (uint64_t(get32(buf + 12)) + get32(buf + 16) > m_.size(r.torrent)) {
+            st.error("udp: announce reply counts more peers than the swarm has");
+            return;
+        }
+        if (const char* bad = check_peers(buf + 20, peers, entry, r, st)) {
+            st.error(std::string("udp: ") + bad);
+            return;
+        }
+        ++st.ok;
+        st.peers += peers;
+        st.latency.add(now - slot.sent_us);
+    }
+
+    // Every peer must be a member of the torrent's swarm in the workload, and listed once.
+    const char* check_peers(const uint8_t* p, size_t count, size_t entry, const ZipfRequest& r, ZipfStats& st) {
+        uint64_t seen[256];
+        size_t kept = 0;
+        uint32_t self_ip = m_.config().source_base + r.address;
+        for (size_t k = 0; k < count; ++k, p += entry) {
+            size_t alen = entry - 2;
+            uint16_t port = uint16_t(p[alen] << 8 | p[alen + 1]);
+            uint64_t id;
+            if (entry == 6) {
+                if (!m_.member_v4(r.torrent, p, port)) return "peer that is not in this torrent's swarm";
+                uint32_t ip = get32(p);
+                id = uint64_t(ip) << 16 | port;
+                if (ip == self_ip && port == r.port) ++st.self_peers;
+            } else {
+                if (!m_.member_v6(r.torrent, p, port)) return "IPv6 peer that is not in this torrent's swarm";
+                id = port;
+                if (port == r.port) ++st.self_peers;
+            }
+            for (size_t j = 0; j < kept; ++j)
+                if (seen[j] == id) return "the same peer twice in one reply";
+            if (kept < std::size(seen)) seen[kept++] = id;
+        }
+        return nullptr;
+    }
+
+    const ZipfRun& run_;
+    const ZipfModel& m_;
+    size_t reply_cap_;
+    int epoll_ = -1;
+    std::vector<uint8_t> rx_;
+    std::vector<iovec> rx_iov_;
+    std::vector<mmsghdr> rx_msgs_;
+    std::vector<std::unique_ptr<Sock>> sockets_;
+    std::vector<Address> addresses_;  // source_count IPv4 addresses, then ::1
+    std::vector<Parked> park_;
+    int32_t free_ = -1;
+    size_t parked_ = 0;
+    std::deque<ZipfRequest> ready_[2];  // drawn, not yet sent: IPv4, IPv6
+    size_t queue_cap_ = 256, park_cap_ = 256;
+};
+
+}  // namespace
+
+int run_zipf(const ZipfRun& run) {
+    const ZipfConfig& c = run.workload;
+    int64_t t0 = now_us();
+    std::unique_ptr<ZipfModel> model;
+    try {
+        model = std::make_unique<ZipfModel>(c);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "chihaya_loadgen: %s\n", e.what());
+        return 2;
+    }
+    std::vector<uint8_t> state = ZipfStream::initial_state(*model);
+    std::printf("mode=zipf phase=model torrents=%u peers=%" PRIu64 " largest=%u v6_peers=%" PRIu64
+                " addresses=%u exponent=%.3f scrape_share=%.3f scrape_hashes=%u build_ms=%" PRId64 "\n",
+                c.torrents, model->total_peers(), model->largest(), model->v6_total(), c.source_count,
+                c.exponent, c.scrape_share, c.scrape_hashes, (now_us() - t0) / 1000);
+    std::fflush(stdout);
+
+    // Sockets per thread: the IPv6 share of them (at least one when there are IPv6 peers).
+    uint32_t threads = run.threads;
+    uint32_t per = std::max<uint32_t>(run.sockets / threads, model->v6_total() ? 2 : 1);
+    uint32_t s6 = model->v6_total() ? std::max<uint32_t>(1, uint32_t(per * c.ipv6_share + 0.5)) : 0;
+    if (s6 >= per) s6 = per - 1;
+    std::vector<std::unique_ptr<ZipfEngine>> engines;
+    std::vector<ZipfStream> streams;
+    for (uint32_t k = 0; k < threads; ++k) {
+        engines.push_back(std::make_unique<ZipfEngine>(run, *model, per - s6, s6));
+        streams.emplace_back(*model, state, k, threads);
+    }
+
+    ZipfStats pre, steady;
+    auto phase = [&](bool prepopulating, double seconds, ZipfStats& out) {
+        int64_t deadline = now_us() + int64_t(seconds * 1e6);
+        std::vector<ZipfSource> sources;
+        std::vector<ZipfStats> stats(threads);
+        uint64_t planned = 0;
+        for (uint32_t k = 0; k < threads; ++k) {
+            uint64_t limit = prepopulating ? streams[k].prepopulate_count()
+                                           : run.max_requests / threads + (k < run.max_requests % threads ? 1 : 0);
+            planned += limit;
+            sources.push_back(ZipfSource{&streams[k], prepopulating, limit, deadline, 0});
+        }
+        uint64_t vanished0 = 0;
+        for (auto& s : streams) vanished0 += s.vanished();
+        std::vector<std::thread> pool;
+        for (uint32_t k = 1; k < threads; ++k) pool.emplace_back([&, k] { engines[k]->run(sources[k], stats[k]); });
+        engines[0]->run(sources[0], stats[0]);
+        for (auto& t : pool) t.join();
+        for (auto& s : stats) out.merge(s);
+        for (auto& s : streams) out.vanished += s.vanished();
+        out.vanished -= vanished0;
+        report_zipf(prepopulating ? "prepopulate" : "steady", out, threads, prepopulating ? planned : 0);
+    };
+    if (run.prepopulate) phase(true, run.prepopulate_s, pre);
+    if (run.steady) phase(false, run.duration_s, steady);
+    bool clean = pre.errors + pre.timeouts + steady.errors + steady.timeouts == 0;
+    // Phase 1 must announce every peer: one it could not send in time is a failure too.
+    if (run.prepopulate && pre.unsent + pre.timeouts > 0) clean = false;
+    return clean ? 0 : 1;
+}
+
+}  // namespace loadgen
