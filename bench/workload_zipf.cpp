@@ -43,6 +43,16 @@ ZipfModel::ZipfModel(const ZipfConfig& config) : c_(config) {
         offsets_[r + 1] = offsets_[r] + (v < 1 ? 1 : uint64_t(v));
     }
     if (total_peers() > UINT32_MAX) throw std::invalid_argument("--peers: at most 4294967295");
+    // guide_[b]: the torrent of peer b << shift, for about 65,536 buckets.
+    guide_shift_ = 0;
+    while ((total_peers() >> guide_shift_) > 65536) ++guide_shift_;
+    size_t buckets = size_t(total_peers() >> guide_shift_) + 1;
+    guide_.resize(buckets + 1);
+    for (size_t b = 0, t = 0; b <= buckets; ++b) {
+        uint64_t g = std::min<uint64_t>(uint64_t(b) << guide_shift_, total_peers() - 1);
+        while (offsets_[t + 1] <= g) ++t;
+        guide_[b] = uint32_t(t);
+    }
     if (size(0) > 50'000'000) throw std::invalid_argument("the largest swarm would exceed 50,000,000 peers");
     uint32_t largest_v6 = 0, largest_v4 = 0;
     for (uint32_t t = 0; t < c_.torrents; ++t) {
@@ -69,8 +79,12 @@ uint32_t ZipfModel::v6_count(uint32_t t) const {
 }
 
 uint32_t ZipfModel::torrent_of(uint64_t g) const {
-    // The last t with offsets_[t] <= g.
-    auto it = std::upper_bound(offsets_.begin(), offsets_.end(), g);
+    // The last t with offsets_[t] <= g, searched between the guide's bounds for g's bucket
+    // (a few dozen entries in the long tail, instead of 20 cache misses over the whole array).
+    size_t b = size_t(g >> guide_shift_);
+    auto first = offsets_.begin() + guide_[b];
+    auto last = offsets_.begin() + std::min<size_t>(size_t(guide_[b + 1]) + 1, offsets_.size());
+    auto it = std::upper_bound(first, last, g);
     return uint32_t(it - offsets_.begin() - 1);
 }
 
@@ -176,11 +190,13 @@ ZipfRequest ZipfStream::prepopulate(uint64_t i) {
 
 uint64_t ZipfStream::pick_peer() {
     uint64_t total = m_.total_peers();
-    for (;;) {
+    // Misses only in the last, partial stride of `threads_` peers: a few tries are plenty.
+    for (int tries = 0; tries < 64; ++tries) {
         uint64_t g = (rng_.next() >> 11) % total;
         g = g - g % threads_ + thread_;
         if (g < total) return g;
     }
+    return thread_ < total ? thread_ : 0;
 }
 
 uint32_t ZipfStream::pick_torrent() { return m_.torrent_of((rng_.next() >> 11) % m_.total_peers()); }

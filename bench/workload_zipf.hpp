@@ -106,6 +106,8 @@ private:
 
     ZipfConfig c_;
     std::vector<uint64_t> offsets_;  // torrents + 1 prefix sums
+    std::vector<uint32_t> guide_;    // torrent_of(b << guide_shift_) per bucket b, then one more
+    uint32_t guide_shift_ = 0;
     uint64_t v6_total_ = 0;
     uint32_t stride_ = 64;
 };

@@ -48,12 +48,16 @@ struct ZipfStats : Stats {
     uint64_t connects = 0;     // connect replies (one per address and minute)
     uint64_t reconnects = 0;   // requests resent after an error about the connection id
     uint64_t connect_timeouts = 0;  // of `timeouts`, connects (e.g. dropped by a connect limiter)
+    uint64_t warmup_connects = 0;   // before the steady phase's clock (ZipfEngine::warm_up)
+    int64_t warmup_us = 0;
     uint64_t unsent = 0;       // drawn but never sent: the phase's time ran out first
     uint64_t vanished = 0;     // peers that left without a stop (steady phase)
     void merge(const ZipfStats& o) {
         Stats::merge(o);
         scrapes += o.scrapes; connects += o.connects; reconnects += o.reconnects;
         connect_timeouts += o.connect_timeouts;
+        warmup_connects += o.warmup_connects;
+        warmup_us = std::max(warmup_us, o.warmup_us);
         unsent += o.unsent; vanished += o.vanished;
     }
 };
@@ -64,12 +68,12 @@ void report_zipf(const char* phase, const ZipfStats& s, uint32_t threads, uint64
                 " p99_us=%" PRIu64 " errors=%" PRIu64 " timeouts=%" PRIu64 " late=%" PRIu64
                 " peers_per_reply=%.2f self_peers=%" PRIu64 " retries=%" PRIu64 " scrapes=%" PRIu64
                 " scrape_rate=%.0f connects=%" PRIu64 " reconnects=%" PRIu64 " connect_timeouts=%" PRIu64 " unsent=%" PRIu64
-                " vanished=%" PRIu64 " planned=%" PRIu64 " threads=%u\n",
+                " vanished=%" PRIu64 " planned=%" PRIu64 " warmup_connects=%" PRIu64 " warmup_s=%.2f threads=%u\n",
                 phase, s.ok, secs, double(s.ok) / secs, s.latency.quantile(0.50),
                 s.latency.quantile(0.99), s.errors, s.timeouts, s.late,
                 s.ok ? double(s.peers) / double(s.ok) : 0.0, s.self_peers, s.retries, s.scrapes,
                 double(s.scrapes) / secs, s.connects, s.reconnects, s.connect_timeouts, s.unsent, s.vanished, planned,
-                threads);
+                s.warmup_connects, double(s.warmup_us) / 1e6, threads);
     for (auto& e : s.samples) std::fprintf(stderr, "  %s error: %s\n", phase, e.c_str());
     std::fflush(stdout);
 }
@@ -118,6 +122,65 @@ public:
     ~ZipfEngine() {
         for (auto& s : sockets_) close(s->fd);
         close(epoll_);
+    }
+
+    // Before the steady phase's clock starts: every address without an id connects, and the
+    // renewals are then spread over the next minute, as a population of clients' would be
+    // (renewing an id early is always allowed). So a short run measures the steady state, about
+    // source_count / 60 connects a second, and not a start-up burst of 65,536. Bounded by
+    // `deadline_us`; an address still without an id then connects on its first request.
+    void warm_up(ZipfStats& st, int64_t deadline_us) {
+        int64_t start = now_us();
+        bool has4 = false, has6 = false;
+        for (auto& s : sockets_) (s->v6 ? has6 : has4) = true;
+        std::vector<uint32_t> todo[2];
+        auto collect = [&] {
+            for (uint32_t a = 0; has4 && a < m_.config().source_count; ++a)
+                if (addresses_[a].state == Address::None) todo[0].push_back(a);
+            if (has6 && addresses_[m_.config().source_count].state == Address::None)
+                todo[1].push_back(m_.config().source_count);
+        };
+        collect();
+        std::vector<epoll_event> events(sockets_.size());
+        int64_t last_expire = start;
+        uint64_t connects0 = st.connects;
+        for (int64_t now = start; now < deadline_us; now = now_us()) {
+            if (todo[0].empty() && todo[1].empty()) {
+                if (outstanding() == 0) {
+                    collect();  // those whose connect timed out
+                    if (todo[0].empty() && todo[1].empty()) break;
+                }
+            }
+            if (now - last_expire > 10'000) {
+                last_expire = now;
+                for (auto& s : sockets_) expire(*s, now, st);
+            }
+            for (auto& s : sockets_) {
+                auto& list = todo[s->v6 ? 1 : 0];
+                unsigned count = 0;
+                for (uint32_t i = 0; i < s->slots.size() && !list.empty(); ++i) {
+                    if (s->slots[i].busy) continue;
+                    write_connect(*s, count, i, list.back(), now);
+                    list.pop_back();
+                }
+                int n = count ? sendmmsg(s->fd, s->tx_msgs.data(), count, 0) : 0;
+                unsigned sent = n > 0 ? unsigned(n) : 0;
+                for (unsigned k = 0; k < count; ++k) {
+                    Slot& slot = s->slots[s->tx_slot[k]];
+                    if (k < sent) { slot.busy = true; ++s->busy; }
+                    else { addresses_[slot.address].state = Address::None; list.push_back(slot.address); }
+                }
+            }
+            int n = epoll_wait(epoll_, events.data(), int(events.size()), 5);
+            for (int k = 0; k < n; ++k) receive(*sockets_[events[k].data.u32], st);
+        }
+        int64_t now = now_us();
+        for (uint32_t a = 0; a < addresses_.size(); ++a)
+            if (addresses_[a].state == Address::Valid)
+                addresses_[a].got_us = now - int64_t(splitmix64(a ^ 0xC0DEull) % uint64_t(kConnectionIdMaxAgeUs));
+        st.warmup_connects += st.connects - connects0;
+        st.connects = connects0;
+        st.warmup_us = std::max(st.warmup_us, now - start);
     }
 
     void run(ZipfSource& src, ZipfStats& st) {
@@ -211,6 +274,12 @@ private:
         }
         int buf = 4 << 20;
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
+        if (!v6) {
+            // DF on every datagram (all are far below any MTU): the kernel then skips the
+            // shared IP-id generator that unconnected sockets otherwise pay per datagram.
+            int pmtu = IP_PMTUDISC_DO;
+            setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu);
+        }
         auto s = std::make_unique<Sock>();
         s->fd = fd;
         s->v6 = v6;
@@ -324,14 +393,8 @@ private:
                     park(r);
                 } else {
                     // No id yet, or a stale one: connect from this address; the request waits.
-                    uint8_t* p = packet(s, i);
-                    put64(p, kProtocolId);
-                    put32(p + 8, 0);
-                    put32(p + 12, next_tid(s, i));
-                    s.slots[i] = Slot{false, true, get32(p + 12), now, r.address, {}};
-                    a.state = Address::Pending;
+                    write_connect(s, count, i, r.address, now);
                     park(r);
-                    queue(s, count, i, 16, r.address);
                     placed = true;
                 }
             }
@@ -361,6 +424,16 @@ private:
                 ready_[s.v6 ? 1 : 0].push_front(slot.req);
             }
         }
+    }
+
+    void write_connect(Sock& s, unsigned& count, uint32_t i, uint32_t address, int64_t now) {
+        uint8_t* p = packet(s, i);
+        put64(p, kProtocolId);
+        put32(p + 8, 0);
+        put32(p + 12, next_tid(s, i));
+        s.slots[i] = Slot{false, true, get32(p + 12), now, address, {}};
+        addresses_[address].state = Address::Pending;
+        queue(s, count, i, 16, address);
     }
 
     size_t request_size(const ZipfRequest& r) const {
@@ -594,8 +667,14 @@ int run_zipf(const ZipfRun& run) {
         uint64_t vanished0 = 0;
         for (auto& s : streams) vanished0 += s.vanished();
         std::vector<std::thread> pool;
-        for (uint32_t k = 1; k < threads; ++k) pool.emplace_back([&, k] { engines[k]->run(sources[k], stats[k]); });
-        engines[0]->run(sources[0], stats[0]);
+        auto one = [&](uint32_t k) {
+            // The steady phase's clock starts once the addresses have ids (bounded: 30 s).
+            if (!prepopulating) engines[k]->warm_up(stats[k], now_us() + 30'000'000);
+            sources[k].deadline_us = now_us() + int64_t(seconds * 1e6);
+            engines[k]->run(sources[k], stats[k]);
+        };
+        for (uint32_t k = 1; k < threads; ++k) pool.emplace_back([&, k] { one(k); });
+        one(0);
         for (auto& t : pool) t.join();
         for (auto& s : stats) out.merge(s);
         for (auto& s : streams) out.vanished += s.vanished();
