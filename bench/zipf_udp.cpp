@@ -5,7 +5,10 @@
 // source address in an IP_PKTINFO control message (ipi_spec_dst), which Linux accepts for any
 // address of 127.0.0.0/8 (all of it is local). So a few sockets send from 65,536 addresses at
 // batched sendmmsg speed, and the tracker's replies to those addresses come back to the same
-// socket. IPv6 has only ::1 on loopback: IPv6 peers share it and differ by port.
+// socket. Each IPv4 address always sends from the same socket (address mod sockets), i.e. from
+// one source port, as one client does: a tracker that spreads senders over workers or processes
+// by address and port (SO_REUSEPORT) sees each client in one place. IPv6 has only ::1 on
+// loopback: IPv6 peers share it, differ by port, and go out of any IPv6 socket.
 //
 // Connection ids, as a client does it: one per source address (the tracker keys them on the
 // address), obtained by a connect from that address before its first request, reused by every
@@ -131,44 +134,49 @@ public:
     // `deadline_us`; an address still without an id then connects on its first request.
     void warm_up(ZipfStats& st, int64_t deadline_us) {
         int64_t start = now_us();
-        bool has4 = false, has6 = false;
-        for (auto& s : sockets_) (s->v6 ? has6 : has4) = true;
-        std::vector<uint32_t> todo[2];
+        // Each address connects from the socket that sends for it (queue_for).
+        int first6 = -1;
+        for (size_t k = 0; k < sockets_.size() && first6 < 0; ++k)
+            if (sockets_[k]->v6) first6 = int(k);
+        std::vector<std::vector<uint32_t>> todo(sockets_.size());
+        size_t left = 0;
         auto collect = [&] {
-            for (uint32_t a = 0; has4 && a < m_.config().source_count; ++a)
-                if (addresses_[a].state == Address::None) todo[0].push_back(a);
-            if (has6 && addresses_[m_.config().source_count].state == Address::None)
-                todo[1].push_back(m_.config().source_count);
+            for (uint32_t a = 0; !v4_.empty() && a < m_.config().source_count; ++a)
+                if (addresses_[a].state == Address::None) { todo[v4_[a % v4_.size()]].push_back(a); ++left; }
+            if (first6 >= 0 && addresses_[m_.config().source_count].state == Address::None) {
+                todo[size_t(first6)].push_back(m_.config().source_count);
+                ++left;
+            }
         };
         collect();
         std::vector<epoll_event> events(sockets_.size());
         int64_t last_expire = start;
         uint64_t connects0 = st.connects;
         for (int64_t now = start; now < deadline_us; now = now_us()) {
-            if (todo[0].empty() && todo[1].empty()) {
-                if (outstanding() == 0) {
-                    collect();  // those whose connect timed out
-                    if (todo[0].empty() && todo[1].empty()) break;
-                }
+            if (left == 0 && outstanding() == 0) {
+                collect();  // those whose connect timed out
+                if (left == 0) break;
             }
             if (now - last_expire > 10'000) {
                 last_expire = now;
                 for (auto& s : sockets_) expire(*s, now, st);
             }
-            for (auto& s : sockets_) {
-                auto& list = todo[s->v6 ? 1 : 0];
+            for (size_t k = 0; k < sockets_.size(); ++k) {
+                auto& s = sockets_[k];
+                auto& list = todo[k];
                 unsigned count = 0;
                 for (uint32_t i = 0; i < s->slots.size() && !list.empty(); ++i) {
                     if (s->slots[i].busy) continue;
                     write_connect(*s, count, i, list.back(), now);
                     list.pop_back();
+                    --left;
                 }
                 int n = count ? sendmmsg(s->fd, s->tx_msgs.data(), count, 0) : 0;
                 unsigned sent = n > 0 ? unsigned(n) : 0;
                 for (unsigned k = 0; k < count; ++k) {
                     Slot& slot = s->slots[s->tx_slot[k]];
                     if (k < sent) { slot.busy = true; ++s->busy; }
-                    else { addresses_[slot.address].state = Address::None; list.push_back(slot.address); }
+                    else { addresses_[slot.address].state = Address::None; list.push_back(slot.address); ++left; }
                 }
             }
             int n = epoll_wait(epoll_, events.data(), int(events.size()), 5);
@@ -190,7 +198,7 @@ public:
         for (;;) {
             int64_t now = now_us();
             bool sending = now < src.deadline_us;
-            bool work_left = src.more(now) || !ready_[0].empty() || !ready_[1].empty() || parked_ > 0;
+            bool work_left = src.more(now) || queued() > 0 || parked_ > 0;
             if (outstanding() == 0 && (!sending || !work_left)) break;
             bool expiring = now - last_expire > 10'000;
             if (expiring) last_expire = now;
@@ -206,9 +214,9 @@ public:
             for (auto& slot : s->slots)
                 if (slot.busy) { slot.busy = false; ++st.timeouts; --s->busy; }
         // What the deadline left unsent is counted and dropped: the next phase starts clean.
-        st.unsent += ready_[0].size() + ready_[1].size() + parked_;
-        ready_[0].clear();
-        ready_[1].clear();
+        st.unsent += queued() + parked_;
+        ready6_.clear();
+        for (auto& s : sockets_) s->ready.clear();
         for (auto& a : addresses_) {
             a.head = a.tail = -1;
             if (a.state == Address::Pending) a.state = Address::None;
@@ -239,6 +247,7 @@ private:
         std::vector<iovec> tx_iov;
         std::vector<mmsghdr> tx_msgs;
         std::vector<uint32_t> tx_slot;
+        std::deque<ZipfRequest> ready;  // IPv4: drawn for this socket's addresses, not yet sent
     };
     // Per source address: its connection id and the requests waiting for one.
     struct Address {
@@ -290,6 +299,7 @@ private:
         s->tx_iov.resize(n);
         s->tx_msgs.resize(n);
         s->tx_slot.resize(n);
+        if (!v6) v4_.push_back(uint32_t(sockets_.size()));
         epoll_event ev{EPOLLIN, {.u32 = uint32_t(sockets_.size())}};
         epoll_ctl(epoll_, EPOLL_CTL_ADD, fd, &ev);
         sockets_.push_back(std::move(s));
@@ -316,7 +326,7 @@ private:
     // The address has an id now (or its connect failed): its waiting requests go first.
     void unpark(uint32_t address) {
         Address& a = addresses_[address];
-        auto& q = ready_[address == m_.config().source_count ? 1 : 0];
+        auto& q = queue_for(address);
         // Keep their order at the front of the queue: push_front from the last one.
         std::vector<int32_t> chain;
         for (int32_t i = a.head; i >= 0; i = park_[size_t(i)].next) chain.push_back(i);
@@ -356,21 +366,39 @@ private:
         s.tx_slot[count++] = slot;
     }
 
-    // The next request this socket's family can send, or false when there is none for now.
+    // Which socket sends for an address: an IPv4 address always from the same socket (one
+    // source port, as one client's), so a tracker spreading senders over workers by address and
+    // port (SO_REUSEPORT) sees each client on one worker; IPv6 (::1 only) from any IPv6 socket.
+    std::deque<ZipfRequest>& queue_for(uint32_t address) {
+        if (address == m_.config().source_count) return ready6_;
+        return sockets_[v4_[address % v4_.size()]]->ready;
+    }
+    size_t queued() const {
+        size_t n = ready6_.size();
+        for (auto& s : sockets_) n += s->ready.size();
+        return n;
+    }
+    size_t longest_queue() const {
+        size_t n = ready6_.size();
+        for (auto& s : sockets_) n = std::max(n, s->ready.size());
+        return n;
+    }
+
+    // The next request this socket can send, or false when there is none for now.
     bool take(Sock& s, ZipfSource& src, int64_t now, ZipfRequest& out) {
-        auto& mine = ready_[s.v6 ? 1 : 0];
-        auto& other = ready_[s.v6 ? 0 : 1];
+        auto& mine = s.v6 ? ready6_ : s.ready;
         for (int pulls = 0; pulls < 64; ++pulls) {
             if (!mine.empty()) {
                 out = mine.front();
                 mine.pop_front();
                 return true;
             }
-            // The other family's queue is bounded, so a slow family holds back the fast one and
-            // the sent mix stays the workload's mix.
-            if (!src.more(now) || other.size() >= queue_cap_ || parked_ >= park_cap_) return false;
+            // The other sockets' queues are bounded, so a slow socket (or family) holds back the
+            // others and the sent mix stays the workload's mix.
+            if (!src.more(now) || longest_queue() >= queue_cap_ || parked_ >= park_cap_) return false;
             ZipfRequest r = src.next();
-            if (r.v6 != s.v6) { other.push_back(r); continue; }
+            auto& q = queue_for(r.address);
+            if (&q != &mine) { q.push_back(r); continue; }
             out = r;
             return true;
         }
@@ -421,7 +449,7 @@ private:
                 addresses_[slot.address].state = Address::None;
                 unpark(slot.address);
             } else {
-                ready_[s.v6 ? 1 : 0].push_front(slot.req);
+                queue_for(slot.req.address).push_front(slot.req);
             }
         }
     }
@@ -532,7 +560,7 @@ private:
                 if (a.state == Address::Valid && a.got_us <= slot.sent_us) a.state = Address::None;
                 ZipfRequest again = slot.req;
                 again.retries = 1;
-                ready_[s.v6 ? 1 : 0].push_front(again);
+                queue_for(again.address).push_front(again);
                 ++st.reconnects;
                 return;
             }
@@ -617,7 +645,8 @@ private:
     std::vector<Parked> park_;
     int32_t free_ = -1;
     size_t parked_ = 0;
-    std::deque<ZipfRequest> ready_[2];  // drawn, not yet sent: IPv4, IPv6
+    std::vector<uint32_t> v4_;           // indices of the IPv4 sockets in sockets_
+    std::deque<ZipfRequest> ready6_;     // drawn, not yet sent: IPv6 (IPv4: each socket's `ready`)
     size_t queue_cap_ = 256, park_cap_ = 256;
 };
 
