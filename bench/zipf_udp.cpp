@@ -109,7 +109,7 @@ public:
           reply_cap_(std::max<size_t>(20 + 18 * size_t(std::max<uint32_t>(run.numwant, 1)),
                                       8 + 12 * kMaxScrapeHashes) + 64),
           rx_(size_t(kRecvBatch) * reply_cap_), rx_iov_(kRecvBatch), rx_msgs_(kRecvBatch),
-          addresses_(size_t(model.config().source_count) + 1) {
+          addresses_(size_t(model.config().source_count) + sockets6) {
         epoll_ = epoll_create1(EPOLL_CLOEXEC);
         for (uint32_t i = 0; i < sockets4 + sockets6; ++i) open_socket(i >= sockets4);
         for (unsigned i = 0; i < kRecvBatch; ++i) {
@@ -135,17 +135,14 @@ public:
     void warm_up(ZipfStats& st, int64_t deadline_us) {
         int64_t start = now_us();
         // Each address connects from the socket that sends for it (queue_for).
-        int first6 = -1;
-        for (size_t k = 0; k < sockets_.size() && first6 < 0; ++k)
-            if (sockets_[k]->v6) first6 = int(k);
         std::vector<std::vector<uint32_t>> todo(sockets_.size());
         size_t left = 0;
         auto collect = [&] {
             for (uint32_t a = 0; !v4_.empty() && a < m_.config().source_count; ++a)
                 if (addresses_[a].state == Address::None) { todo[v4_[a % v4_.size()]].push_back(a); ++left; }
-            if (first6 >= 0 && addresses_[m_.config().source_count].state == Address::None) {
-                todo[size_t(first6)].push_back(m_.config().source_count);
-                ++left;
+            for (size_t k = 0; k < sockets_.size(); ++k) {
+                uint32_t key = m_.config().source_count + sockets_[k]->ordinal6;
+                if (sockets_[k]->v6 && addresses_[key].state == Address::None) { todo[k].push_back(key); ++left; }
             }
         };
         collect();
@@ -248,6 +245,7 @@ private:
         std::vector<mmsghdr> tx_msgs;
         std::vector<uint32_t> tx_slot;
         std::deque<ZipfRequest> ready;  // IPv4: drawn for this socket's addresses, not yet sent
+        uint32_t ordinal6 = 0;          // IPv6: which IPv6 socket (its connection id's key)
     };
     // Per source address: its connection id and the requests waiting for one.
     struct Address {
@@ -300,6 +298,7 @@ private:
         s->tx_msgs.resize(n);
         s->tx_slot.resize(n);
         if (!v6) v4_.push_back(uint32_t(sockets_.size()));
+        else s->ordinal6 = sockets6_++;
         epoll_event ev{EPOLLIN, {.u32 = uint32_t(sockets_.size())}};
         epoll_ctl(epoll_, EPOLL_CTL_ADD, fd, &ev);
         sockets_.push_back(std::move(s));
@@ -314,11 +313,11 @@ private:
     uint32_t next_tid(Sock& s, size_t slot) { return (uint32_t(++s.generation) << 16) | uint32_t(slot); }
     uint8_t* packet(Sock& s, uint32_t slot) { return s.tx.data() + size_t(slot) * kPacketCap; }
 
-    void park(const ZipfRequest& r) {
+    void park(const ZipfRequest& r, uint32_t key) {
         int32_t i;
         if (free_ >= 0) { i = free_; free_ = park_[size_t(i)].next; park_[size_t(i)] = Parked{r, -1}; }
         else { i = int32_t(park_.size()); park_.push_back(Parked{r, -1}); }
-        Address& a = addresses_[r.address];
+        Address& a = addresses_[key];
         if (a.tail >= 0) park_[size_t(a.tail)].next = i; else a.head = i;
         a.tail = i;
         ++parked_;
@@ -370,9 +369,16 @@ private:
     // source port, as one client's), so a tracker spreading senders over workers by address and
     // port (SO_REUSEPORT) sees each client on one worker; IPv6 (::1 only) from any IPv6 socket.
     std::deque<ZipfRequest>& queue_for(uint32_t address) {
-        if (address == m_.config().source_count) return ready6_;
+        if (address >= m_.config().source_count) return ready6_;
         return sockets_[v4_[address % v4_.size()]]->ready;
     }
+    // Whose connection id a request uses: its IPv4 address's, or for IPv6 the sending socket's.
+    // All IPv6 peers share ::1, so each IPv6 socket (one source port) is one client at ::1 with
+    // an id of its own, as separate clients behind one address would be.
+    uint32_t id_key(const Sock& s, const ZipfRequest& r) const {
+        return r.v6 ? m_.config().source_count + s.ordinal6 : r.address;
+    }
+
     size_t queued() const {
         size_t n = ready6_.size();
         for (auto& s : sockets_) n += s->ready.size();
@@ -412,17 +418,18 @@ private:
             ZipfRequest r;
             bool placed = false;
             while (!placed && take(s, src, now, r)) {
-                Address& a = addresses_[r.address];
+                uint32_t key = id_key(s, r);
+                Address& a = addresses_[key];
                 if (a.state == Address::Valid && now - a.got_us <= kConnectionIdMaxAgeUs) {
-                    write_request(s, i, r, a.id, now);
+                    write_request(s, i, r, key, a.id, now);
                     queue(s, count, i, request_size(r), r.address);
                     placed = true;
                 } else if (a.state == Address::Pending) {
-                    park(r);
+                    park(r, key);
                 } else {
                     // No id yet, or a stale one: connect from this address; the request waits.
-                    write_connect(s, count, i, r.address, now);
-                    park(r);
+                    write_connect(s, count, i, key, now);
+                    park(r, key);
                     placed = true;
                 }
             }
@@ -468,7 +475,7 @@ private:
         return r.kind == ZipfRequest::Kind::Scrape ? 16 + 20 * size_t(m_.config().scrape_hashes) : kAnnounceSize;
     }
 
-    void write_request(Sock& s, uint32_t i, const ZipfRequest& r, uint64_t id, int64_t now) {
+    void write_request(Sock& s, uint32_t i, const ZipfRequest& r, uint32_t key, uint64_t id, int64_t now) {
         uint8_t* p = packet(s, i);
         put64(p, id);
         put32(p + 12, next_tid(s, i));
@@ -490,7 +497,7 @@ private:
             p[96] = uint8_t(r.port >> 8);
             p[97] = uint8_t(r.port);
         }
-        s.slots[i] = Slot{false, false, get32(p + 12), now, r.address, r};
+        s.slots[i] = Slot{false, false, get32(p + 12), now, key, r};
     }
 
     void expire(Sock& s, int64_t now, ZipfStats& st) {
@@ -641,11 +648,12 @@ private:
     std::vector<iovec> rx_iov_;
     std::vector<mmsghdr> rx_msgs_;
     std::vector<std::unique_ptr<Sock>> sockets_;
-    std::vector<Address> addresses_;  // source_count IPv4 addresses, then ::1
+    std::vector<Address> addresses_;  // source_count IPv4 addresses, then ::1 once per IPv6 socket
     std::vector<Parked> park_;
     int32_t free_ = -1;
     size_t parked_ = 0;
     std::vector<uint32_t> v4_;           // indices of the IPv4 sockets in sockets_
+    uint32_t sockets6_ = 0;
     std::deque<ZipfRequest> ready6_;     // drawn, not yet sent: IPv6 (IPv4: each socket's `ready`)
     size_t queue_cap_ = 256, park_cap_ = 256;
 };
