@@ -16,6 +16,9 @@
 // Every loop is bounded by time (--duration, --prepopulate-seconds) and count (--max-requests,
 // torrents x peers).
 //
+// --workload zipf replaces this workload with a realistic one (Zipf swarm sizes, churn, scrapes,
+// IPv6 peers, thousands of source addresses; UDP only): workload_zipf.hpp and zipf_udp.cpp.
+//
 // Validation, per reply: UDP action, transaction id (low 16 bits name the slot, high 16 its use,
 // so a late reply to a reused slot is never taken for the new one), exact size (20 + 6n or 18n),
 // n <= numwant; HTTP status, Content-Length, one bencoded dict with an interval and no failure
@@ -50,14 +53,13 @@
 #include <thread>
 #include <vector>
 
+#include "loadgen_common.hpp"
+#include "workload_zipf.hpp"
+#include "zipf_udp.hpp"
+
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-int64_t now_us() {
-    return std::chrono::duration_cast<std::chrono::microseconds>(Clock::now().time_since_epoch())
-        .count();
-}
+using namespace loadgen;
 
 // ---- options -----------------------------------------------------------------------------------
 
@@ -82,6 +84,11 @@ struct Options {
     bool print_info_hashes = false;
     uint32_t passkeys = 0;     // private mode: users; 0 = open tracker URLs
     bool print_passkeys = false;
+    bool zipf = false;
+    bool torrents_given = false;         // --workload zipf
+    bool prepopulate_s_given = false;
+    ZipfConfig z;              // its parameters (torrents, seed: the fields above)
+    std::string target6;       // the tracker's IPv6 listener for the zipf workload's IPv6 peers
 };
 
 // Private mode: passkey u is "bench" and u in 27 digits (32 characters, like a web application's
@@ -114,6 +121,21 @@ void usage(FILE* out) {
         "  --passkeys N             private mode: N users, /<passkey>/announce (HTTP) and BEP 41\n"
         "                           URL data (UDP); peer i belongs to user i %% N\n"
         "  --print-passkeys         print the N passkeys, one a line, and exit\n"
+        "  --workload W             uniform (default: the workload above) | zipf (UDP only):\n"
+        "    --torrents N             torrents, Zipf-ranked (zipf default 1000000)\n"
+        "    --peers N                peers over all swarms, >= torrents (default 2500000)\n"
+        "    --zipf-exponent S        swarm size of rank r ~ 1/r^S (default 1.0)\n"
+        "    --ipv6-share F           share of peers on IPv6, from [::1] (default 0.2; needs --target6)\n"
+        "    --target6 [::1]:P        the tracker's IPv6 listener\n"
+        "    --scrape-share F         share of requests that are scrapes (default 0.1)\n"
+        "    --scrape-hashes N        info_hashes per scrape, 1..74 (default 1)\n"
+        "    --stop-share F           an active peer's announce is a stop (default 0.02)\n"
+        "    --vanish-share F         an active peer leaves without a word (default 0.01)\n"
+        "    --complete-share F       a leecher's announce is its completion (default 0.03)\n"
+        "    --seeder-share F         peers that start as seeders (default 0.25)\n"
+        "    --source-net A/B         loopback source addresses (default 127.1.0.0/16, /12../32)\n"
+        "    (--prepopulate-seconds defaults to 300 here; --connections, --inflight, --threads,\n"
+        "    --numwant, --seed, --timeout-ms, --duration, --max-requests as above)\n"
         "Output: one key=value line per phase. Exit 0: no errors or timeouts; 1: some; 2: usage.\n");
 }
 
@@ -121,6 +143,13 @@ template <class T>
 bool parse_number(std::string_view s, T& out) {
     auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
     return ec == std::errc() && p == s.data() + s.size();
+}
+
+bool parse_share(std::string_view s, double& out, double lo, double hi) {
+    char* end = nullptr;
+    std::string copy(s);
+    out = std::strtod(copy.c_str(), &end);
+    return !copy.empty() && end && *end == '\0' && out >= lo && out <= hi;
 }
 
 bool parse_seconds(std::string_view s, double& out) {
@@ -149,9 +178,9 @@ std::optional<Options> parse_options(int argc, char** argv) {
             else ok = false;
         }
         else if (a == "--duration") ok = parse_seconds(value(), o.duration_s);
-        else if (a == "--prepopulate-seconds") ok = parse_seconds(value(), o.prepopulate_s);
+        else if (a == "--prepopulate-seconds") ok = parse_seconds(value(), o.prepopulate_s) && (o.prepopulate_s_given = true);
         else if (a == "--max-requests") ok = parse_number(value(), o.max_requests);
-        else if (a == "--torrents") ok = parse_number(value(), o.torrents) && o.torrents > 0 && o.torrents <= 100'000'000;
+        else if (a == "--torrents") ok = (o.torrents_given = true) && parse_number(value(), o.torrents) && o.torrents > 0 && o.torrents <= 100'000'000;
         else if (a == "--peers-per-torrent") ok = parse_number(value(), o.peers_per_torrent) && o.peers_per_torrent > 0 && o.peers_per_torrent <= 50'000;
         else if (a == "--no-prepopulate") o.prepopulate = false;
         else if (a == "--prepopulate-only") o.steady = false;
@@ -164,6 +193,22 @@ std::optional<Options> parse_options(int argc, char** argv) {
         else if (a == "--print-info-hashes") o.print_info_hashes = true;
         else if (a == "--passkeys") ok = parse_number(value(), o.passkeys) && o.passkeys <= 100'000'000;
         else if (a == "--print-passkeys") o.print_passkeys = true;
+        else if (a == "--workload") {
+            auto w = value();
+            if (w == "zipf") o.zipf = true;
+            else ok = w == "uniform";
+        }
+        else if (a == "--peers") ok = parse_number(value(), o.z.peers) && o.z.peers > 0;
+        else if (a == "--zipf-exponent") ok = parse_share(value(), o.z.exponent, 0, 4);
+        else if (a == "--ipv6-share") ok = parse_share(value(), o.z.ipv6_share, 0, 1);
+        else if (a == "--target6") o.target6 = std::string(value());
+        else if (a == "--scrape-share") ok = parse_share(value(), o.z.scrape_share, 0, 1);
+        else if (a == "--scrape-hashes") ok = parse_number(value(), o.z.scrape_hashes) && o.z.scrape_hashes >= 1 && o.z.scrape_hashes <= 74;
+        else if (a == "--stop-share") ok = parse_share(value(), o.z.stop_share, 0, 1);
+        else if (a == "--vanish-share") ok = parse_share(value(), o.z.vanish_share, 0, 1);
+        else if (a == "--complete-share") ok = parse_share(value(), o.z.complete_share, 0, 1);
+        else if (a == "--seeder-share") ok = parse_share(value(), o.z.seeder_share, 0, 1);
+        else if (a == "--source-net") ok = parse_source_net(std::string(value()), o.z.source_base, o.z.source_count);
         else ok = false;
         if (!ok) {
             std::fprintf(stderr, "chihaya_loadgen: bad argument near '%s'\n", argv[i]);
@@ -174,6 +219,12 @@ std::optional<Options> parse_options(int argc, char** argv) {
         std::fprintf(stderr, "chihaya_loadgen: --target is required\n");
         return std::nullopt;
     }
+    if (o.zipf && o.mode != Mode::Udp) {
+        std::fprintf(stderr, "chihaya_loadgen: --workload zipf is UDP only\n");
+        return std::nullopt;
+    }
+    if (o.zipf && !o.torrents_given) o.torrents = 1'000'000;
+    if (o.zipf && !o.prepopulate_s_given) o.prepopulate_s = 300;
     if (o.connections == 0) o.connections = o.mode == Mode::Udp ? 8 : 32;
     if (o.threads > o.connections) o.threads = o.connections;
     return o;
@@ -228,24 +279,6 @@ std::optional<Target> parse_target(const std::string& text) {
 
 // ---- workload ----------------------------------------------------------------------------------
 
-uint64_t splitmix64(uint64_t x) {
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
-
-class Rng {
-public:
-    explicit Rng(uint64_t seed) : state_(seed) {}
-    uint64_t next() { return state_ = splitmix64(state_); }
-    uint32_t below(uint32_t n) { return static_cast<uint32_t>((next() >> 32) * n >> 32); }
-
-private:
-    uint64_t state_;
-};
-
-enum class Event : uint32_t { None = 0, Completed = 1, Started = 2, Stopped = 3 };  // BEP 15 values
 
 struct Announce {
     uint32_t torrent;
@@ -296,13 +329,7 @@ public:
     static constexpr uint32_t kPorts = 50'000;
 
 private:
-    void fill(uint8_t* out, size_t n, uint64_t a, uint64_t b) const {
-        uint64_t x = splitmix64(o_.seed ^ splitmix64(a ^ splitmix64(b)));
-        for (size_t i = 0; i < n; ++i) {
-            if (i % 8 == 0) x = splitmix64(x);
-            out[i] = static_cast<uint8_t>(x >> (8 * (i % 8)));
-        }
-    }
+    void fill(uint8_t* out, size_t n, uint64_t a, uint64_t b) const { derive_bytes(o_.seed, a, b, out, n); }
 
     const Options& o_;
     Rng rng_;
@@ -338,84 +365,6 @@ struct Source {
 
 // ---- results -----------------------------------------------------------------------------------
 
-// Log-linear latency histogram in microseconds: exact below 64 us, then 32 buckets per power of
-// two (about 3% resolution), so p99 needs no per-request storage.
-class Histogram {
-public:
-    void add(int64_t us) {
-        ++counts_[index(static_cast<uint64_t>(std::max<int64_t>(us, 0)))];
-        ++total_;
-    }
-    void merge(const Histogram& o) {
-        for (size_t i = 0; i < kBuckets; ++i) counts_[i] += o.counts_[i];
-        total_ += o.total_;
-    }
-    uint64_t total() const { return total_; }
-    uint64_t quantile(double q) const {
-        if (total_ == 0) return 0;
-        uint64_t want = static_cast<uint64_t>(q * static_cast<double>(total_ - 1)) + 1, seen = 0;
-        for (size_t i = 0; i < counts_.size(); ++i)
-            if ((seen += counts_[i]) >= want) return lower_bound(i);
-        return lower_bound(counts_.size() - 1);
-    }
-
-private:
-    static size_t index(uint64_t v) {
-        if (v < 64) return v;
-        int e = 63 - __builtin_clzll(v);  // >= 6
-        size_t i = 64 + size_t(e - 6) * 32 + ((v >> (e - 5)) & 31);
-        return std::min(i, kBuckets - 1);
-    }
-    static uint64_t lower_bound(size_t i) {
-        if (i < 64) return i;
-        size_t e = (i - 64) / 32 + 6, sub = (i - 64) % 32;
-        return (uint64_t(1) << e) + (uint64_t(sub) << (e - 5));
-    }
-    static constexpr size_t kBuckets = 64 + 32 * 40;
-    std::array<uint64_t, kBuckets> counts_{};
-    uint64_t total_ = 0;
-};
-
-struct Stats {
-    uint64_t sent = 0;
-    uint64_t ok = 0;
-    uint64_t errors = 0;
-    uint64_t timeouts = 0;
-    uint64_t late = 0;        // answers that came after their timeout was counted
-    uint64_t peers = 0;
-    uint64_t self_peers = 0;  // replies that named the requesting peer itself
-    uint64_t retries = 0;     // HTTP requests resent after the server closed a kept-alive connection
-    Histogram latency;
-    int64_t start_us = 0;
-    int64_t end_us = 0;
-    std::vector<std::string> samples;  // the first few errors, word for word
-
-    void error(std::string what) {
-        ++errors;
-        if (samples.size() < 5) samples.push_back(std::move(what));
-    }
-    void merge(const Stats& o) {
-        sent += o.sent; ok += o.ok; errors += o.errors; timeouts += o.timeouts; late += o.late;
-        peers += o.peers; self_peers += o.self_peers; retries += o.retries;
-        latency.merge(o.latency);
-        start_us = start_us == 0 ? o.start_us : std::min(start_us, o.start_us);
-        end_us = std::max(end_us, o.end_us);
-        for (auto& s : o.samples)
-            if (samples.size() < 5) samples.push_back(s);
-    }
-};
-
-void report(const char* mode, const char* phase, const Stats& s, uint32_t threads) {
-    double secs = std::max(1e-9, double(s.end_us - s.start_us) / 1e6);
-    std::printf("mode=%s phase=%s announces=%" PRIu64 " seconds=%.2f rate=%.0f p50_us=%" PRIu64
-                " p99_us=%" PRIu64 " errors=%" PRIu64 " timeouts=%" PRIu64 " late=%" PRIu64
-                " peers_per_reply=%.2f self_peers=%" PRIu64 " retries=%" PRIu64 " threads=%u\n",
-                mode, phase, s.ok, secs, double(s.ok) / secs, s.latency.quantile(0.50),
-                s.latency.quantile(0.99), s.errors, s.timeouts, s.late,
-                s.ok ? double(s.peers) / double(s.ok) : 0.0, s.self_peers, s.retries, threads);
-    for (auto& e : s.samples) std::fprintf(stderr, "  %s error: %s\n", phase, e.c_str());
-    std::fflush(stdout);
-}
 
 // Checks the compact peers of one reply: each must be `self_addr` with a workload port, and
 // none may appear twice. Returns an error text, or nullptr.
@@ -449,13 +398,6 @@ void local_address(int fd, int family, uint8_t out[16]) {
 
 // ---- UDP (BEP 15) ------------------------------------------------------------------------------
 
-void put32(uint8_t* p, uint32_t v) { v = htonl(v); std::memcpy(p, &v, 4); }
-void put64(uint8_t* p, uint64_t v) { put32(p, uint32_t(v >> 32)); put32(p + 4, uint32_t(v)); }
-uint32_t get32(const uint8_t* p) { uint32_t v; std::memcpy(&v, p, 4); return ntohl(v); }
-uint64_t get64(const uint8_t* p) { return (uint64_t(get32(p)) << 32) | get32(p + 4); }
-
-constexpr uint64_t kProtocolId = 0x41727101980ull;
-constexpr int64_t kConnectionIdMaxAgeUs = 60'000'000;  // BEP 15: a client may use an id for 1 min
 constexpr size_t kAnnounceSize = 98;
 // With --passkeys: 98 + URLData option (type, length, "/<32-char passkey>/announce") + EndOfOptions.
 constexpr size_t kPrivatePathSize = 1 + 32 + 9;
@@ -595,7 +537,7 @@ private:
                 put64(p + 72, 0);                                       // uploaded
                 put32(p + 80, uint32_t(a.event));
                 put32(p + 84, 0);                                       // ip: the sender's
-                put32(p + 88, a.peer);                                  // key
+                put32(p + 88, a.peer + 1);                              // key: never 0 (UDP 0 = none)
                 put32(p + 92, o_.numwant);
                 uint16_t port = Workload::port(a.peer);
                 p[96] = uint8_t(port >> 8);
@@ -883,7 +825,7 @@ private:
                       "&port=%u&uploaded=0&downloaded=%" PRIu64 "&left=%" PRIu64 "&compact=1&numwant=%u"
                       "&key=%08x%s HTTP/1.1\r\n",  // the key UDP sends: one peer, both protocols (BEP 7)
                       unsigned(c.port), a.left == 0 ? Workload::left_bytes : 0, a.left,
-                      o_.numwant, unsigned(a.peer), events[uint32_t(a.event)]);
+                      o_.numwant, unsigned(a.peer + 1), events[uint32_t(a.event)]);
         r += tail;
         r += "Host: ";
         r += t_.host_header;
@@ -1054,6 +996,41 @@ void run_phase(std::vector<std::unique_ptr<Engine>>& engines, std::vector<Worklo
     report(mode, prepopulating ? "prepopulate" : "steady", out, uint32_t(threads));
 }
 
+// --workload zipf: the targets checked here, the rest in zipf_udp.cpp.
+int run_zipf_workload(const Options& o, const Target& target) {
+    ZipfRun run;
+    run.workload = o.z;
+    run.workload.seed = o.seed;
+    run.workload.torrents = o.torrents;
+    if (target.family != AF_INET) {
+        std::fprintf(stderr, "chihaya_loadgen: --workload zipf: --target is the tracker's IPv4 listener "
+                             "(the sources are 127.x addresses); IPv6 peers go to --target6\n");
+        return 2;
+    }
+    std::memcpy(&run.target4, &target.addr, sizeof run.target4);
+    if (run.workload.ipv6_share > 0) {
+        auto t6 = o.target6.empty() ? std::nullopt : parse_target(o.target6);
+        if (!t6 || t6->family != AF_INET6) {
+            std::fprintf(stderr, "chihaya_loadgen: --ipv6-share > 0 needs --target6 [::1]:PORT "
+                                 "(or --ipv6-share 0 for an IPv4-only tracker)\n");
+            return 2;
+        }
+        std::memcpy(&run.target6, &t6->addr, sizeof run.target6);
+        run.have_target6 = true;
+    }
+    run.sockets = o.connections;
+    run.inflight = std::min<uint32_t>(o.inflight, 65535);
+    run.threads = o.threads;
+    run.numwant = o.numwant;
+    run.timeout_ms = o.timeout_ms;
+    run.duration_s = o.duration_s;
+    run.prepopulate_s = o.prepopulate_s;
+    run.max_requests = o.max_requests;
+    run.prepopulate = o.prepopulate;
+    run.steady = o.steady;
+    return run_zipf(run);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -1079,6 +1056,7 @@ int main(int argc, char** argv) {
                              "(127.0.0.0/8 or [::1]) with a port\n", opts->target.c_str());
         return 2;
     }
+    if (opts->zipf) return run_zipf_workload(*opts, *target);
     const char* mode = opts->mode == Mode::Udp ? "udp" : opts->mode == Mode::Http ? "http" : "http-close";
     std::vector<Workload> workloads;
     for (uint32_t k = 0; k < opts->threads; ++k) workloads.emplace_back(*opts, k);

@@ -5,7 +5,9 @@
 // chihaya_loadgen reaches against it on the same cores is the most the generator can measure;
 // a tracker result well below that ceiling is the tracker's own. Single-threaded, epoll, UDP
 // batched with recvmmsg/sendmmsg, HTTP keep-alive honoured. Loopback only; runs until SIGTERM
-// or --seconds (default 600) pass.
+// or --seconds (default 600) pass. --empty answers every announce with no peers and zero counts
+// (what the Zipf workload's validation accepts for any torrent: it has no swarm to match); UDP
+// scrapes get one all-zero entry per info_hash.
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -15,6 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -63,7 +66,8 @@ int listen_on(int type, uint16_t port) {
 struct Udp {
     int fd;
     uint8_t rx[kBatch][2048];
-    uint8_t tx[kBatch][20 + 6 * kPeers];
+    bool empty = false;
+    uint8_t tx[kBatch][8 + 12 * 74];  // the largest reply: a 74-hash scrape
     sockaddr_in from[kBatch];
     iovec rx_iov[kBatch], tx_iov[kBatch];
     mmsghdr rx_msgs[kBatch], tx_msgs[kBatch];
@@ -87,10 +91,18 @@ struct Udp {
                 if (action == 0) {  // connect: a constant id, the responder checks none
                     put32(r, 0), std::memcpy(r + 4, p + 12, 4), put32(r + 8, 0x0BADC0DE), put32(r + 12, 1);
                     size = 16;
+                } else if (action == 1 && len >= 98 && empty) {
+                    put32(r, 1), std::memcpy(r + 4, p + 12, 4), put32(r + 8, 1800), put32(r + 12, 0), put32(r + 16, 0);
+                    size = 20;
                 } else if (action == 1 && len >= 98) {
                     put32(r, 1), std::memcpy(r + 4, p + 12, 4), put32(r + 8, 1800), put32(r + 12, 3), put32(r + 16, 2);
                     write_peers(r + 20, uint16_t(p[96] << 8 | p[97]));
                     size = 20 + 6 * kPeers;
+                } else if (action == 2 && len >= 36) {
+                    size_t hashes = std::min<size_t>((len - 16) / 20, 74);
+                    put32(r, 2), std::memcpy(r + 4, p + 12, 4);
+                    std::memset(r + 8, 0, 12 * hashes);
+                    size = 8 + 12 * hashes;
                 } else {
                     continue;
                 }
@@ -146,18 +158,22 @@ bool serve(int fd, Conn& c) {
 int main(int argc, char** argv) {
     uint16_t udp_port = 0, tcp_port = 0;
     double seconds = 600;
-    for (int i = 1; i + 1 < argc; i += 2) {
+    bool empty = false;
+    for (int i = 1; i < argc; i += 2) {
         std::string_view a = argv[i];
+        if (a == "--empty") { empty = true; --i; continue; }
+        if (i + 1 >= argc) { std::fprintf(stderr, "usage: chihaya_responder --udp PORT --http PORT [--seconds S] [--empty]\n"); return 2; }
         if (a == "--udp") udp_port = uint16_t(std::atoi(argv[i + 1]));
         else if (a == "--http") tcp_port = uint16_t(std::atoi(argv[i + 1]));
         else if (a == "--seconds") seconds = std::atof(argv[i + 1]);
-        else { std::fprintf(stderr, "usage: chihaya_responder --udp PORT --http PORT [--seconds S]\n"); return 2; }
+        else { std::fprintf(stderr, "usage: chihaya_responder --udp PORT --http PORT [--seconds S] [--empty]\n"); return 2; }
     }
-    if (!udp_port || !tcp_port) { std::fprintf(stderr, "usage: chihaya_responder --udp PORT --http PORT [--seconds S]\n"); return 2; }
+    if (!udp_port || !tcp_port) { std::fprintf(stderr, "usage: chihaya_responder --udp PORT --http PORT [--seconds S] [--empty]\n"); return 2; }
     signal(SIGTERM, [](int) { stopping = 1; });
     signal(SIGINT, [](int) { stopping = 1; });
 
     static Udp udp;
+    udp.empty = empty;
     udp.fd = listen_on(SOCK_DGRAM, udp_port);
     int one = 4 << 20;
     setsockopt(udp.fd, SOL_SOCKET, SO_RCVBUF, &one, sizeof one);

@@ -72,6 +72,32 @@ class Smoke(unittest.TestCase):
     def test_http_connection_per_request(self):
         self.run_loadgen("http-close", addr_port(V4, self.tracker.http_port), ["--connections", "4"])
 
+    def test_zipf(self):
+        # The realistic workload, small: 4,096 source addresses (one connect each), IPv6 peers,
+        # scrapes and churn. Its own seed: other info_hashes than the uniform tests' swarms.
+        args = [LOADGEN, "--workload", "zipf", "--target", addr_port(V4, self.tracker.udp_port),
+                "--target6", addr_port(V6, self.tracker.udp_port), "--seed", "7",
+                "--torrents", "2000", "--peers", "20000", "--source-net", "127.1.0.0/20",
+                "--duration", "1", "--prepopulate-seconds", "10", "--max-requests", "300000",
+                "--timeout-ms", "2000"]
+        p = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=40)
+        out, err = p.stdout.decode(), p.stderr.decode()
+        phases = {r["phase"]: r for r in map(parse, out.splitlines())}
+        detail = "exit %d\nstdout:\n%s\nstderr:\n%s\ntracker log:\n%s" % (
+            p.returncode, out, err, self.tracker.log_text())
+        self.assertEqual(p.returncode, 0, detail)
+        model = phases["model"]
+        self.assertGreater(int(model["v6_peers"]), 0, detail)
+        for phase in ("prepopulate", "steady"):
+            r = phases.get(phase)
+            self.assertIsNotNone(r, detail)
+            self.assertEqual((r["errors"], r["timeouts"]), ("0", "0"), detail)
+        # Phase 1 sends every peer; the steady phase's `unsent` is only its look-ahead.
+        self.assertEqual(phases["prepopulate"]["unsent"], "0", detail)
+        self.assertEqual(phases["prepopulate"]["announces"], model["peers"], detail)
+        self.assertGreater(int(phases["steady"]["announces"]), 0, detail)
+        self.assertGreater(int(phases["steady"]["scrapes"]), 0, detail)
+
     def test_refuses_non_loopback_target(self):
         for target in ("10.1.2.3:6969", "[2001:db8::1]:6969", "example.com:80"):
             p = subprocess.run([LOADGEN, "--target", target, "--duration", "1"],
