@@ -337,7 +337,13 @@ int run(const Options& options) {
     }
     {
         std::unique_lock lock(mutex);
-        if (!exited.wait_for(lock, kShutdownGrace, [&] { return running == 0; }))
+        // The per-call deadline and a little, so that a client whose driver call is still out
+        // gets its "unavailable" answer before the loops stop; capped below systemd's default
+        // stop timeout (90 s) for deadlines set longer than that.
+        const auto grace = std::clamp<std::chrono::milliseconds>(
+            std::chrono::milliseconds(uint64_t(tracker.config().driver_timeout_ms) + 1000), kShutdownGrace,
+            std::chrono::seconds(60));
+        if (!exited.wait_for(lock, grace, [&] { return running == 0; }))
             log::warning("main", "requests still in flight after the grace period; stopping anyway");
     }
     for (auto& w : workers) {

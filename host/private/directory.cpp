@@ -121,9 +121,11 @@ Directory::TorrentShard& Directory::torrent_shard(uint64_t hash) const {
 
 std::optional<DirectoryUser> Directory::find_user(const UserShard& shard, uint64_t h, std::string_view passkey) {
     const UserSlot* s = shard.table.find(h, [&](const UserSlot& slot) {
-        if (slot.length == passkey.size())  // inline: the common case, one cache line
-            return std::memcmp(slot.key, passkey.data(), passkey.size()) == 0;
-        return slot.length == kHeapKey && slot.passkey() == passkey;
+        // kHeapKey first: a 255-byte request passkey must not be compared as if inline (it
+        // would read past the 38-byte key field).
+        if (slot.length == kHeapKey) return slot.passkey() == passkey;
+        return slot.length == passkey.size() &&  // inline: the common case, one cache line
+               std::memcmp(slot.key, passkey.data(), passkey.size()) == 0;
     });
     if (!s) return std::nullopt;
     return DirectoryUser{s->id, s->enabled != 0, s->upload_multiplier, s->download_multiplier, s->leech_slots};

@@ -125,13 +125,14 @@ TEST_CASE("the directory agrees with a simple model through random puts, moves a
     Directory d;
     const chihaya_registry_sink* sink = d.sink();
     std::vector<std::string> keys;
-    const size_t lengths[] = {5, 32, 38, 39, 64};
+    const size_t lengths[] = {5, 32, 38, 39, 64, 255, 254};
     for (int i = 0; i < 400; ++i) {
-        std::string k(lengths[i % 5], 'k');
+        std::string k(lengths[i % 7], 'k');
         std::snprintf(k.data(), k.size(), "%03d", i);  // NUL-terminated inside the key: still a byte
-        k.back() = char('a' + i % 26);
+        k.back() = char('a' + i % 26);  // 255: the heap marker's value as a length
         keys.push_back(k);
     }
+    CHECK_FALSE(d.user(std::string(255, 'k')));  // probes slots holding heap keys
     auto info_hash = [](int i) {
         InfoHash h;
         h.bytes.fill(0x5A);  // shared prefix: only the tail differs
