@@ -29,8 +29,8 @@ pin_to() { if command -v taskset >/dev/null; then echo taskset -c "$1"; fi; }
 
 KIT=$(cd "$KIT" && pwd)
 # The kit's own loader and libraries: the machine's may be another distribution's.
-run_kit() { "$KIT/lib/ld-linux-x86-64.so.2" --library-path "$KIT/lib" "$@"; }
-export LD_LIBRARY_PATH="$KIT/lib"  # for the plugin chihaya loads
+# LD_LIBRARY_PATH only for the kit's processes (the plugins chihaya loads): the machine's own
+# tools need the machine's libc.
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
 trap 'exit 1' INT TERM  # so that the EXIT trap stops the tracker when this script is stopped
@@ -60,7 +60,7 @@ threads = $workers
 [log]
 level = "info"
 EOF
-    $(pin_to "0-$((workers - 1))") "$KIT/lib/ld-linux-x86-64.so.2" --library-path "$KIT/lib" \
+    $(pin_to "0-$((workers - 1))") env LD_LIBRARY_PATH="$KIT/lib" "$KIT/lib/ld-linux-x86-64.so.2" --library-path "$KIT/lib" \
         "$KIT/bin/chihaya" --config "$work/chihaya.toml" > "$work/tracker.log" 2>&1 &
     local pid=$!
     for _ in $(seq 50); do  # up to 5 s for the socket
@@ -68,10 +68,10 @@ EOF
         sleep 0.1
     done
     local fill_line steady_line
-    fill_line=$(timeout 400 $(pin_to "$GEN_CORES") "$KIT/lib/ld-linux-x86-64.so.2" --library-path "$KIT/lib" \
+    fill_line=$(timeout 400 $(pin_to "$GEN_CORES") env LD_LIBRARY_PATH="$KIT/lib" "$KIT/lib/ld-linux-x86-64.so.2" --library-path "$KIT/lib" \
         "$KIT/bin/chihaya_loadgen" --target "127.0.0.1:$PORT" --mode udp --prepopulate-only \
         --threads "$GEN_THREADS" --connections 256 --inflight "$INFLIGHT" "$@" 2>>"$work/gen.err" | grep "phase=prepopulate")
-    steady_line=$(timeout $((DURATION + 60)) $(pin_to "$GEN_CORES") "$KIT/lib/ld-linux-x86-64.so.2" --library-path "$KIT/lib" \
+    steady_line=$(timeout $((DURATION + 60)) $(pin_to "$GEN_CORES") env LD_LIBRARY_PATH="$KIT/lib" "$KIT/lib/ld-linux-x86-64.so.2" --library-path "$KIT/lib" \
         "$KIT/bin/chihaya_loadgen" --target "127.0.0.1:$PORT" --mode udp --no-prepopulate \
         --duration "$DURATION" --threads "$GEN_THREADS" --connections 256 --inflight "$INFLIGHT" "$@" 2>>"$work/gen.err" | grep "phase=steady")
     kill -TERM "$pid" 2>/dev/null
