@@ -37,8 +37,8 @@ trap 'exit 1' INT TERM  # so that the EXIT trap stops the tracker when this scri
 
 echo "machine: $(nproc) cores, $(uname -r); generator: $GEN_THREADS threads on cores $GEN_CORES," \
      "256 sockets x $INFLIGHT in flight; pinning: $(command -v taskset >/dev/null && echo yes || echo 'no (no taskset)')"
-echo "| workload | workers | announces/s | p50 us | p99 us | errors+timeouts | fill s |"
-echo "|---|---|---|---|---|---|---|"
+echo "| workload | workers | announces/s | p50 us | p99 us | errors+timeouts | fill s | tracker cores busy |"
+echo "|---|---|---|---|---|---|---|---|"
 
 one_run() {  # workload workers loadgen-args...
     local workload=$1 workers=$2; shift 2
@@ -67,22 +67,30 @@ EOF
         grep -q "serving on" "$work/tracker.log" 2>/dev/null && break
         sleep 0.1
     done
-    local fill_line steady_line
+    local fill_line steady_line cpu0 cpu1
+    cpu_of() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
     fill_line=$(timeout 400 $(pin_to "$GEN_CORES") env LD_LIBRARY_PATH="$KIT/lib" "$KIT/lib/ld-linux-x86-64.so.2" --library-path "$KIT/lib" \
         "$KIT/bin/chihaya_loadgen" --target "127.0.0.1:$PORT" --mode udp --prepopulate-only \
         --threads "$GEN_THREADS" --connections 256 --inflight "$INFLIGHT" "$@" 2>>"$work/gen.err" | grep "phase=prepopulate")
+    cpu0=$(cpu_of "$pid")
     steady_line=$(timeout $((DURATION + 60)) $(pin_to "$GEN_CORES") env LD_LIBRARY_PATH="$KIT/lib" "$KIT/lib/ld-linux-x86-64.so.2" --library-path "$KIT/lib" \
         "$KIT/bin/chihaya_loadgen" --target "127.0.0.1:$PORT" --mode udp --no-prepopulate \
         --duration "$DURATION" --threads "$GEN_THREADS" --connections 256 --inflight "$INFLIGHT" "$@" 2>>"$work/gen.err" | grep "phase=steady")
+    cpu1=$(cpu_of "$pid")
     kill -TERM "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
     field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; }
     local e t
     e=$(field errors "$steady_line"); t=$(field timeouts "$steady_line")
     local errors=$(( ${e:-0} + ${t:-0} ))
-    printf "| %s | %d | %s | %s | %s | %s | %s |\n" "$workload" "$workers" \
+    # Cores the tracker kept busy in the steady phase (its CPU time over the phase's seconds): below
+    # the worker count, something else (the generator, the kernel's spreading) is the limit.
+    local busy
+    busy=$(awk -v a="$cpu0" -v b="$cpu1" -v hz="$(getconf CLK_TCK)" -v s="$(field seconds "$steady_line")" \
+        'BEGIN { if (s > 0) printf "%.1f", (b - a) / hz / s; else print "" }')
+    printf "| %s | %d | %s | %s | %s | %s | %s | %s |\n" "$workload" "$workers" \
         "$(field rate "$steady_line")" "$(field p50_us "$steady_line")" "$(field p99_us "$steady_line")" \
-        "$errors" "$(field seconds "$fill_line")"
+        "$errors" "$(field seconds "$fill_line")" "$busy"
     if [[ -z $steady_line || $errors != 0 ]]; then tail -n 3 "$work/tracker.log" "$work/gen.err"; fi
     : > "$work/gen.err"
 }
