@@ -17,6 +17,7 @@ import struct
 import sys
 import time
 
+OLD = False
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 from redis_fixture import RedisServer  # noqa: E402
@@ -69,7 +70,21 @@ def member(t, p):
     return bytes([10, (t >> 16) & 255, (t >> 8) & 255, t & 255]) + struct.pack(">H", 1000 + p)
 
 
+def single(sha, items, prefix=b"chihaya"):
+    """The layout before batching (git show 6d07bff~1:plugins/redis/scripts.hpp): one call per
+    announce, keys s4 l4 s6 l6 n c. For before/after comparisons with --old."""
+    out = []
+    for t, p, seeder, event in items:
+        base = prefix + b":{" + ("%040x" % t).encode() + b"}:"
+        out.append(resp([b"EVALSHA", sha, b"6"] + [base + x for x in (b"s4", b"l4", b"s6", b"l6", b"n", b"c")] +
+                        [member(t, p), b"4", str(event), str(seeder), b"50", b"3600000", b"0", b"0", b"0",
+                         str(random.getrandbits(31))]))
+    return b"".join(out)
+
+
 def batch(sha, items, prefix=b"chihaya"):
+    if OLD:
+        return single(sha, items, prefix)
     keys, argv = [], [str(random.getrandbits(31))]
     for t, p, seeder, event in items:
         base = prefix + b":{" + ("%040x" % t).encode() + b"}:"
@@ -93,7 +108,8 @@ def run(c, sha, items, size, window=64):
         while sent < len(batches) and sent - got < window:
             c.send(batch(sha, batches[sent]))
             sent += 1
-        c.read()
+        for _ in range(len(batches[got]) if OLD else 1):
+            c.read()
         got += 1
     return cpu(c) - t0
 
@@ -105,7 +121,10 @@ def main():
     ap.add_argument("--peers", type=int, default=5)
     ap.add_argument("--announces", type=int, default=50000)
     ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--old", action="store_true", help="--script holds the one-call-per-announce layout")
     a = ap.parse_args()
+    global OLD
+    OLD = a.old
     text = script_text(a.script)
     with RedisServer() as server:
         c = Conn(server.port)

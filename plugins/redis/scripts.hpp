@@ -1,20 +1,22 @@
 // scripts.hpp: the server-side Lua that makes one announce or one scrape a single round trip.
 //
-// Key layout (README.md has the sizing): every key of one torrent carries the hex info_hash as
-// its hash tag, so a Redis Cluster keeps the whole swarm in one slot and a script may touch it.
-//   <prefix>:{<hex>}:s4  s6   sorted sets of seeders, IPv4 / IPv6
-//   <prefix>:{<hex>}:l4  l6   sorted sets of leechers, IPv4 / IPv6
-//   <prefix>:{<hex>}:n        string: completed events counted for the torrent
-//   <prefix>:{<hex>}:c        hash member -> "uploaded:downloaded" (only with TRACK_COUNTERS)
-// A member is the peer's compact entry (6 bytes IPv4, 18 IPv6: address + port, network order),
-// exactly what a client receives, so choosing peers is a concatenation. Its score is
-//   expiry_ms * 2 + completed
-// with expiry_ms on the Redis server's clock (TIME): host clocks are per-process monotonic and
-// not comparable between tracker hosts. The low bit remembers "completed already counted" for
-// free (no per-peer hash); scores stay below 2^53, so doubles hold them exactly.
-// Expiry is server-side and needs no sweeper: each script trims the members whose expiry has
-// passed from the swarm it touches, and each key carries a PEXPIRE as long as its longest-lived
-// member, so a torrent nobody announces to disappears by itself.
+// Key layout (README.md has the sizing and the reasons): every key of one torrent carries the hex
+// info_hash as its hash tag, so a Redis Cluster keeps the whole swarm in one slot.
+//   <prefix>:{<hex>}:4, :6   sorted set per family: the peers, their BEP 7 keys, and (in :4 only)
+//                            `downloaded` and the IPv6 flag
+//   <prefix>:{<hex>}:p       hash member -> "uploaded:downloaded" (only with TRACK_COUNTERS)
+// A peer's member is its compact entry (6 bytes IPv4, 18 IPv6: address + port, network order),
+// exactly what a client receives, so choosing peers is a concatenation. Scores (all below 2^53,
+// exact in a double):
+//   leecher          expiry_ms * 2 + completed                  in [0, 2^46)
+//   seeder           2^46 + expiry_ms * 2 + completed           in [2^46, 2^47)
+//   'k' .. member    2^51 + the peer's BEP 7 key (absent: no key)
+//   'n'              2^50 + downloaded;   '6'   2^50 ("IPv6 peers may exist")
+// expiry_ms is on the Redis server's clock (TIME): host clocks are per-process monotonic and not
+// comparable between tracker hosts. The low bit remembers "completed already counted".
+// Expiry needs no sweeper: counts and answers use only live score bands, a peer joining a set
+// trims it, and each key carries a PEXPIREAT as long as its longest-lived member, so a torrent
+// nobody announces to disappears by itself.
 #pragma once
 
 namespace chihaya::redis::scripts {
@@ -36,10 +38,10 @@ namespace chihaya::redis::scripts {
 // holds everything an announce needs, and a known peer re-announcing into a small swarm costs
 // five calls on one key: ZMSCORE (its score, its key, downloaded, the IPv6 flag), ZADD,
 // PEXPIREAT, and a ZRANGEBYSCORE of each live band it may be given (whole: the answer and the
-// counts; a seeder counts the seeders' band with ZCOUNT instead). Larger swarms sample with
-// ZRANDMEMBER and count with ZCOUNT; IPv6 peers, and IPv4 ones in a swarm that has IPv6 peers,
-// touch the other family's set too; private mode touches the counters hash. Redis formats every
-// score it returns with printf, so the common path asks for members only.
+// counts; a seeder counts the seeders' band with ZCOUNT instead). Larger swarms count with ZCOUNT
+// and draw each band's share in a few random windows (draw()); IPv6 peers, and IPv4 ones in a
+// swarm that has IPv6 peers, touch the other family's set too; private mode touches the counters
+// hash. Redis formats every score it returns with printf, so no path asks for scores.
 inline constexpr const char* kAnnounce = R"lua(#!lua
 local call = redis.call
 local fmt = string.format
@@ -78,6 +80,38 @@ end
 -- Live counts of set k: seeders, leechers.
 local function counts(k)
   return call('ZCOUNT', k, lo_s, hi_s), call('ZCOUNT', k, lo_l, hi_l)
+end
+-- Appends m random members of set k's band that holds c members at ranks [base, base + c),
+-- other than self and those in seen, to pool (np entries); returns the new np. Windows of
+-- consecutive members (in expiry order) from random ranks (ZRANGE by rank: O(log n) to reach,
+-- where ZRANGEBYSCORE .. LIMIT walks its offset), then one window twice the size needed: with at
+-- most m - 1 seen and self to skip, that last one completes the draw.
+local function draw(k, base, c, m, self, pool, np, seen)
+  if m <= 0 then return np end
+  local want_np = np + m
+  local function take(off, n)
+    local got = call('ZRANGE', k, base + off, base + off + n - 1)
+    for j = 1, #got do
+      local g = got[j]
+      if np < want_np and g ~= self and not seen[g] then
+        seen[g] = true
+        np = np + 1
+        pool[np] = g
+      end
+    end
+  end
+  local size = math.ceil(m / 6)
+  if c > 2 * m + 2 then
+    for _ = 1, 6 do
+      if np >= want_np then break end
+      take(math.random(0, c - size), size)
+    end
+  end
+  if np < want_np then
+    local n = math.min(c, 2 * m + 2)
+    take(math.random(0, c - n), n)
+  end
+  return np
 end
 local out, o = {}, 0
 for i = 1, #KEYS / 3 do
@@ -166,54 +200,46 @@ for i = 1, #KEYS / 3 do
       if want > 0 then
         local pool, np = {}, 0
         -- A swarm with few peers: its live bands, whole (members only: no scores to format).
+        -- (ZCARD counts entries, peers or not: at most cap of them means both bands are small.)
         local cap = want + 2
-        local gl = call('ZRANGEBYSCORE', k, lo_l, hi_l, 'LIMIT', 0, cap)
-        local gs = {}
-        if seeder == 0 then gs = call('ZRANGEBYSCORE', k, lo_s, hi_s, 'LIMIT', 0, cap) end
-        if #gl < cap and #gs < cap then
+        local gl, gs = {}, {}
+        local small = call('ZCARD', k) <= cap
+        if small then
+          gl = call('ZRANGEBYSCORE', k, lo_l, hi_l)
+          if seeder == 0 then gs = call('ZRANGEBYSCORE', k, lo_s, hi_s) end
+        else
+          cs, cl = counts(k)
+          if cl < cap and cs < cap then
+            small = true
+            gl = call('ZRANGEBYSCORE', k, lo_l, hi_l)
+            if seeder == 0 then gs = call('ZRANGEBYSCORE', k, lo_s, hi_s) end
+          end
+        end
+        if small then
           cl = #gl
           if seeder == 0 then cs = #gs end
           for j = 1, #gl do if gl[j] ~= member then np = np + 1; pool[np] = gl[j] end end
           for j = 1, #gs do if gs[j] ~= member then np = np + 1; pool[np] = gs[j] end end
         else
-          -- A larger one: a random sample with scores. Peers, the specials ('n', '6', 'k'..)
-          -- and this peer may all come back: ask for enough.
-          local ask = 2 * want + 4
-          local got = call('ZRANDMEMBER', k, ask, 'WITHSCORES')
-          local expired = false
-          local len = #member
-          for j = 1, #got, 2 do
-            local m = got[j]
-            if #m == len then
-              local sm = tonumber(got[j + 1])
-              local is_seeder = sm >= B
-              if is_seeder then sm = sm - B end
-              if sm <= cut then
-                expired = true
-              elseif m ~= member and (seeder == 0 or not is_seeder) then
-                np = np + 1; pool[np] = m
-              end
-            end
+          -- A larger one: each band's share of the answer drawn from it in random windows
+          -- (members only, never a scan, never the peer itself, never one twice).
+          local own_l = 0
+          if seeder == 0 then own_l = 1 end  -- this leecher is live in the leechers' band
+          local as, al = cs, cl - own_l
+          if seeder == 1 then as = 0 end
+          local target = math.min(want, as + al)
+          local ms = 0
+          if as > 0 then ms = math.min(as, math.floor(target * as / (as + al) + 0.5)) end
+          local ml = math.min(al, target - ms)
+          ms = target - ml
+          -- Ranks: expired leechers, live leechers, expired seeders, live seeders, specials.
+          local seen = {}
+          local base_l = call('ZCOUNT', k, '-inf', fmt('%d', cut))
+          np = draw(k, base_l, cl, ml, member, pool, np, seen)
+          if ms > 0 then
+            local base_s = call('ZCOUNT', k, '-inf', fmt('%d', B + cut))
+            np = draw(k, base_s, cs, ms, member, pool, np, seen)
           end
-          cs, cl = counts(k)
-          if np < want then
-            -- The sample held too few of the peers this one may get: take more of those alone,
-            -- in score order from a random offset (never the peer itself, never one twice).
-            local lo, hi, n = lo_l, hi_l, cl
-            if seeder == 0 then hi, n = hi_s, cs + cl end
-            local seen = {}
-            for j = 1, np do seen[pool[j]] = true end
-            local off = 0
-            if n > want + 1 then off = math.random(0, n - want - 1) end
-            local more = call('ZRANGEBYSCORE', k, lo, hi, 'LIMIT', off, want + 1)
-            for j = 1, #more do
-              local m = more[j]
-              if #m == len and np < want and m ~= member and not seen[m] then
-                np = np + 1; pool[np] = m
-              end
-            end
-          end
-          if expired then trim(k, kp) end
         end
         if np > want then
           for j = 1, want do

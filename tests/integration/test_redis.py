@@ -236,8 +236,8 @@ def torrent_keys(redis, info_hash, prefix="chihaya"):
 ACL_RULES = ("on", "resetkeys", "~chihaya:*", "resetchannels", "-@all",
              "+ping", "+select", "+script|load", "+evalsha", "+eval", "+cluster|slots", "+asking",
              "+time", "+del", "+pexpireat",
-             "+zadd", "+zrem", "+zscore", "+zmscore", "+zincrby", "+zcount", "+zrangebyscore",
-             "+zrandmember", "+hget", "+hset", "+hdel")
+             "+zadd", "+zrem", "+zscore", "+zmscore", "+zincrby", "+zcard", "+zcount", "+zrange",
+             "+zrangebyscore", "+hget", "+hset", "+hdel")
 
 
 class Acl(unittest.TestCase):
