@@ -114,6 +114,9 @@ public:
         // side, gets TRYAGAIN until the migration of that slot ends: retry a few times from the
         // slot's owner (which may ASK again), spaced out, within the redirect budget.
         if (error.starts_with("TRYAGAIN") && ++retries_ <= kMaxTryAgain && retry_later(from)) return;
+        // The node lost its view of the cluster (a master failing over): the slot map may be
+        // about to change without any MOVED; look again until every slot's node answers.
+        if (error.starts_with("CLUSTERDOWN")) cache_.topology_.suspect_stale();
         std::string message = "redis: " + std::string(error.substr(0, 120));
         chihaya_status status = status_for(error);
         // Redis refusing the script itself (an ACL missing a command, a script error) fails every
