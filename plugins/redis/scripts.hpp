@@ -166,7 +166,7 @@ for i = 1, #KEYS / 3 do
     local cs, cl = -1, -1
     if event == 3 then
       if present then call('ZREM', k, member, ek) end
-      if track == 1 or old then call('HDEL', kp, member) end
+      if track == 1 or present then call('HDEL', kp, member) end
     else
       local at = now + ttl_s * 1000
       local sat = fmt('%d', at)
@@ -251,7 +251,11 @@ for i = 1, #KEYS / 3 do
         peers = table.concat(pool)
       end
     end
-    if cs < 0 then cs, cl = counts(k) end
+    if cl >= 0 and cs < 0 then
+      cs = call('ZCOUNT', k, lo_s, hi_s)  -- a seeder took the leechers' band whole
+    elseif cs < 0 then
+      cs, cl = counts(k)
+    end
     local s, l = cs, cl
     if v6 then
       local os, ol = counts(k4)
