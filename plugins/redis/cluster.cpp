@@ -5,10 +5,20 @@
 
 #include <hiredis/hiredis.h>
 
+#include <boost/asio/post.hpp>
+
 #include <stdexcept>
 #include <thread>
 
 namespace chihaya::redis {
+
+namespace {
+
+// While a slot's node is unreachable, CLUSTER SLOTS this often: a failover shows up in the map
+// within about this much of the cluster electing the replica (cluster-node-timeout + ~1 s).
+constexpr std::chrono::milliseconds kPollInterval{50};
+
+}  // namespace
 
 // The background CLUSTER SLOTS query; at most one is in flight (refreshing_).
 class Topology::SlotsRefresh final : public Command {
@@ -38,7 +48,8 @@ private:
 
 Topology::Topology(IoPool& io, const ConnectionOptions& options, unsigned connections_per_node,
                    bool cluster, const chihaya::Host& log)
-    : io_(io), options_(options), per_node_(connections_per_node), cluster_(cluster), log_(log) {
+    : io_(io), options_(options), per_node_(connections_per_node), cluster_(cluster), log_(log),
+      poll_timer_(io.next()) {
     refresh_ = std::make_unique<SlotsRefresh>(*this);
 }
 
@@ -47,8 +58,10 @@ Topology::~Topology() = default;
 Topology::Node* Topology::add_node(const Endpoint& endpoint, bool start) {
     auto node = std::make_unique<Node>();
     node->endpoint = endpoint;
-    for (unsigned i = 0; i < per_node_; ++i)
+    for (unsigned i = 0; i < per_node_; ++i) {
         node->connections.push_back(std::make_unique<Connection>(io_.next(), endpoint, options_, log_));
+        if (cluster_) node->connections.back()->on_down([this] { suspect_stale(); });
+    }
     if (start)
         for (auto& c : node->connections) c->start();
     nodes_.push_back(std::move(node));
@@ -163,6 +176,8 @@ size_t Topology::wait_ready(std::chrono::milliseconds limit) {
 }
 
 void Topology::shutdown() {
+    closing_.store(true, std::memory_order_release);
+    asio::post(poll_timer_.get_executor(), [this] { poll_timer_.cancel(); });
     {
         std::lock_guard lock(nodes_mutex_);
         for (auto& n : nodes_)
@@ -222,6 +237,54 @@ void Topology::refresh_soon() noexcept {
         return;
     }
     target->submit(refresh_.get());
+}
+
+}  // namespace chihaya::redis
+
+namespace chihaya::redis {
+
+void Topology::suspect_stale() noexcept {
+    if (!cluster_ || closing_.load(std::memory_order_acquire)) return;
+    refresh_soon();
+    if (polling_.exchange(true, std::memory_order_acq_rel)) return;
+    try {
+        asio::post(poll_timer_.get_executor(), [this] {
+            poll_timer_.expires_after(kPollInterval);
+            poll_timer_.async_wait([this](const boost::system::error_code& ec) {
+                if (ec != asio::error::operation_aborted) poll();
+                else polling_.store(false, std::memory_order_release);
+            });
+        });
+    } catch (...) {
+        polling_.store(false, std::memory_order_release);
+    }
+}
+
+bool Topology::slot_owner_down() noexcept {
+    // Nodes are few and live as long as the Topology; a node owns slots in long ranges.
+    const Node* last = nullptr;
+    for (auto& s : slots_) {
+        const Node* n = s.load(std::memory_order_acquire);
+        if (!n || n == last) continue;
+        last = n;
+        bool up = false;
+        for (auto& c : n->connections) up = up || c->ready();
+        if (!up) return true;
+    }
+    return false;
+}
+
+void Topology::poll() {
+    if (closing_.load(std::memory_order_acquire) || !slot_owner_down()) {
+        polling_.store(false, std::memory_order_release);
+        return;
+    }
+    refresh_soon();
+    poll_timer_.expires_after(kPollInterval);
+    poll_timer_.async_wait([this](const boost::system::error_code& ec) {
+        if (ec != asio::error::operation_aborted) poll();
+        else polling_.store(false, std::memory_order_release);
+    });
 }
 
 }  // namespace chihaya::redis

@@ -44,6 +44,11 @@ public:
     // A redirect from Redis: "MOVED <slot> <host:port>" updates the map; "ASK" does not.
     Connection* redirect(uint16_t slot, std::string_view address, bool moved) noexcept;
     bool cluster() const noexcept { return cluster_; }
+    // Any thread. Cluster only: something says the slot map may be stale (a node's connection
+    // went down, a CLUSTERDOWN): CLUSTER SLOTS now, then every kPollInterval while a slot's
+    // node has no ready connection. A failed-over master's slots thus move to the promoted
+    // replica once the cluster has elected it; no MOVED ever comes from a dead node.
+    void suspect_stale() noexcept;
 
 private:
     struct Node {
@@ -57,6 +62,8 @@ private:
     Node* add_node(const Endpoint& endpoint, bool start);
     void apply_slots(const redisReply* reply, const Endpoint& asked);
     void refresh_soon() noexcept;
+    void poll();                          // on poll_timer_'s thread
+    bool slot_owner_down() noexcept;      // a slot's node has no ready connection
 
     IoPool& io_;
     const ConnectionOptions& options_;
@@ -70,6 +77,9 @@ private:
     std::atomic<bool> refreshing_{false};
     std::unique_ptr<SlotsRefresh> refresh_;
     bool started_ = false;
+    asio::steady_timer poll_timer_;
+    std::atomic<bool> polling_{false};
+    std::atomic<bool> closing_{false};
 };
 
 }  // namespace chihaya::redis

@@ -52,7 +52,8 @@ Connection::Connection(asio::io_context& io, Endpoint endpoint, const Connection
       message_prefix_("redis " + endpoint_.text + ": "),
       connect_timer_(io),
       command_timer_(io),
-      retry_timer_(io) {}
+      retry_timer_(io),
+      resolver_(io) {}
 
 Connection::~Connection() {
     // shutdown() ran on the I/O thread before; this is the last line of defence.
@@ -74,8 +75,10 @@ void Connection::submit(Command* command) noexcept {
         command->on_failure((message_prefix_ + "not connected").c_str());
         return;
     }
-    if (in_flight_.fetch_add(1, std::memory_order_acq_rel) >= options_.max_in_flight) {
-        in_flight_.fetch_sub(1, std::memory_order_acq_rel);
+    const uint32_t weight = command->weight;
+    if (in_flight_.fetch_add(weight, std::memory_order_acq_rel) + weight > options_.max_in_flight &&
+        weight <= options_.max_in_flight) {
+        in_flight_.fetch_sub(weight, std::memory_order_acq_rel);
         command->on_failure((message_prefix_ + "too many requests in flight").c_str());
         return;
     }
@@ -86,7 +89,7 @@ void Connection::submit(Command* command) noexcept {
         post_now = !drain_posted_;
         drain_posted_ = true;
     } catch (...) {
-        in_flight_.fetch_sub(1, std::memory_order_acq_rel);
+        in_flight_.fetch_sub(weight, std::memory_order_acq_rel);
         command->on_failure((message_prefix_ + "out of memory").c_str());
         return;
     }
@@ -99,13 +102,21 @@ void Connection::drain() {
         draining_.swap(submitted_);
         drain_posted_ = false;
     }
+    if (options_.coalescer && !draining_.empty()) {
+        // What the coalescer failed itself (or folded away) leaves the in-flight count here.
+        uint64_t before = 0, after = 0;
+        for (Command* c : draining_) before += c->weight;
+        options_.coalescer->coalesce(draining_);
+        for (Command* c : draining_) after += c->weight;
+        if (before > after) in_flight_.fetch_sub(static_cast<uint32_t>(before - after), std::memory_order_acq_rel);
+    }
     for (Command* c : draining_) send(c);
     draining_.clear();
 }
 
 void Connection::send(Command* command) {
     if (!ctx_ || !ready()) {
-        in_flight_.fetch_sub(1, std::memory_order_acq_rel);
+        in_flight_.fetch_sub(command->weight, std::memory_order_acq_rel);
         command->on_failure((message_prefix_ + "connection lost").c_str());
         return;
     }
@@ -116,7 +127,7 @@ void Connection::send(Command* command) {
     }
     if (redisAsyncFormattedCommand(ctx_, &hiredis_reply, command, command->wire.data(),
                                    command->wire.size()) != REDIS_OK) {
-        in_flight_.fetch_sub(1, std::memory_order_acq_rel);
+        in_flight_.fetch_sub(command->weight, std::memory_order_acq_rel);
         command->on_failure((message_prefix_ + "cannot queue the command").c_str());
         return;
     }
@@ -144,8 +155,49 @@ void Connection::arm_command_timer() {
 void Connection::connect() {
     if (closing_ || ctx_) return;
     ++generation_;
+    const uint64_t generation = generation_;
+    // One deadline for resolving, connecting and the handshake.
+    connect_timer_.expires_after(options_.connect_timeout);
+    connect_timer_.async_wait([this, generation](const boost::system::error_code& ec) {
+        if (ec == asio::error::operation_aborted || closing_) return;
+        if (generation == generation_ && !ready())
+            drop("not connected within " + std::to_string(options_.connect_timeout.count()) + " ms", true);
+    });
+    if (endpoint_.unix_path.empty()) {
+        boost::system::error_code literal;
+        asio::ip::make_address(endpoint_.host, literal);
+        if (literal) {
+            // A host name: getaddrinfo blocks (seconds, with a slow DNS), and this thread serves
+            // every connection on it. Asio resolves on its own background thread instead; a
+            // stale answer (the attempt timed out or was dropped meanwhile) is ignored.
+            resolver_.async_resolve(
+                endpoint_.host, std::to_string(endpoint_.port),
+                [this, generation](const boost::system::error_code& ec,
+                                   const asio::ip::tcp::resolver::results_type& results) {
+                    if (closing_ || generation != generation_ || ec == asio::error::operation_aborted) return;
+                    if (ec || results.empty()) {
+                        drop("cannot resolve " + endpoint_.host + ": " + (ec ? ec.message() : "no address"), true);
+                        return;
+                    }
+                    // The first IPv4 address if there is one ("localhost" often lists ::1 first
+                    // while Redis listens on 127.0.0.1 only), else the first.
+                    auto chosen = results.begin();
+                    for (auto it = results.begin(); it != results.end(); ++it)
+                        if (it->endpoint().address().is_v4()) {
+                            chosen = it;
+                            break;
+                        }
+                    open(chosen->endpoint().address().to_string());
+                });
+            return;
+        }
+    }
+    open(endpoint_.host);
+}
+
+void Connection::open(const std::string& host) {
     redisAsyncContext* c = endpoint_.unix_path.empty()
-                               ? redisAsyncConnect(endpoint_.host.c_str(), endpoint_.port)
+                               ? redisAsyncConnect(host.c_str(), endpoint_.port)
                                : redisAsyncConnectUnix(endpoint_.unix_path.c_str());
     if (!c) {
         drop("out of memory", true);
@@ -197,13 +249,6 @@ void Connection::connect() {
         queue(cmd);
     }
 
-    uint64_t generation = generation_;
-    connect_timer_.expires_after(options_.connect_timeout);
-    connect_timer_.async_wait([this, generation](const boost::system::error_code& ec) {
-        if (ec == asio::error::operation_aborted || closing_) return;
-        if (generation == generation_ && ctx_ && !ready())
-            drop("not connected within " + std::to_string(options_.connect_timeout.count()) + " ms", true);
-    });
 }
 
 void Connection::hiredis_connect(const redisAsyncContext* ac, int status) {
@@ -271,19 +316,22 @@ void Connection::on_command_reply(Command* command, redisReply* reply) {
                 break;
             }
     }
-    in_flight_.fetch_sub(1, std::memory_order_acq_rel);
+    in_flight_.fetch_sub(command->weight, std::memory_order_acq_rel);
     command->on_reply(*this, reply);
 }
 
 void Connection::fail_pending(const char* why) {
     std::deque<Pending> failed;
     failed.swap(pending_);
-    in_flight_.fetch_sub(static_cast<uint32_t>(failed.size()), std::memory_order_acq_rel);
+    uint64_t weight = 0;
+    for (const Pending& p : failed) weight += p.command->weight;
+    in_flight_.fetch_sub(static_cast<uint32_t>(weight), std::memory_order_acq_rel);
     for (const Pending& p : failed) p.command->on_failure(why);
 }
 
 void Connection::drop(const std::string& why, bool retry) {
     ready_.store(false, std::memory_order_release);
+    ++generation_;  // a resolve or timer of the attempt just dropped finds itself stale
     connect_timer_.cancel();
     command_timer_.cancel();
     if (redisAsyncContext* c = ctx_) {
@@ -297,7 +345,10 @@ void Connection::drop(const std::string& why, bool retry) {
         reported_down_ = true;
     }
     fail_pending(message.c_str());
-    if (retry && !closing_) schedule_reconnect();
+    if (retry && !closing_) {
+        schedule_reconnect();
+        if (on_down_) on_down_();
+    }
 }
 
 void Connection::schedule_reconnect() {
@@ -313,6 +364,7 @@ void Connection::shutdown() {
     asio::post(io_, [this] {
         closing_ = true;
         retry_timer_.cancel();
+        resolver_.cancel();
         drop("the redis driver is shutting down", false);
         drain();  // whatever was submitted meanwhile fails in send(): not ready
     });
@@ -325,7 +377,7 @@ void Connection::fail_unsent(const char* why) noexcept {
         left.swap(submitted_);
     }
     for (Command* c : left) {
-        in_flight_.fetch_sub(1, std::memory_order_acq_rel);
+        in_flight_.fetch_sub(c->weight, std::memory_order_acq_rel);
         c->on_failure(why);
     }
 }

@@ -4,6 +4,7 @@
 #include <chihaya/driver.hpp>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <hiredis/async.h>
 
@@ -11,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -32,6 +34,18 @@ struct Endpoint {
 // Throws std::invalid_argument naming the bad address.
 Endpoint parse_endpoint(std::string_view text);
 
+class Command;
+
+// Merges requests bound for one connection into fewer Redis commands (the redis driver's
+// announce batches). Called on the connection's thread with what was drained in one event-loop
+// turn, in submission order; it may replace any commands by ones that carry them, whose
+// `weight` is the sum of theirs, and fails itself whatever it cannot carry.
+class Coalescer {
+public:
+    virtual ~Coalescer() = default;
+    virtual void coalesce(std::vector<Command*>& commands) noexcept = 0;
+};
+
 struct ConnectionOptions {
     std::string user;      // "" = AUTH with the password only (or no AUTH at all)
     std::string password;  // "" = no AUTH
@@ -40,6 +54,7 @@ struct ConnectionOptions {
     std::chrono::milliseconds command_timeout{500};
     uint32_t max_in_flight = 4096;
     std::vector<std::string> scripts;  // SCRIPT LOADed on every (re)connect
+    Coalescer* coalescer = nullptr;    // none: every command is sent as it is
 };
 
 class Connection;
@@ -56,6 +71,7 @@ public:
 
     std::string wire;     // the command in RESP
     bool asking = false;  // precede it with ASKING (a cluster -ASK redirect), once
+    uint32_t weight = 1;  // requests it carries: what max_in_flight counts
 };
 
 // States: down -> connecting (TCP + AUTH/SELECT/SCRIPT LOAD pipelined) -> ready -> down ...
@@ -76,6 +92,9 @@ public:
     Connection& operator=(const Connection&) = delete;
 
     void start();  // any thread: connects in the background
+    // Called on the I/O thread whenever the connection goes down (refused, closed, timed out):
+    // a Cluster refreshes its slot map then. Set before start().
+    void on_down(std::function<void()> listener) { on_down_ = std::move(listener); }
     void submit(Command* command) noexcept;
     bool ready() const noexcept { return ready_.load(std::memory_order_acquire); }
     const Endpoint& endpoint() const noexcept { return endpoint_; }
@@ -92,7 +111,8 @@ private:
         Clock::time_point deadline;
     };
 
-    void connect();
+    void connect();                       // resolves a host name off this thread, then open()
+    void open(const std::string& host);   // an address literal (or the unix path)
     void on_connected(int status);
     void on_disconnected();
     void on_handshake_reply(redisReply* reply);
@@ -130,12 +150,14 @@ private:
     asio::steady_timer connect_timer_;
     asio::steady_timer command_timer_;
     asio::steady_timer retry_timer_;
+    asio::ip::tcp::resolver resolver_;
     bool command_timer_armed_ = false;
     uint32_t handshake_left_ = 0;
     uint64_t generation_ = 0;  // connect attempts; a stale timer compares against it
     std::chrono::milliseconds backoff_{0};
     bool closing_ = false;
     bool reported_down_ = false;  // log the first failure of an outage only
+    std::function<void()> on_down_;
 };
 
 }  // namespace chihaya::redis

@@ -21,8 +21,11 @@ namespace {
 constexpr int kMaxRedirects = 5;
 constexpr int kMaxTryAgain = 10;
 constexpr std::chrono::milliseconds kTryAgainDelay{20};
-constexpr const char* kAnnounceKeys[] = {"s4", "l4", "s6", "l6", "n", "c"};
-constexpr const char* kScrapeKeys[] = {"s4", "l4", "s6", "l6", "n"};
+constexpr const char* kAnnounceKeys[] = {"4", "6", "p"};
+constexpr const char* kScrapeKeys[] = {"4", "6"};
+// Announces per script call: long enough to amortise a call (about 15 us of Redis' thread),
+// short enough that one batch holds Redis for well under a millisecond.
+constexpr size_t kMaxBatch = 64;
 
 // Errors that say "Redis cannot serve this now" rather than "this request is wrong".
 chihaya_status status_for(std::string_view error) {
@@ -54,6 +57,18 @@ uint64_t reply_uint(const redisReply* r) {
 }
 
 uint32_t clamp32(uint64_t v) { return v > UINT32_MAX ? UINT32_MAX : uint32_t(v); }
+
+// The BEP 7 key as the script keeps it: 0 means "no key", so a client's key 0 is kept as 1 (a
+// 1-in-2^32 alias), as the memory driver does. A host older than ABI 2.1 sends no key.
+uint32_t announce_key(const chihaya_announce_request& request) noexcept {
+#ifdef CHIHAYA_KEY_MISMATCH
+    if (!CHIHAYA_HAS_MEMBER(&request, chihaya_announce_request, has_key) || !request.has_key) return 0;
+    return request.key != 0 ? request.key : 1;
+#else
+    (void)request;
+    return 0;
+#endif
+}
 
 }  // namespace
 
@@ -99,6 +114,9 @@ public:
         // side, gets TRYAGAIN until the migration of that slot ends: retry a few times from the
         // slot's owner (which may ASK again), spaced out, within the redirect budget.
         if (error.starts_with("TRYAGAIN") && ++retries_ <= kMaxTryAgain && retry_later(from)) return;
+        // The node lost its view of the cluster (a master failing over): the slot map may be
+        // about to change without any MOVED; look again until every slot's node answers.
+        if (error.starts_with("CLUSTERDOWN")) cache_.topology_.suspect_stale();
         std::string message = "redis: " + std::string(error.substr(0, 120));
         chihaya_status status = status_for(error);
         // Redis refusing the script itself (an ACL missing a command, a script error) fails every
@@ -157,26 +175,43 @@ private:
 };
 
 // One announce: owns nothing of the host's; writes the result and completes exactly once.
-class RedisCache::AnnounceCall final : public ScriptCall {
+// It is not a Redis command by itself: `wire` holds its part of a batch, its torrent's three keys
+// ([0, split)) and its three arguments ([split, end)), in RESP; coalesce() puts it into an
+// AnnounceBatch before the connection sends anything.
+class RedisCache::AnnounceCall final : public Command {
 public:
-    AnnounceCall(RedisCache& cache, chihaya_announce_result& result, chihaya::Completion done,
-                 size_t entry_bytes, uint32_t want)
-        : ScriptCall(cache, cache.announce_sha_, scripts::kAnnounce, 3 + 6 + 10),
-          result_(result), done_(done), entry_bytes_(entry_bytes), want_(want) {}
+    AnnounceCall(chihaya_announce_result& result, chihaya::Completion done, size_t entry_bytes,
+                 uint32_t want)
+        : result_(result), done_(done), entry_bytes_(entry_bytes), want_(want) {
+        wire.reserve(160);
+    }
 
-private:
-    void finish(redisReply* r) noexcept override {
-        if (r->type != REDIS_REPLY_ARRAY || r->elements < 7 || r->element[6]->type != REDIS_REPLY_STRING) {
+    void on_reply(Connection&, redisReply*) noexcept override {
+        fail(CHIHAYA_INTERNAL, "redis: an announce was sent outside a batch");
+    }
+    void on_failure(const char* why) noexcept override { fail(CHIHAYA_UNAVAILABLE, why); }
+
+    // Its 8 elements of the batch's reply (scripts.hpp).
+    void finish(redisReply* const* r) noexcept {
+        if (r[0]->type != REDIS_REPLY_INTEGER || r[7]->type != REDIS_REPLY_STRING) {
             fail(CHIHAYA_INTERNAL, "redis: unexpected reply to the announce script");
             return;
         }
-        result_.complete = clamp32(reply_uint(r->element[0]));
-        result_.incomplete = clamp32(reply_uint(r->element[1]));
-        result_.downloaded = clamp32(reply_uint(r->element[2]));
-        result_.had_previous = reply_uint(r->element[3]) ? 1 : 0;
-        result_.previous_uploaded = reply_uint(r->element[4]);
-        result_.previous_downloaded = reply_uint(r->element[5]);
-        const redisReply* peers = r->element[6];
+        if (r[0]->integer == 1) {
+#ifdef CHIHAYA_KEY_MISMATCH
+            fail(CHIHAYA_KEY_MISMATCH, "redis: key mismatch");
+#else
+            fail(CHIHAYA_INVALID, "redis: key mismatch");
+#endif
+            return;
+        }
+        result_.complete = clamp32(reply_uint(r[1]));
+        result_.incomplete = clamp32(reply_uint(r[2]));
+        result_.downloaded = clamp32(reply_uint(r[3]));
+        result_.had_previous = reply_uint(r[4]) ? 1 : 0;
+        result_.previous_uploaded = reply_uint(r[5]);
+        result_.previous_downloaded = reply_uint(r[6]);
+        const redisReply* peers = r[7];
         size_t count = peers->len / entry_bytes_;
         if (count > want_) count = want_;
         if (count) std::memcpy(result_.peers, peers->str, count * entry_bytes_);
@@ -186,7 +221,7 @@ private:
         done(CHIHAYA_OK);
     }
 
-    void fail(chihaya_status status, const char* why) noexcept override {
+    void fail(chihaya_status status, const char* why) noexcept {
         chihaya::write_message(result_.message, CHIHAYA_MESSAGE_CAP, why);
         result_.peer_count = 0;
         chihaya::Completion done = done_;
@@ -194,10 +229,52 @@ private:
         done(status);
     }
 
+    uint16_t slot = 0;
+    size_t split = 0;
+
+private:
     chihaya_announce_result& result_;
     chihaya::Completion done_;
     size_t entry_bytes_;
     uint32_t want_;
+};
+
+// Up to kMaxBatch announces in one EVALSHA (scripts::kAnnounce): one slot in a Cluster, so a
+// redirect or TRYAGAIN moves the batch as a whole. Redis runs it atomically, so one batch's
+// announces see each other in order; a failure of the call fails every announce it carries.
+class RedisCache::AnnounceBatch final : public ScriptCall {
+public:
+    AnnounceBatch(RedisCache& cache, std::vector<AnnounceCall*> items)
+        : ScriptCall(cache, cache.announce_sha_, scripts::kAnnounce, 4 + 6 * items.size()),
+          items_(std::move(items)) {
+        weight = static_cast<uint32_t>(items_.size());
+        slot = items_.front()->slot;
+        size_t bytes = wire.size() + 64;
+        for (const AnnounceCall* a : items_) bytes += a->wire.size();
+        wire.reserve(bytes);
+        resp::bulk(wire, uint64_t(3 * items_.size()));
+        for (const AnnounceCall* a : items_) wire.append(a->wire, 0, a->split);
+        resp::bulk(wire, uint64_t(random_seed()));
+        for (const AnnounceCall* a : items_) wire.append(a->wire, a->split, std::string::npos);
+    }
+
+private:
+    void finish(redisReply* r) noexcept override {
+        const size_t n = items_.size();
+        const bool ok = r->type == REDIS_REPLY_ARRAY && r->elements == 8 * n;
+        for (size_t i = 0; i < n; ++i) {
+            if (ok) items_[i]->finish(r->element + 8 * i);
+            else items_[i]->fail(CHIHAYA_INTERNAL, "redis: unexpected reply to the announce script");
+        }
+        delete this;
+    }
+
+    void fail(chihaya_status status, const char* why) noexcept override {
+        for (AnnounceCall* a : items_) a->fail(status, why);
+        delete this;
+    }
+
+    std::vector<AnnounceCall*> items_;
 };
 
 // A scrape of many hashes: one script call per hash (their slots, hence nodes, may differ),
@@ -235,7 +312,7 @@ private:
 class RedisCache::ScrapeItem final : public ScriptCall {
 public:
     ScrapeItem(RedisCache& cache, ScrapeBatch& batch, uint32_t index)
-        : ScriptCall(cache, cache.scrape_sha_, scripts::kScrape, 3 + 5), batch_(batch), index_(index) {}
+        : ScriptCall(cache, cache.scrape_sha_, scripts::kScrape, 3 + 2), batch_(batch), index_(index) {}
 
 private:
     void finish(redisReply* r) noexcept override {
@@ -275,6 +352,7 @@ RedisCache::RedisCache(const chihaya::Host& host, RedisCacheOptions options)
     // Every (re)connect loads the scripts first, so EVALSHA finds them and the EVAL fallback
     // on NOSCRIPT stays for a server flushed mid-connection.
     options_.connection.scripts = {scripts::kAnnounce, scripts::kScrape};
+    options_.connection.coalescer = this;
     io_.start();
     try {
         topology_.bootstrap(options_.addresses);
@@ -335,26 +413,37 @@ void RedisCache::announce(const chihaya_announce_request& request, chihaya_annou
     result.had_previous = 0;
     AnnounceCall* call;
     try {
-        call = new AnnounceCall(*this, result, done, entry_bytes, want);
+        call = new AnnounceCall(result, done, entry_bytes, want);
         std::string& w = call->wire;
-        resp::bulk(w, "6");
-        call->slot = append_keys(w, request.info_hash, kAnnounceKeys, 6);
+        call->slot = append_keys(w, request.info_hash, kAnnounceKeys, 3);
+        call->split = w.size();
         char member[18];
         std::memcpy(member, request.addr, addr_bytes);
         member[addr_bytes] = static_cast<char>(request.port >> 8);
         member[addr_bytes + 1] = static_cast<char>(request.port & 0xff);
         resp::bulk(w, std::string_view(member, entry_bytes));
-        resp::bulk(w, v6 ? "6" : "4");
-        char event = static_cast<char>('0' + (request.event <= 3 ? request.event : 0));
-        resp::bulk(w, std::string_view(&event, 1));
-        resp::bulk(w, request.left == 0 ? "1" : "0");
-        resp::bulk(w, uint64_t(want));
-        uint64_t ttl_ms = uint64_t(request.peer_ttl_s ? request.peer_ttl_s : 1) * 1000;
-        resp::bulk(w, ttl_ms);
-        resp::bulk(w, (request.flags & CHIHAYA_ANNOUNCE_TRACK_COUNTERS) ? "1" : "0");
-        resp::bulk(w, request.uploaded);
-        resp::bulk(w, request.downloaded);
-        resp::bulk(w, uint64_t(random_seed()));
+        // ctl: struct '>BBBI4I4I4' (scripts.hpp): event, seeder, track, numwant, ttl_s, key.
+        const bool track = (request.flags & CHIHAYA_ANNOUNCE_TRACK_COUNTERS) != 0;
+        uint8_t ctl[15];
+        ctl[0] = request.event <= 3 ? request.event : 0;
+        ctl[1] = request.left == 0 ? 1 : 0;
+        ctl[2] = track ? 1 : 0;
+        auto be32 = [](uint8_t* p, uint32_t v) {
+            p[0] = uint8_t(v >> 24), p[1] = uint8_t(v >> 16), p[2] = uint8_t(v >> 8), p[3] = uint8_t(v);
+        };
+        be32(ctl + 3, want);
+        be32(ctl + 7, request.peer_ttl_s ? request.peer_ttl_s : 1);
+        be32(ctl + 11, announce_key(request));
+        resp::bulk(w, std::string_view(reinterpret_cast<const char*>(ctl), sizeof ctl));
+        if (track) {
+            char counters[48];
+            char* p = std::to_chars(counters, counters + 20, request.uploaded).ptr;
+            *p++ = ':';
+            p = std::to_chars(p, counters + sizeof counters, request.downloaded).ptr;
+            resp::bulk(w, std::string_view(counters, size_t(p - counters)));
+        } else {
+            resp::bulk(w, std::string_view());
+        }
     } catch (const std::bad_alloc&) {
         chihaya::write_message(result.message, CHIHAYA_MESSAGE_CAP, "redis: out of memory");
         done(CHIHAYA_INTERNAL);
@@ -368,6 +457,49 @@ void RedisCache::announce(const chihaya_announce_request& request, chihaya_annou
     to->submit(call);
 }
 
+void RedisCache::coalesce(std::vector<Command*>& commands) noexcept {
+    thread_local std::vector<AnnounceCall*> announces;
+    thread_local std::vector<Command*> others;
+    announces.clear();
+    others.clear();
+    try {
+        for (Command* c : commands) {
+            if (auto* a = dynamic_cast<AnnounceCall*>(c)) announces.push_back(a);
+            else others.push_back(c);
+        }
+        if (announces.empty()) return;
+        // A Cluster runs a script only on keys of one slot: one batch per slot. A single node
+        // takes any mix (it checks no slots), so its announces go in arrival order.
+        if (topology_.cluster())
+            std::stable_sort(announces.begin(), announces.end(),
+                             [](const AnnounceCall* a, const AnnounceCall* b) { return a->slot < b->slot; });
+    } catch (...) {
+        // Out of memory for the scratch vectors (they keep their capacity after the first
+        // turns): an announce must not reach Redis outside a batch, so fail them here.
+        size_t kept = 0;
+        for (Command* c : commands) {
+            if (auto* a = dynamic_cast<AnnounceCall*>(c)) a->fail(CHIHAYA_INTERNAL, "redis: out of memory");
+            else commands[kept++] = c;
+        }
+        commands.resize(kept);
+        return;
+    }
+    commands.swap(others);
+    const bool cluster = topology_.cluster();
+    for (size_t i = 0; i < announces.size();) {
+        size_t j = i + 1;
+        while (j < announces.size() && j - i < kMaxBatch && (!cluster || announces[j]->slot == announces[i]->slot)) ++j;
+        try {
+            auto* batch = new AnnounceBatch(*this, std::vector<AnnounceCall*>(announces.begin() + i, announces.begin() + j));
+            commands.push_back(batch);
+        } catch (...) {
+            for (size_t k = i; k < j; ++k) announces[k]->fail(CHIHAYA_INTERNAL, "redis: out of memory");
+        }
+        i = j;
+    }
+    announces.clear();
+}
+
 void RedisCache::scrape(chihaya_scrape_request& request, chihaya::Completion done) noexcept {
     if (request.count == 0) {
         done(CHIHAYA_OK);
@@ -379,8 +511,8 @@ void RedisCache::scrape(chihaya_scrape_request& request, chihaya::Completion don
         batch->items.reserve(request.count);
         for (uint32_t i = 0; i < request.count; ++i) {
             auto item = std::make_unique<ScrapeItem>(*this, *batch, i);
-            resp::bulk(item->wire, "5");
-            item->slot = append_keys(item->wire, chihaya::scrape_entry(request, i).info_hash, kScrapeKeys, 5);
+            resp::bulk(item->wire, "2");
+            item->slot = append_keys(item->wire, chihaya::scrape_entry(request, i).info_hash, kScrapeKeys, 2);
             batch->items.push_back(std::move(item));
         }
     } catch (const std::bad_alloc&) {

@@ -24,11 +24,12 @@ struct RedisCacheOptions {
 };
 
 // Thread-safe: announce/scrape run from every host worker and never block on Redis. Each call
-// is turned into EVALSHA of scripts.hpp (one per announce, one per scraped hash), handed to a
-// connection's I/O thread, and completed from that thread when the reply arrives or the
-// connection gives up on it (timeout, disconnect: CHIHAYA_UNAVAILABLE). The semantics are the
-// memory driver's (swarm.hpp), with Redis' clock for expiry.
-class RedisCache {
+// is handed to a connection's I/O thread, which puts the announces of one event-loop turn into
+// EVALSHAs of scripts.hpp of up to kMaxBatch announces each (one script call per scraped hash),
+// and completed from that thread when the reply arrives or the connection gives up on it
+// (timeout, disconnect: CHIHAYA_UNAVAILABLE). The semantics are the memory driver's (swarm.hpp),
+// BEP 7 keys included, with Redis' clock for expiry.
+class RedisCache : private Coalescer {
 public:
     RedisCache(const chihaya::Host& host, RedisCacheOptions options);
     ~RedisCache();
@@ -42,8 +43,13 @@ public:
 private:
     class ScriptCall;
     class AnnounceCall;
+    class AnnounceBatch;
     class ScrapeBatch;
     class ScrapeItem;
+
+    // On a connection's thread: the announces drained in one event-loop turn become script
+    // calls of up to kMaxBatch announces each (per slot in a Cluster).
+    void coalesce(std::vector<Command*>& commands) noexcept override;
 
     // Appends the torrent's keys ("<prefix>:{<hex>}:<suffix>") to a command; returns the slot.
     uint16_t append_keys(std::string& wire, const uint8_t info_hash[20], const char* const* suffixes,

@@ -6,7 +6,7 @@ if(NOT TARGET redis)
   return()
 endif()
 
-foreach(name redis redis_cluster)
+foreach(name redis redis_cluster redis_failover)
   add_test(NAME integration.${name}
            COMMAND ${CHIHAYA_TEST_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_${name}.py)
   # RESOURCE_LOCK: the fault tests bound latencies, so the two suites do not share the 2 cores

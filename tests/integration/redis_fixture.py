@@ -52,8 +52,9 @@ def free_port(taken=()):
 class RedisServer:
     """One redis-server. `cluster=True` starts it cluster-enabled (RedisCluster joins them)."""
 
-    def __init__(self, port=None, password=None, cluster=False):
+    def __init__(self, port=None, password=None, cluster=False, node_timeout_ms=2000):
         self.host = HOST
+        self.node_timeout_ms = node_timeout_ms
         self.port = port or free_port()
         self.password = password
         self.cluster = cluster
@@ -80,7 +81,7 @@ class RedisServer:
             args += ["--requirepass", self.password]
         if self.cluster:
             args += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                     "--cluster-node-timeout", "2000"]
+                     "--cluster-node-timeout", str(self.node_timeout_ms)]
         return args
 
     def start(self):
@@ -216,12 +217,16 @@ class RedisServer:
 
 
 class RedisCluster:
-    """`nodes` cluster-enabled masters (no replicas) holding all 16384 slots between them."""
+    """`nodes` cluster-enabled masters holding all 16384 slots between them; with `replica`,
+    one more node replicating the first master (`self.replica`), known to every node."""
 
-    def __init__(self, nodes=3, password=None):
+    def __init__(self, nodes=3, password=None, replica=False, node_timeout_ms=2000):
         self.count = nodes
         self.password = password
+        self.with_replica = replica
+        self.node_timeout_ms = node_timeout_ms
         self.nodes = []
+        self.replica = None
 
     @property
     def addresses(self):
@@ -229,17 +234,22 @@ class RedisCluster:
 
     def start(self):
         taken = set()
-        for _ in range(self.count):
+        for _ in range(self.count + (1 if self.with_replica else 0)):
             port = free_port(taken)
             taken.update((port, port + CLUSTER_BUS_OFFSET))
-            self.nodes.append(RedisServer(port=port, password=self.password, cluster=True))
+            self.nodes.append(RedisServer(port=port, password=self.password, cluster=True,
+                                          node_timeout_ms=self.node_timeout_ms))
+        if self.with_replica:
+            self.replica = self.nodes.pop()
         try:
-            for n in self.nodes:
+            for n in self.nodes + ([self.replica] if self.replica else []):
                 n.start()
             args = ["--cluster", "create"] + [n.address for n in self.nodes] + [
                 "--cluster-replicas", "0", "--cluster-yes"]
             self.nodes[0].cli(*args, timeout=CLUSTER_TIMEOUT_S)
             self._wait_ok()
+            if self.replica:
+                self._add_replica()
         except Exception:
             self.cleanup()
             raise
@@ -255,12 +265,33 @@ class RedisCluster:
                 raise RuntimeError("cluster not ok within %.0f s: %r" % (CLUSTER_TIMEOUT_S, states))
             time.sleep(0.1)
 
+    def _add_replica(self):
+        master = self.nodes[0]
+        master_id = master.cli("CLUSTER", "MYID").strip()
+        master.cli("--cluster", "add-node", self.replica.address, master.address,
+                   "--cluster-slave", "--cluster-master-id", master_id, timeout=CLUSTER_TIMEOUT_S)
+        replica_id = self.replica.cli("CLUSTER", "MYID").strip()
+        deadline = time.monotonic() + CLUSTER_TIMEOUT_S
+        while True:
+            synced = self.replica.info("replication").get("master_link_status") == "up"
+            known = all(" slave " in _node_line(n.cli("CLUSTER", "NODES"), replica_id)
+                        for n in self.nodes)
+            if synced and known:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError("replica %s not synced and known within %.0f s"
+                                   % (self.replica.address, CLUSTER_TIMEOUT_S))
+            time.sleep(0.1)
+
+    def all_nodes(self):
+        return self.nodes + ([self.replica] if self.replica else [])
+
     def stop(self):
-        for n in self.nodes:
+        for n in self.all_nodes():
             n.stop()
 
     def cleanup(self):
-        for n in self.nodes:
+        for n in self.all_nodes():
             n.cleanup()
 
     def __enter__(self):
@@ -271,6 +302,14 @@ class RedisCluster:
             self.stop()
         finally:
             self.cleanup()
+
+
+def _node_line(cluster_nodes, node_id):
+    """The line of CLUSTER NODES output describing `node_id` (padded with spaces), or ""."""
+    for line in cluster_nodes.splitlines():
+        if line.startswith(node_id):
+            return " %s " % line.replace(",", " ")
+    return ""
 
 
 def _resp(*args):

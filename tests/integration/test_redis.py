@@ -168,6 +168,54 @@ class SharedSwarm(unittest.TestCase):
                 self.assertEqual(r["peers"], [(host, 7202)])
 
 
+class PeerKey(unittest.TestCase):
+    """BEP 7 on the redis driver: a peer's first key guards it on every host sharing Redis."""
+
+    def setUp(self):
+        self.redis = start_redis(self)
+        overrides = redis_overrides(self.redis.address)
+        self.a = start_tracker(self, overrides)
+        self.b = start_tracker(self, overrides)
+
+    def announce(self, tracker, host, h, port, key=None, **kw):
+        extra = "key=%s" % key if key is not None else ""
+        with tracker.http(host) as c:
+            r = c.get(announce_path(h, peer_id(), port, extra=extra, **kw))
+        self.assertEqual(r.status, 200, r)
+        return r.bencoded()
+
+    def test_announces_without_the_peers_key_are_refused_on_every_host(self):
+        for host in (V4, V6):
+            with self.subTest(host=host):
+                h = random_hash()
+                d = self.announce(self.a, host, h, 7401, key="1a2b3c4d", event="started", left=5)
+                self.assertNotIn(b"failure reason", d)
+                self.announce(self.a, host, h, 7402, left=5)  # another peer, no key
+                for tracker in (self.a, self.b):
+                    for key in (None, "deadbeef"):
+                        for event, left in (("stopped", 5), (None, 0), ("completed", 0)):
+                            d = self.announce(tracker, host, h, 7401, key=key, event=event, left=left)
+                            self.assertIn(b"key mismatch", d.get(b"failure reason", b""), d)
+                # Nothing changed: two leechers, none completed; the owner refreshes and stops it.
+                self.assertEqual(counts(http_scrape(self.b, host, [h]), h), (0, 2, 0))
+                d = self.announce(self.b, host, h, 7401, key="1a2b3c4d", left=5)
+                self.assertEqual((d[b"complete"], d[b"incomplete"]), (0, 2), d)
+                d = self.announce(self.a, host, h, 7401, key="1a2b3c4d", event="stopped", left=5)
+                self.assertEqual((d[b"complete"], d[b"incomplete"]), (0, 1), d)
+                # Gone: the same address and port may now join with another key.
+                d = self.announce(self.b, host, h, 7401, key="deadbeef", left=5)
+                self.assertEqual((d[b"complete"], d[b"incomplete"]), (0, 2), d)
+
+    def test_a_peer_without_a_key_is_claimed_by_the_first_key(self):
+        h = random_hash()
+        self.announce(self.a, V4, h, 7411, event="started", left=5)
+        d = self.announce(self.b, V4, h, 7411, key="0badf00d", left=5)
+        self.assertNotIn(b"failure reason", d)
+        d = self.announce(self.a, V4, h, 7411, event="stopped", left=5)
+        self.assertIn(b"key mismatch", d.get(b"failure reason", b""), d)
+        self.assertEqual(counts(http_scrape(self.a, V4, [h]), h), (0, 1, 0))
+
+
 def wait_for(predicate, timeout_s, step_s=0.05):
     """Polls `predicate` until it is true or `timeout_s` passes; returns the last value."""
     deadline = time.monotonic() + timeout_s
@@ -187,9 +235,9 @@ def torrent_keys(redis, info_hash, prefix="chihaya"):
 # sends (handshake, EVALSHA/EVAL, cluster routing) and those its scripts run, on its keys only.
 ACL_RULES = ("on", "resetkeys", "~chihaya:*", "resetchannels", "-@all",
              "+ping", "+select", "+script|load", "+evalsha", "+eval", "+cluster|slots", "+asking",
-             "+time", "+exists", "+get", "+incr", "+del", "+pttl", "+pexpire",
-             "+zadd", "+zrem", "+zscore", "+zcard", "+zcount", "+zrangebyscore",
-             "+zremrangebyscore", "+zrandmember", "+hget", "+hset", "+hdel")
+             "+time", "+del", "+pexpireat",
+             "+zadd", "+zrem", "+zscore", "+zmscore", "+zincrby", "+zcard", "+zcount", "+zrange",
+             "+zrangebyscore", "+hget", "+hset", "+hdel")
 
 
 class Acl(unittest.TestCase):
@@ -220,6 +268,59 @@ class Acl(unittest.TestCase):
             self.assertLess(time.monotonic() - t0, FAILURE_LATENCY_BOUND_S)
             self.assertEqual(r.bencoded().get(b"failure reason"), UNAVAILABLE.encode(), r)
         self.assertTrue(t.alive(), t.log_text())
+
+
+class LargeSwarm(unittest.TestCase):
+    """A swarm larger than numwant: answers come from a random sample (plugins/redis/scripts.hpp),
+    still of the right kind, distinct, never the asker, and as many as asked for."""
+
+    SEEDERS, LEECHERS, NUMWANT = 70, 70, 50
+
+    def test_answers_of_a_swarm_larger_than_numwant(self):
+        redis = start_redis(self)
+        t = start_tracker(self, redis_overrides(redis.address))
+        h = random_hash()
+        seeders = list(range(8000, 8000 + self.SEEDERS))
+        leechers = list(range(9000, 9000 + self.LEECHERS))
+        with t.udp(V4) as c:
+            for port in seeders:
+                c.announce(h, peer_id(), port, event="started", left=0, numwant=0)
+            for port in leechers:
+                c.announce(h, peer_id(), port, event="started", left=10, numwant=0)
+            answers = []
+            for i in range(6):
+                seeder = i % 2 == 0
+                own = seeders[i] if seeder else leechers[i]
+                r = c.announce(h, peer_id(), own, left=0 if seeder else 10, numwant=self.NUMWANT)
+                self.assertEqual((r["seeders"], r["leechers"]), (self.SEEDERS, self.LEECHERS))
+                ports = [p for _, p in r["peers"]]
+                self.assertEqual(len(ports), self.NUMWANT, "fewer peers than asked for")
+                self.assertEqual(len(set(ports)), len(ports), "a peer twice")
+                self.assertNotIn(own, ports, "the asker itself")
+                if seeder:
+                    self.assertTrue(set(ports) <= set(leechers), "a seeder was given seeders")
+                answers.append(frozenset(ports))
+        self.assertGreater(len(set(answers)), 3, "the same peers every time: not random")
+
+
+class HostName(unittest.TestCase):
+    """An address given by host name is resolved (off the driver's I/O thread) and connects."""
+
+    def test_localhost_name_serves_announces(self):
+        redis = start_redis(self)
+        t = start_tracker(self, redis_overrides("localhost:%d" % redis.port))
+        h = random_hash()
+        http_announce(t, V4, h, peer_id(), 7701, event="started", left=10)
+        d = http_announce(t, V4, h, peer_id(), 7702, event="started", left=0)
+        self.assertEqual(http_peers(d, V4), [(V4, 7701)])
+        # And again after Redis restarts: every reconnect resolves the name again.
+        redis.restart()
+        ok = wait_for(lambda: b"failure reason" not in self.try_announce(t, h), RECOVERY_BOUND_S)
+        self.assertTrue(ok, t.log_text())
+
+    def try_announce(self, t, h):
+        with t.http(V4) as c:
+            return c.get(announce_path(h, peer_id(), 7703, left=10)).bencoded()
 
 
 class Expiry(unittest.TestCase):
