@@ -22,6 +22,7 @@ inline void header(std::string& out) {
 }
 inline void trailer(std::string& out) { be(out, 0xffff, 2); }
 inline void tuple(std::string& out, uint16_t fields) { be(out, fields, 2); }
+inline void null(std::string& out) { be(out, 0xffffffff, 4); }
 inline void int8(std::string& out, int64_t v) {
     be(out, 8, 4);
     be(out, static_cast<uint64_t>(v), 8);

@@ -772,6 +772,23 @@ TEST_CASE("apply: deltas in any order, reports out of order, totals capped") {
         CHECK(uploaded(1) == INT64_MAX);
         CHECK(uploaded(2) == INT64_MAX);
         CHECK(downloaded(2) == 5);
+
+        // Capped with an anchored part too; a negative total (the web application's) adds up.
+        auto stored = delta(3, 10, 'd');
+        stored.uploaded = 100;
+        check_ok(storage.apply("host-a", 2, {stored}));
+        sql("UPDATE users SET uploaded = 9223372036854775000, downloaded = -50 WHERE id = 3");
+        auto anchored = delta(3, 10, 'd');
+        anchored.flags = CHIHAYA_DELTA_ANCHORED;
+        anchored.anchor_uploaded = 2100;  // +2000 against the stored 100
+        anchored.credit_downloaded = 20;
+        check_ok(storage.apply("host-a", 3, {anchored}));
+        CHECK(uploaded(3) == INT64_MAX);
+        CHECK(downloaded(3) == -30);
+        auto plain = delta(3, 11, 'e');
+        plain.credit_downloaded = 10;
+        check_ok(storage.apply("host-a", 4, {plain}));
+        CHECK(downloaded(3) == -20);
     }
     SUBCASE("a report time past year 9999 is stored as 9999-12-31, not refused") {
         auto d = delta(1, 10, 'a');

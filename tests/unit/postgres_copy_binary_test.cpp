@@ -36,6 +36,12 @@ TEST_CASE("integers are length-prefixed big-endian") {
     CHECK(hex(out) == "00000008fffffffffffffffe" "0000000401020304");
 }
 
+TEST_CASE("NULL is a length of -1 and no bytes") {
+    std::string out;
+    cb::null(out);
+    CHECK(hex(out) == "ffffffff");
+}
+
 TEST_CASE("bytea is its length and the raw bytes") {
     const uint8_t id[3] = {0x2d, 0x00, 0xff};
     std::string out;
