@@ -108,9 +108,12 @@ inline constexpr const char* kCopyTorrents =
 
 // Planner statistics for the staging table: without them the users update is planned for a
 // table of unknown shape (measured: twice as slow at 100,000 deltas). Only the columns the
-// plans depend on (user_credit_uploaded: how many rows are users' first): analyzing all of
-// them costs 150 ms at 100,000 deltas, these three about 25 ms.
+// plans depend on (user_credit_uploaded: how many rows are users' first), from a sample of
+// 3,000 rows (statistics target 10) rather than 30,000: the plans need the row counts and
+// whether user_id is about unique, not a fine histogram. Analyzing all columns took 150 ms at
+// 100,000 deltas, these three at the default target 25 ms, at target 10 4 ms.
 inline constexpr const char* kAnalyzeDeltas =
+    "SET LOCAL default_statistics_target = 10; "
     "ANALYZE chihaya_batch_deltas (user_id, flags, user_credit_uploaded)";
 
 // Per user: credit_* (multipliers already applied by the host) plus, for ANCHORED deltas, the
