@@ -79,8 +79,8 @@ inline constexpr const char* kApplySession =
 // Staging tables of the session, emptied by every commit. Column order is the binary COPY's.
 // The deltas arrive sorted by (user_id, torrent_id, peer_id) (batch_writer.cpp), so the sorts
 // below find them in order, and the rows they write are visited in index order. reported_at is
-// sent as a binary timestamptz: converting a bigint of milliseconds per row took ~40 ms at
-// 100,000 deltas.
+// sent as a binary timestamptz: to_timestamp(ms / 1000.0) per row (numeric, then a float) took
+// 15-20 ms at 100,000 deltas.
 inline constexpr const char* kCreateStaging =
     "CREATE TEMP TABLE IF NOT EXISTS chihaya_batch_deltas ("
     "  user_id bigint, torrent_id bigint, peer_id bytea, flags integer,"
