@@ -781,6 +781,7 @@ TEST_CASE("apply: deltas in any order, reports out of order, totals capped") {
         auto anchored = delta(3, 10, 'd');
         anchored.flags = CHIHAYA_DELTA_ANCHORED;
         anchored.anchor_uploaded = 2100;  // +2000 against the stored 100
+        anchored.credit_uploaded = 1000;  // total + credit alone is past 2^63-1
         anchored.credit_downloaded = 20;
         check_ok(storage.apply("host-a", 3, {anchored}));
         CHECK(uploaded(3) == INT64_MAX);
