@@ -11,6 +11,9 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <filesystem>
 #include <stdexcept>
 
@@ -99,10 +102,22 @@ JournalSegment::~JournalSegment() {
 bool JournalSegment::append(const PeerReport& report) noexcept {
     if (used_ == kRecords) return false;
     uint8_t* slot = map_ + used_ * kRecordSize;
-    std::memcpy(slot + offsetof(Record, report), &report, sizeof report);
-    // The commit word goes last; the compiler must not move the report's stores after it.
-    std::atomic_signal_fence(std::memory_order_release);
-    std::memcpy(slot + offsetof(Record, commit), &kCommitted, sizeof kCommitted);
+    // The record is assembled here, then streamed to the mapping with non-temporal stores: nothing
+    // reads it again unless the process dies, so plain stores only cost a read of each fresh line
+    // (RFO) and push live data (the ledger, the directory, the swarms) out of the cache.
+    alignas(16) uint8_t record[kRecordSize] = {};
+    std::memcpy(record + offsetof(Record, report), &report, sizeof report);
+    std::memcpy(record + offsetof(Record, commit), &kCommitted, sizeof kCommitted);
+    // Streaming stores reach memory in no promised order, so a record can be torn only by a
+    // machine crash, which loses the unsynced page cache anyway; a killed process leaves every
+    // store it made. The reader checks the commit word either way.
+#if defined(__SSE2__)
+    for (size_t i = 0; i < kRecordSize; i += 16)
+        _mm_stream_si128(reinterpret_cast<__m128i*>(slot + i),
+                         _mm_load_si128(reinterpret_cast<const __m128i*>(record + i)));
+#else
+    std::memcpy(slot, record, kRecordSize);
+#endif
     ++used_;
     return true;
 }

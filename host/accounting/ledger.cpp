@@ -6,6 +6,8 @@
 #include "log/log.hpp"
 
 #include <cstring>
+#include "accounting/spin_lock.hpp"
+
 #include <mutex>
 #include <ctime>
 #include <string>
@@ -80,7 +82,7 @@ uint64_t credit(uint64_t previous, uint64_t current, uint32_t multiplier) {
 }
 
 struct Ledger::Shard {
-    std::mutex mutex;
+    SpinLock mutex;
     // Where the active table's memory is, for prefetch() outside the lock: refreshed under the
     // lock whenever the active table moves (grows, or take() switches batches).
     std::atomic<uintptr_t> hint_ctrl{0}, hint_slots{0};

@@ -8,6 +8,7 @@
 
 #include <sys/mman.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -53,6 +54,16 @@ public:
     // caller can overlap this table's cache miss with another (see Directory::admission).
     void prefetch(uint64_t hash) const {
         if (size_ != 0) __builtin_prefetch(&slots_[hash & mask_]);
+    }
+    // The same without the caller's lock, from addresses published at each growth: a frontend
+    // calls it as soon as it has a key, so that the miss overlaps its parsing. A stale pair (the
+    // table just grew) names memory that may be gone; a prefetch of it is a wasted hint, never a
+    // fault.
+    void prefetch_unlocked(uint64_t hash) const {
+        const uintptr_t slots = hint_slots_.load(std::memory_order_relaxed);
+        if (slots != 0)
+            __builtin_prefetch(reinterpret_cast<const void*>(
+                slots + (hash & hint_mask_.load(std::memory_order_relaxed)) * sizeof(Slot)));
     }
 
     // Stores `slot` (whose key must be absent) and returns where it went, valid until the next
@@ -108,6 +119,7 @@ public:
         release(slots_, capacity());
         slots_ = nullptr;
         mask_ = 0;
+        hint_slots_.store(0, std::memory_order_relaxed);
         size_ = 0;
     }
 
@@ -127,6 +139,8 @@ private:
         Slot* old = slots_;
         slots_ = fresh;
         mask_ = n - 1;
+        hint_mask_.store(mask_, std::memory_order_relaxed);
+        hint_slots_.store(reinterpret_cast<uintptr_t>(slots_), std::memory_order_relaxed);
         for (size_t i = 0; i < old_capacity; ++i)
             if (old[i].used()) place(HashOf{}(old[i]), old[i]);
         release(old, old_capacity);
@@ -155,6 +169,8 @@ private:
 
     Slot* slots_ = nullptr;
     size_t mask_ = 0;
+    std::atomic<uintptr_t> hint_slots_{0};  // slots_ and mask_ for prefetch_unlocked
+    std::atomic<size_t> hint_mask_{0};
     size_t size_ = 0;
 };
 

@@ -276,6 +276,14 @@ void Tracker::announce(AnnounceCall& call) const {
     cache_.vtable->announce(cache_.instance, &r, &res, &call.completion);
 }
 
+void Tracker::prefetch_passkey(std::string_view passkey) const noexcept {
+    if (private_.policy && !passkey.empty()) private_.policy->directory().prefetch_user(passkey);
+}
+
+void Tracker::prefetch_torrent(const InfoHash& info_hash) const noexcept {
+    if (private_.policy) private_.policy->directory().prefetch_torrent(info_hash);
+}
+
 void Tracker::scrape(ScrapeCall& call) const {
     const TrackerConfig& settings = config();  // one snapshot per request (reconfigure)
     call.failure = nullptr;

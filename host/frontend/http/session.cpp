@@ -206,6 +206,7 @@ void Session::handle(const RequestHead& head) {
 
 void Session::announce(std::string_view query, std::string_view passkey, const RequestHead& head) {
     action_ = metrics::Action::Announce;
+    worker_->tracker.prefetch_passkey(passkey);  // the user's slot loads while the query is parsed
     AnnounceQuery q;
     if (const char* failure = parse_announce(query, q)) {
         respond_failure(failure);
