@@ -61,7 +61,8 @@ bool parse_name(const std::string& file, uint64_t& generation) {
 
 }  // namespace
 
-JournalSegment::JournalSegment(const std::string& dir, uint64_t generation, uint32_t shard, uint32_t part)
+JournalSegment::JournalSegment(const std::string& dir, uint64_t generation, uint32_t shard, uint32_t part,
+                               bool prefault)
     : path_(dir + "/" + name(generation, shard, part)), generation_(generation), shard_(shard), part_(part) {
     const size_t bytes = kRecordSize * kRecords;
     fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -86,6 +87,10 @@ JournalSegment::JournalSegment(const std::string& dir, uint64_t generation, uint
         throw std::runtime_error("journal " + path_ + ": mmap: " + std::strerror(e));
     }
     map_ = static_cast<uint8_t*>(map);
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23  // Linux 5.14; older kernels refuse it, and the faults stay
+#endif
+    if (prefault) ::madvise(map, bytes, MADV_POPULATE_WRITE);
     FileHeader header{};
     std::memcpy(header.magic, kFileMagic, sizeof kFileMagic);
     header.record_bytes = sizeof(PeerReport);

@@ -6,6 +6,7 @@
 #include "log/log.hpp"
 
 #include <cstring>
+#include <unistd.h>
 #include "accounting/spin_lock.hpp"
 
 #include <mutex>
@@ -98,6 +99,7 @@ struct Ledger::Shard {
     // The journal of the current generation: the segment being appended and the full ones.
     std::unique_ptr<JournalSegment> journal;
     std::vector<std::string> journal_files;
+    std::unique_ptr<JournalSegment> spare;  // the next part, made by prepare_spares()
 };
 
 Ledger::Ledger() : shards_(new Shard[kShards]) {}
@@ -119,8 +121,16 @@ namespace {
 // be made (disk full) leaves the report in memory only: it is still flushed, but a crash before
 // the next seal would lose it, and the log says so (at most once a minute).
 void journal_append(std::unique_ptr<JournalSegment>& segment, std::vector<std::string>& files,
-                    const std::string& dir, const PeerReport& report) {
+                    std::unique_ptr<JournalSegment>& spare, const std::string& dir, const PeerReport& report,
+                    std::atomic<uint64_t>& made_inline) {
     if (!segment || segment->append(report)) return;
+    if (spare && spare->generation() == segment->generation() && spare->part() == segment->part() + 1) {
+        files.push_back(spare->path());
+        segment = std::move(spare);
+        segment->append(report);
+        return;
+    }
+    made_inline.fetch_add(1, std::memory_order_relaxed);
     try {
         auto next = std::make_unique<JournalSegment>(dir, segment->generation(), segment->shard(),
                                                      segment->part() + 1);
@@ -222,7 +232,40 @@ void Ledger::record(const PeerReport& r) {
     d.seeders = r.seeders;
     d.leechers = r.leechers;
     d.snatched = r.snatched;
-    journal_append(shard.journal, shard.journal_files, journal_dir_, r);
+    journal_append(shard.journal, shard.journal_files, shard.spare, journal_dir_, r, made_inline_);
+}
+
+void Ledger::prepare_spares() {
+    if (generation_ == 0) return;  // no journal
+    for (size_t s = 0; s < kShards; ++s) {
+        Shard& shard = shards_[s];
+        uint64_t generation;
+        uint32_t part;
+        {
+            std::lock_guard lock(shard.mutex);
+            if (shard.spare || !shard.journal) continue;
+            generation = shard.journal->generation();
+            part = shard.journal->part() + 1;
+        }
+        std::unique_ptr<JournalSegment> made;
+        try {
+            made = std::make_unique<JournalSegment>(journal_dir_, generation, uint32_t(s), part, true);
+        } catch (const std::exception&) {
+            return;  // the worker that needs it tries again, and logs what fails
+        }
+        {
+            std::lock_guard lock(shard.mutex);
+            // Still the next part of the current segment (no take() and no fill meanwhile)?
+            if (!shard.spare && shard.journal && shard.journal->generation() == generation &&
+                shard.journal->part() + 1 == part) {
+                shard.spare = std::move(made);
+                continue;
+            }
+        }
+        const std::string path = made->path();
+        made.reset();
+        ::unlink(path.c_str());
+    }
 }
 
 SealedBatch Ledger::take() {
@@ -238,6 +281,7 @@ SealedBatch Ledger::take() {
     // Each shard switches batches (and journal generation) under its lock; the batch it leaves
     // is then read and cleared without the lock, since record() only writes the active one.
     StatsTable torrents;
+    std::vector<std::unique_ptr<JournalSegment>> spare_done;  // unmapped outside the locks
     for (size_t s = 0; s < kShards; ++s) {
         Shard& shard = shards_[s];
         std::unique_ptr<JournalSegment> sealed;
@@ -248,6 +292,10 @@ SealedBatch Ledger::take() {
             shard.active ^= 1;
             shard.publish_hint();
             if (next[s]) {
+                if (shard.spare) {  // an unused part of the generation being sealed: goes with it
+                    batch.journal_files.push_back(shard.spare->path());
+                    spare_done.push_back(std::move(shard.spare));
+                }
                 sealed = std::move(shard.journal);
                 shard.journal = std::move(next[s]);
                 for (auto& f : shard.journal_files) batch.journal_files.push_back(std::move(f));

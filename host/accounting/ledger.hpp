@@ -82,6 +82,13 @@ public:
     // the next generation at the same instant it is emptied. Throws std::runtime_error (and
     // takes nothing) when the next generation's files cannot be made.
     SealedBatch take();
+    // Makes each shard's next journal segment ahead of need, off the announce path (the flusher
+    // thread calls it between flushes): a worker that fills a segment then switches to the ready
+    // one instead of creating, allocating and mapping 2 MiB under the shard's lock. A failure
+    // (disk full) only leaves the workers to make it themselves, and report it.
+    void prepare_spares();
+    // Segments a worker had to make itself, under its shard's lock (no spare was ready).
+    uint64_t segments_made_inline() const { return made_inline_.load(std::memory_order_relaxed); }
     // Peers with pending deltas (approximate while records run).
     size_t pending() const { return pending_.load(std::memory_order_relaxed); }
 
@@ -90,6 +97,7 @@ private:
     Shard& shard_of(uint64_t hash) const;
     std::unique_ptr<Shard[]> shards_;
     std::atomic<size_t> pending_{0};
+    std::atomic<uint64_t> made_inline_{0};
     std::string journal_dir_;
     uint64_t generation_ = 0;  // current journal generation; 0 = no journal
 };

@@ -86,6 +86,7 @@ void Flusher::run() {
             wake_.wait_until(lock, until, [&] { return stopping_; });
             if (stopping_) return;
         }
+        ledger_.prepare_spares();
         const auto now = Clock::now();
         if (now < next_flush && ledger_.pending() < config_.max_batch) continue;
         seal();

@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -226,6 +227,44 @@ TEST_CASE("reports a killed run had accepted come back from the journal, once") 
     // A second start finds nothing more to recover.
     CHECK(recover_journal(spool, journal) == 3);
     CHECK(spool.pending().size() == 2);
+}
+
+TEST_CASE("journal parts made ahead of need: used when a segment fills, sealed with their generation") {
+    TempDir dir;
+    const std::string journal = (dir.path / "journal").string();
+    fs::create_directories(journal);
+    auto files = [&] { return size_t(std::distance(fs::directory_iterator(journal), fs::directory_iterator())); };
+    // Enough reports (distinct peers of one user) to fill every shard's first segment.
+    const uint64_t n = JournalSegment::kRecords * 32 + 40000;
+    auto peer_report = [](uint64_t i) {
+        PeerReport r = report(1, i);
+        std::memcpy(r.peer_id.data() + 12, &i, 8);
+        return r;
+    };
+    Ledger ledger;
+    ledger.enable_journal(journal, 1);
+    CHECK(files() == 32);
+    ledger.prepare_spares();
+    CHECK(files() == 64);  // one ready next part per shard
+    ledger.prepare_spares();
+    CHECK(files() == 64);  // made once
+    for (uint64_t i = 0; i < n; ++i) ledger.record(peer_report(i));
+    CHECK(ledger.segments_made_inline() == 0);  // every shard went on into its spare
+    CHECK(files() == 64);
+    // Killed here, every report would come back from the first parts and the spares.
+    CHECK(read_journal(journal, 0).reports.size() == n);
+    SealedBatch first = ledger.take();
+    CHECK(first.deltas.size() == n);
+    for (const auto& f : first.journal_files) fs::remove(f);
+    CHECK(files() == 32);  // generation 2's first parts
+    // Spares left unused when their generation is sealed go with it.
+    ledger.prepare_spares();
+    CHECK(files() == 64);
+    ledger.record(peer_report(1));
+    SealedBatch second = ledger.take();
+    CHECK(second.journal_files.size() == 64);
+    for (const auto& f : second.journal_files) fs::remove(f);
+    CHECK(files() == 32);  // generation 3's first parts, nothing older
 }
 
 TEST_CASE("one tracker per spool_dir: a second process (or Spool) is refused") {
