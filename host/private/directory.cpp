@@ -159,11 +159,6 @@ void Directory::prefetch_user(std::string_view passkey) const noexcept {
     user_shard(h).table.prefetch_unlocked(h);
 }
 
-void Directory::prefetch_torrent(const InfoHash& info_hash) const noexcept {
-    const uint64_t h = info_hash_hash(info_hash.bytes.data());
-    torrent_shard(h).table.prefetch_unlocked(h);
-}
-
 Directory::Admission Directory::admission(std::string_view passkey, const InfoHash& info_hash) const {
     const uint64_t uh = passkey_hash(passkey);
     const uint64_t th = info_hash_hash(info_hash.bytes.data());

@@ -65,7 +65,6 @@ public:
     // Hints, no lock, no answer: start loading the slot a later user() / admission() will read,
     // so that its cache miss overlaps whatever the caller does meanwhile (parsing the query).
     void prefetch_user(std::string_view passkey) const noexcept;
-    void prefetch_torrent(const InfoHash& info_hash) const noexcept;
     // True when the whitelist is empty (no rule) or a prefix matches the start of peer_id.
     bool client_allowed(const PeerId& peer_id) const;
 

@@ -280,10 +280,6 @@ void Tracker::prefetch_passkey(std::string_view passkey) const noexcept {
     if (private_.policy && !passkey.empty()) private_.policy->directory().prefetch_user(passkey);
 }
 
-void Tracker::prefetch_torrent(const InfoHash& info_hash) const noexcept {
-    if (private_.policy) private_.policy->directory().prefetch_torrent(info_hash);
-}
-
 void Tracker::scrape(ScrapeCall& call) const {
     const TrackerConfig& settings = config();  // one snapshot per request (reconfigure)
     call.failure = nullptr;

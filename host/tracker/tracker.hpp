@@ -46,8 +46,6 @@ public:
     // Private mode: a hint that an announce with this passkey follows, so that its user's
     // directory slot loads while the frontend parses the rest of the request. No-op when open.
     void prefetch_passkey(std::string_view passkey) const noexcept;
-    void prefetch_torrent(const InfoHash& info_hash) const noexcept;
-    bool private_mode() const noexcept { return private_.policy != nullptr; }
 
     // Counts for call.count torrents (1..max_scrape_torrents). Same completion rules.
     void scrape(ScrapeCall& call) const;

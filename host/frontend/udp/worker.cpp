@@ -162,7 +162,6 @@ struct UdpFrontend::Impl {
     void wait(uint32_t s);
     void drain(uint32_t s);
     void handle(uint32_t s, unsigned i, size_t size);
-    void prefetch_private(unsigned i, size_t size);
     void start_announce(uint32_t s, unsigned i, const udp::RequestHeader& header,
                         udp::Bytes packet, const Endpoint& source);
     void start_scrape(uint32_t s, unsigned i, const udp::RequestHeader& header,
@@ -292,29 +291,11 @@ void UdpFrontend::Impl::drain(uint32_t s) {
         now_s = unix_s();
         now_ms = chihaya::now_ms();
         batch_ns = metrics::now_ns();
-        if (tracker.private_mode())
-            for (int i = 0; i < n; ++i) prefetch_private(unsigned(i), rx_msgs[i].msg_len);
         for (int i = 0; i < n; ++i) handle(s, unsigned(i), rx_msgs[i].msg_len);
         flush(s);
         if (unsigned(n) < kBatch) break;
     }
     if (!stopped) wait(s);
-}
-
-// Private mode: the directory slots of every announce in the batch start loading before the
-// first is handled, so their cache misses overlap instead of each announce waiting for its own.
-// Nothing is checked here (handle() does it all); a forged datagram costs two useless prefetches.
-void UdpFrontend::Impl::prefetch_private(unsigned i, size_t size) {
-    udp::Bytes packet(rx_buffers[i].data(), size);
-    auto header = udp::parse_header(packet);
-    if (!header || udp::Action(header->action) != udp::Action::Announce || size < udp::announce_request_size)
-        return;
-    InfoHash info_hash;
-    std::memcpy(info_hash.bytes.data(), packet.data() + 16, 20);
-    tracker.prefetch_torrent(info_hash);
-    char url_data[256];
-    std::string_view url = udp::announce_url_data(packet, url_data, sizeof url_data);
-    tracker.prefetch_passkey(passkey_from_path(url.substr(0, url.find('?')), "/announce"));
 }
 
 void UdpFrontend::Impl::handle(uint32_t s, unsigned i, size_t size) {
