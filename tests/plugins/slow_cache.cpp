@@ -117,8 +117,10 @@ private:
                 wake_.wait(lock);
                 continue;
             }
-            if (Clock::now() < next->at) {
-                wake_.wait_until(lock, next->at);
+            if (const Clock::time_point at = next->at; Clock::now() < at) {
+                // A copy: the wait lets go of the lock, and an announce pushed meanwhile may
+                // reallocate queue_ under `next` (ASan caught the read of the freed element).
+                wake_.wait_until(lock, at);
                 continue;
             }
             const Due due = *next;
