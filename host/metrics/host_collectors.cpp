@@ -3,6 +3,7 @@
 
 #include "flush/flusher.hpp"
 #include "log/access_log.hpp"
+#include "metrics/worker_metrics.hpp"
 #include "plugin/loader.hpp"
 
 #include <chihaya/abi.h>
@@ -18,16 +19,6 @@
 
 namespace chihaya::metrics {
 namespace {
-
-const char* status_name(size_t status) {
-    switch (status) {
-        case CHIHAYA_OK: return "ok";
-        case CHIHAYA_INVALID: return "invalid";
-        case CHIHAYA_NOT_FOUND: return "not_found";
-        case CHIHAYA_UNAVAILABLE: return "unavailable";
-        default: return "internal";
-    }
-}
 
 double unix_now() {
     return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();

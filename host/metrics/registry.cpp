@@ -75,16 +75,6 @@ uint64_t sum(const std::deque<WorkerMetrics>& workers, F field) {
     return total;
 }
 
-const char* status_name(size_t status) {
-    switch (status) {
-        case CHIHAYA_OK: return "ok";
-        case CHIHAYA_INVALID: return "invalid";
-        case CHIHAYA_NOT_FOUND: return "not_found";
-        case CHIHAYA_UNAVAILABLE: return "unavailable";
-        default: return "internal";
-    }
-}
-
 template <class Pick>
 void histogram(Exposition& out, std::string_view name, Labels labels,
                const std::deque<WorkerMetrics>& workers, Pick pick) {

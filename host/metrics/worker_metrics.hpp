@@ -8,6 +8,8 @@
 // write into `shared()` with fetch_add: those paths already paid a network round trip.
 #pragma once
 
+#include <chihaya/abi.h>
+
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -101,6 +103,16 @@ constexpr size_t P = size_t(Protocol::Count), A = size_t(Action::Count), R = siz
 
 // Driver call outcome, by chihaya_status (0..4).
 inline constexpr size_t kStatuses = 5;
+// The `status` label of a driver call outcome.
+inline const char* status_name(size_t status) noexcept {
+    switch (status) {
+        case CHIHAYA_OK: return "ok";
+        case CHIHAYA_INVALID: return "invalid";
+        case CHIHAYA_NOT_FOUND: return "not_found";
+        case CHIHAYA_UNAVAILABLE: return "unavailable";
+        default: return "internal";
+    }
+}
 
 struct alignas(64) WorkerMetrics {
     std::array<std::array<std::array<Counter, R>, A>, P> requests{};
