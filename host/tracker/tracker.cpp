@@ -267,6 +267,7 @@ void Tracker::announce(AnnounceCall& call) const {
     res.peers_capacity = numwant;
     res.peer_count = res.complete = res.incomplete = res.downloaded = 0;
     res.had_previous = 0;
+    res.created_swarm = 0;
     res.message[0] = '\0';
 
     const uintptr_t tag = call.guard.arm(errors_.get());

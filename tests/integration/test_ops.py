@@ -119,7 +119,7 @@ class Metrics(unittest.TestCase):
         self.assertEqual(deltas, [2, 1, 2, 2, 0, 1, 1])
         info = [s for s in m["chihaya_build_info"].samples]
         self.assertEqual(len(info), 1)
-        self.assertEqual(info[0].labels["abi"], "2.2")
+        self.assertEqual(info[0].labels["abi"], "2.3")
         self.assertGreaterEqual(sample(m, "chihaya_plugins", result="loaded"), 2)
         self.assertEqual(m["chihaya_requests"].type, "counter")
         self.assertEqual(m["chihaya_request_duration_seconds"].type, "histogram")

@@ -23,7 +23,7 @@ BROKEN = {
     "bad_magic.so": "not a chihaya plugin",
     "no_entry.so": "no entry symbol chihaya_plugin_entry",
     "missing_symbol.so": "chihaya_test_symbol_that_does_not_exist",
-    "needs_newer_host.so": "needs a host of ABI 2.9 or newer; this host speaks ABI 2.2",
+    "needs_newer_host.so": "needs a host of ABI 2.9 or newer; this host speaks ABI 2.3",
 }
 
 
@@ -153,7 +153,7 @@ class ListPlugins(unittest.TestCase):
             code, out = run_binary(["--list-plugins", "--config", config])
             self.assertEqual(code, 1, out)
             self.assertIn("plugins_dir: %s" % d, out)
-            self.assertIn("host ABI: 2.2", out)
+            self.assertIn("host ABI: 2.3", out)
             self.assertRegex(out, r"chihaya_memory\.so: loaded: plugin \"memory\" \S+, ABI 2\.2")
             self.assertIn('  cache driver "memory", keys of [cache.memory]:', out)
             self.assertRegex(out, r"\n    shards = \d+  # ")

@@ -81,7 +81,7 @@ class Workspace:
         expect(os.path.realpath(plugindir.strip()) == os.path.realpath(self.plugins_dir()),
                "pkg-config plugindir is %r, want %r" % (plugindir, self.plugins_dir()))
         _, version = run(["pkg-config", "--modversion", "chihaya-sdk"], env=env)
-        expect(version.strip() == "2.2", "chihaya-sdk.pc version %r" % version)
+        expect(version.strip() == "2.3", "chihaya-sdk.pc version %r" % version)
         out = os.path.join(self.project, output)
         run([CXX, "-std=c++20", "-O2", "-fno-gnu-unique"] + cflags.split() +
             ['-DCHIHAYA_PLUGIN_VERSION="1.0.0-pc"', os.path.join(self.project, source), "-o", out] +

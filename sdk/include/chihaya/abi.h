@@ -77,7 +77,7 @@ extern "C" {
 
 #define CHIHAYA_PLUGIN_MAGIC 0x43484948u /* "CHIH" */
 #define CHIHAYA_ABI_MAJOR 2u
-#define CHIHAYA_ABI_MINOR 2u
+#define CHIHAYA_ABI_MINOR 3u
 #define CHIHAYA_PLUGIN_ENTRY_SYMBOL "chihaya_plugin_entry"
 
 /* True when a struct that starts with `struct_size` is large enough to hold `member`. */
@@ -111,6 +111,14 @@ typedef uint32_t chihaya_status;
  * logged as a driver failure. A host that predates a code reads it as CHIHAYA_INTERNAL. */
 #define CHIHAYA_KEY_MISMATCH 5u /* the peer announced with a BEP 7 key before; this announce's key
                                    is missing or another (see chihaya_announce_request.has_key) */
+/* (2.3, appended) The store is at a budget the host asked it to hold: a new swarm while it holds
+ * max_torrents, or a new peer while it holds max_peers (see chihaya_announce_request). Nothing
+ * changed; peers already in the store keep being served. Not logged as a driver failure. */
+#define CHIHAYA_FULL 6u
+/* (2.3, appended) This client address has used its share: max_peers_per_address peers in this
+ * swarm already, or a new swarm while the request carries CHIHAYA_ANNOUNCE_NO_NEW_SWARM. Nothing
+ * changed. Not logged as a driver failure. */
+#define CHIHAYA_ADDRESS_LIMIT 7u
 
 typedef uint32_t chihaya_driver_kind;
 #define CHIHAYA_KIND_CACHE 1u   /* swarm state: peers and counts, shared between tracker hosts */
@@ -224,6 +232,9 @@ typedef uint8_t chihaya_family;
 /* Request flags. */
 #define CHIHAYA_ANNOUNCE_TRACK_COUNTERS 0x1u /* keep uploaded/downloaded per peer and hand the
                                                 previous values back (private mode deltas) */
+#define CHIHAYA_ANNOUNCE_NO_NEW_SWARM 0x2u   /* (2.3) this address may create no swarm now: if
+                                                the info_hash has none, answer
+                                                CHIHAYA_ADDRESS_LIMIT and change nothing */
 
 /* CACHE SEMANTICS: what an announce and a scrape must do (chihaya-conformance checks each rule).
  *   - A swarm is the set of peers of one info_hash. A peer is identified by (family, addr, port):
@@ -275,6 +286,22 @@ typedef struct chihaya_announce_request {
      * Keeping keys is optional; a driver built for 2.0 does not see these members. */
     uint32_t key;
     uint32_t has_key;     /* 1 when the client sent a key */
+    /* (2.3, appended) Budgets the host's [limits] asks the store to hold, so that one flood
+     * cannot fill memory (0 = no limit; a driver built for 2.2 or older does not see them, and
+     * the host warns at start-up that it cannot enforce them).
+     *   - max_torrents: a new swarm while the store holds this many swarms is refused with
+     *     CHIHAYA_FULL. max_peers: likewise a new peer while the store holds this many peers.
+     *     Peers already in the store are always served (updates, moves, stops). The counts are
+     *     the store's (every host sharing it together) and may lag by what is expired but not
+     *     yet swept; a driver may overshoot by the announces in flight at once, never more.
+     *   - max_peers_per_address: a new peer whose (family, addr) already has this many peers
+     *     in this swarm (any ports) is refused with CHIHAYA_ADDRESS_LIMIT. A driver may count
+     *     through a table of counters shared by hash (never fewer than the truth), so it may
+     *     refuse early under a hash collision, never admit more. */
+    uint32_t max_peers_per_address;
+    uint32_t reserved_limits;
+    uint64_t max_torrents;
+    uint64_t max_peers;
 } chihaya_announce_request;
 
 /* The driver's answer, written into host-owned memory. */
@@ -289,7 +316,11 @@ typedef struct chihaya_announce_result {
     uint32_t incomplete;  /* written: leechers, after this announce */
     uint32_t downloaded;  /* written: completed events counted for this torrent */
     uint8_t had_previous; /* written: 1 when the driver knew this peer before (see flags) */
-    uint8_t reserved[7];
+    /* (2.3; a reserved byte before, so the layout is unchanged) written: 1 when this announce
+     * created the swarm. The host charges it to the address's [limits] new-swarm rate. The host
+     * sets it to 0 before the call, so a driver for 2.2 or older reads as "created nothing". */
+    uint8_t created_swarm;
+    uint8_t reserved[6];
     uint64_t previous_uploaded;   /* written when TRACK_COUNTERS and had_previous */
     uint64_t previous_downloaded; /* written when TRACK_COUNTERS and had_previous */
     char message[CHIHAYA_MESSAGE_CAP]; /* written on failure: why, NUL-terminated */
