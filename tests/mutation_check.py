@@ -291,11 +291,11 @@ MUTATIONS = {
         [("            shard.tally.move({}, it->second.family_counts());\n", "")],
         ["memory_snapshot_test"],
         unit("memory_snapshot_test", "a snapshot restores every swarm*")),
-    "no-walk-when-stats-fail": (
-        "/metrics shows no swarm totals when the driver's stats cannot answer",
+    "walk-when-stats-fail": (
+        "/metrics falls back to the walk when stats cannot answer: chihaya_peers loses its family label",
         "host/metrics/host_collectors.cpp",
-        [("            // Cannot answer now: the walk below still gives the totals.\n",
-          "            return;  // Cannot answer now.\n")],
+        [("            out.sample(\"chihaya_cache_stats_failures_total\", {}, double(failures));\n            return;\n",
+          "            out.sample(\"chihaya_cache_stats_failures_total\", {}, double(failures));\n")],
         ["metrics_test"],
         unit("metrics_test", "swarm gauges*")),
     "optional-stats-unchecked": (

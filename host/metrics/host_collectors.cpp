@@ -10,6 +10,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <fstream>
@@ -99,6 +100,7 @@ void add_swarm_collector(Registry& registry, CacheHandle cache, uint32_t refresh
         std::chrono::steady_clock::time_point at{};
         SwarmTotals totals;
         bool valid = false;
+        std::atomic<uint64_t> stats_failures{0};
     };
     auto state = std::make_shared<State>();
     registry.add_collector([cache, refresh_s, state, has_stats, has_walk](Exposition& out) {
@@ -118,9 +120,19 @@ void add_swarm_collector(Registry& registry, CacheHandle cache, uint32_t refresh
                 out.sample("chihaya_peers", {{"family", "ipv4"}, {"role", "leecher"}}, double(s.leechers_ipv4));
                 out.sample("chihaya_peers", {{"family", "ipv6"}, {"role", "seeder"}}, double(s.seeders_ipv6));
                 out.sample("chihaya_peers", {{"family", "ipv6"}, {"role", "leecher"}}, double(s.leechers_ipv6));
+                out.family("chihaya_cache_stats_failures_total", "counter",
+                           "Scrapes of /metrics at which the cache driver's stats could not answer.");
+                out.sample("chihaya_cache_stats_failures_total", {}, double(state->stats_failures.load()));
                 return;
             }
-            // Cannot answer now: the walk below still gives the totals.
+            // Cannot answer now: this scrape has no swarm gauges rather than the walk's, whose
+            // chihaya_peers has no family label; a series whose labels flip with the driver's
+            // health breaks every query and alert written against it.
+            const uint64_t failures = state->stats_failures.fetch_add(1) + 1;
+            out.family("chihaya_cache_stats_failures_total", "counter",
+                       "Scrapes of /metrics at which the cache driver's stats could not answer.");
+            out.sample("chihaya_cache_stats_failures_total", {}, double(failures));
+            return;
         }
         if (!has_walk) return;
         const auto now = std::chrono::steady_clock::now();
