@@ -379,6 +379,12 @@ MUTATIONS = {
           "    if (true) return;\n    awaiting_ = call;")],
         ["chihaya"],
         integration("test_deadline.py", "SlowDriver.test_http_call_never_done_is_answered_unavailable_and_others_are_served")),
+    "destroy-completions-dropped": (
+        "completions a driver sends from its destroy are never run: their calls are reported as leaked",
+        "host/main.cpp",
+        [("        w->io.restart();\n        w->io.poll();\n", "")],
+        ["chihaya"],
+        integration("test_deadline.py", "SlowDriver.test_calls_the_driver_completes_in_destroy_are_freed_not_leaked")),
     "deadline-not-counted": (
         "a call answered at its deadline is not counted in chihaya_limit_hits_total",
         "host/tracker/tracker.cpp",

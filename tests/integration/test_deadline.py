@@ -227,6 +227,21 @@ class SlowDriver(unittest.TestCase):
             self.assertIn("calls still in flight at shutdown; leaking their buffers", log)
             self.assertIn("main: stopped", log)
 
+    def test_calls_the_driver_completes_in_destroy_are_freed_not_leaked(self):
+        """A late call still held at the stop is completed by the driver's destroy: that
+        completion runs, frees its call, and nothing is reported as leaked."""
+        with self.tracker(late_ms=30000) as t:
+            with t.udp(V4, timeout=5) as u:
+                with self.assertRaises(UdpError):
+                    u.announce(info_hash(LATE), peer_id(), 7000, left=5)
+            with t.http(V4) as c:
+                r = c.get(announce_path(info_hash(LATE), peer_id(), 7001, left=5))
+                self.assertEqual(r.bencoded()[b"failure reason"], UNAVAILABLE)
+            t.stop_checked()
+            log = t.log_text(full=True)
+            self.assertNotIn("leaking", log)
+            self.assertIn("main: stopped", log)
+
     def test_memory_the_driver_writes_after_the_deadline_is_valid_under_valgrind(self):
         if not shutil.which("valgrind"):
             self.skipTest("valgrind is not installed")
