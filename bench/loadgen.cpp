@@ -93,9 +93,17 @@ struct Options {
 
 // Private mode: passkey u is "bench" and u in 27 digits (32 characters, like a web application's
 // hex passkeys). Simulated peer i of the workload belongs to user i % --passkeys.
+// Writes it into out[0..32), with no allocation: it is built for every private announce, and
+// the generator's own cost per request is part of what the private/open ratio measures.
+constexpr size_t kPasskeySize = 32;
+void write_bench_passkey(uint32_t user, char* out) {
+    std::memcpy(out, "bench", 5);
+    for (size_t i = kPasskeySize; i-- > 5; user /= 10) out[i] = char('0' + user % 10);
+}
+
 std::string bench_passkey(uint32_t user) {
-    char text[40];
-    std::snprintf(text, sizeof text, "bench%027u", user);
+    std::string text(kPasskeySize, '0');
+    write_bench_passkey(user, text.data());
     return text;
 }
 
@@ -400,7 +408,7 @@ void local_address(int fd, int family, uint8_t out[16]) {
 
 constexpr size_t kAnnounceSize = 98;
 // With --passkeys: 98 + URLData option (type, length, "/<32-char passkey>/announce") + EndOfOptions.
-constexpr size_t kPrivatePathSize = 1 + 32 + 9;
+constexpr size_t kPrivatePathSize = 1 + kPasskeySize + 9;
 constexpr size_t kPrivateAnnounceSize = kAnnounceSize + 2 + kPrivatePathSize + 1;
 constexpr unsigned kRecvBatch = 64;
 
@@ -546,11 +554,13 @@ private:
                 size_t size = kAnnounceSize;
                 if (o_.passkeys) {
                     // BEP 41: udp://host:port/<passkey>/announce travels as URL data.
-                    std::string path = "/" + bench_passkey(src.workload->user(a.torrent, a.peer)) + "/announce";
                     p[size++] = 2;
-                    p[size++] = uint8_t(path.size());
-                    std::memcpy(p + size, path.data(), path.size());
-                    size += path.size();
+                    p[size++] = uint8_t(kPrivatePathSize);
+                    p[size++] = '/';
+                    write_bench_passkey(src.workload->user(a.torrent, a.peer), reinterpret_cast<char*>(p + size));
+                    size += kPasskeySize;
+                    std::memcpy(p + size, "/announce", 9);
+                    size += 9;
                     p[size++] = 0;
                 }
                 queue(s, count, i, size);
@@ -812,10 +822,15 @@ private:
         src.workload->peer_id(a.torrent, a.peer, pid);
         static const char* events[] = {"", "&event=completed", "&event=started", "&event=stopped"};
         std::string& r = c.request;
-        if (o_.passkeys)
-            r.assign("GET /" + bench_passkey(src.workload->user(a.torrent, a.peer)) + "/announce?info_hash=");
-        else
+        if (o_.passkeys) {
+            r.assign("GET /");
+            const size_t at = r.size();
+            r.append(kPasskeySize, '0');
+            write_bench_passkey(src.workload->user(a.torrent, a.peer), r.data() + at);
+            r += "/announce?info_hash=";
+        } else {
             r.assign("GET /announce?info_hash=");
+        }
         append_escaped(r, ih, 20);
         r += "&peer_id=";
         append_escaped(r, pid, 20);
