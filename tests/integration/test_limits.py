@@ -13,7 +13,7 @@ import time
 import unittest
 
 from tracker_fixture import (UDP_ANNOUNCE, UDP_CONNECT, UDP_ERROR, UDP_PROTOCOL_ID, Tracker,
-                             UdpClient, UdpError, V4, compact_peers, peer_id, random_hash,
+                             UdpClient, UdpError, V4, announce_path, peer_id, random_hash,
                              unittest_main)
 
 FLOOD_DEADLINE_S = 90.0  # for one flood phase; a loaded 2-core machine does ~20k announces/s
@@ -125,7 +125,7 @@ class TorrentFlood(unittest.TestCase):
         create swarms, the rest fail "tracker full", RSS stops growing once the budget is full,
         and 127.0.0.3 keeps getting its swarm's peers and counts throughout."""
         limits = {"max_torrents": self.BUDGET, "max_peers": 100000, "new_torrents_per_address": 0}
-        with Tracker({"limits": limits}, http=False, admin=True) as t:
+        with Tracker({"limits": limits}, admin=True) as t:
             # The second address's swarm, with a third address in it, from before the flood.
             other = bound_client("127.0.0.3", t.udp_port)
             third = bound_client("127.0.0.4", t.udp_port)
@@ -160,8 +160,13 @@ class TorrentFlood(unittest.TestCase):
             with self.assertRaises(UdpError) as refused:
                 other.announce(random_hash(), peer_id(), 7003, left=1000)
             self.assertEqual(str(refused.exception), "tracker full: no new torrents accepted now")
+            with t.http() as http:  # the same over HTTP, as a bencoded failure reason
+                d = http.get(announce_path(random_hash(), peer_id(), 7004, left=1000)).bencoded()
+                self.assertEqual(d.get(b"failure reason"), b"tracker full: no new torrents accepted now")
+                d = http.get(announce_path(swarm, peer_id(), 7005, left=1000)).bencoded()
+                self.assertNotIn(b"failure reason", d)
             self.assertEqual(metric(t, "chihaya_limit_hits_total", 'limit="max_torrents"'),
-                             float(self.TOTAL - created + 1))
+                             float(self.TOTAL - created + 2))
             print("\ntorrent flood: RSS %d KiB at start, %d KiB with %d swarms (the budget), "
                   "%d KiB after %d announces (+%d KiB); %d checks of the second address"
                   % (base, filled, created + 1, after, self.TOTAL, after - filled, checks))
@@ -230,7 +235,7 @@ class NewSwarmRate(unittest.TestCase):
     def test_an_address_creates_new_torrents_per_address_swarms_a_minute(self):
         """new_torrents_per_address = 30: 127.0.0.2 creates 30 swarms at once, then is refused
         with its own reason while still joining existing swarms; 127.0.0.3 still creates one."""
-        with Tracker({"limits": {"new_torrents_per_address": 30}}, http=False) as t:
+        with Tracker({"limits": {"new_torrents_per_address": 30}}) as t:
             flood = Flooder("127.0.0.2", t.udp_port)
             flood.flood(lambda i: (os.urandom(20), 6881), 100)
             # A minute's refill is 30 tokens; the flood takes well under a second (one token at most).
@@ -245,6 +250,11 @@ class NewSwarmRate(unittest.TestCase):
                 same.announce(random_hash(), peer_id(), 7001)
             flooder = bound_client("127.0.0.2", t.udp_port)
             self.assertEqual(flooder.announce(existing, peer_id(), 7002, left=1000)["leechers"], 2)
+            with t.http() as http:  # 127.0.0.1 over HTTP: its 29 tokens left, then the same reason
+                reasons = [http.get(announce_path(random_hash(), peer_id(), 7005, left=1000)).bencoded()
+                           .get(b"failure reason") for _ in range(40)]
+                self.assertEqual(reasons[:29], [None] * 29)
+                self.assertIn(b"too many new torrents from your address; try again in a minute", reasons[29:])
             flood.close()
             other.close()
             flooder.close()
