@@ -216,7 +216,9 @@ int run(const Options& options) {
                     private_mode ? PrivateMode{private_state->policy.get(), &private_state->ledger} : PrivateMode{},
                     config.limits);
     // [limits] travel in the announce request from ABI 2.3 on; an older driver never sees them.
-    if (cache.abi_minor() < 3)
+    const LimitsConfig& limits = config.limits;
+    if (cache.abi_minor() < 3 && (limits.max_torrents || limits.max_peers || limits.max_peers_per_address ||
+                                  limits.new_torrents_per_address))
         log::warning("main", std::string("cache driver \"") + cache.name() + "\" was built for ABI 2." +
                                  std::to_string(cache.abi_minor()) +
                                  ": it cannot enforce [limits] max_torrents, max_peers and max_peers_per_address "
