@@ -550,6 +550,12 @@ MUTATIONS = {
           "        (void)call->new_swarm_rate;")],
         ["tracker_test"],
         unit("tracker_test", "a client that created new_torrents_per_address swarms*")),
+    "limits-not-reloaded": (
+        "SIGHUP keeps the [limits] the tracker started with",
+        "host/reload/reloader.cpp",
+        [("    tracker_.reconfigure(next.tracker, next.limits);", "    tracker_.reconfigure(next.tracker, tracker_.limits());")],
+        ["chihaya"],
+        integration("test_limits.py", "Reload")),
     "limits-range": (
         "--check-config accepts max_peers below max_torrents",
         "host/config/load.cpp",

@@ -260,5 +260,23 @@ class NewSwarmRate(unittest.TestCase):
             flooder.close()
 
 
+
+class Reload(unittest.TestCase):
+    def test_sighup_applies_new_limits_to_the_next_announce(self):
+        """[limits] are live: a reload to max_peers_per_address = 2 refuses a third port at once,
+        and a reload back to 0 (no limit) admits it."""
+        with Tracker({"limits": {"max_peers_per_address": 64}}, http=False) as t:
+            h = random_hash()
+            with t.udp(V4) as u:
+                for port in (7000, 7001, 7002):
+                    u.announce(h, peer_id(), port, left=1000)
+                t.reload({"limits": {"max_peers_per_address": 2}})
+                with self.assertRaises(UdpError) as refused:
+                    u.announce(h, peer_id(), 7003, left=1000)
+                self.assertEqual(str(refused.exception), "too many peers from your address in this torrent")
+                t.reload({"limits": {"max_peers_per_address": 0}})
+                self.assertEqual(u.announce(h, peer_id(), 7003, left=1000)["leechers"], 4)
+            self.assertIn("limits.max_peers_per_address", t.log_text())
+
 if __name__ == "__main__":
     unittest_main()
