@@ -497,6 +497,77 @@ MUTATIONS = {
           "    answered_at_deadline_ = true;\n    work_.reset();\n    std::vector<uint8_t>().swap(peers_);")],
         ["chihaya"],
         integration("test_deadline.py", "SlowDriver.test_memory_the_driver_writes_after_the_deadline_is_valid_under_valgrind")),
+    "limits-not-sent": (
+        "the host never hands [limits] max_torrents to the cache: a random info_hash flood fills memory",
+        "host/tracker/tracker.cpp",
+        [("    r.max_torrents = limits.max_torrents;", "    r.max_torrents = 0;")],
+        ["chihaya"],
+        integration("test_limits.py", "TorrentFlood")),
+    "no-torrent-budget": (
+        "the memory driver ignores max_torrents: every new info_hash creates a swarm",
+        "plugins/memory/memory_cache.cpp",
+        [("        if (budgets.max_torrents != 0 && torrent_total() >= budgets.max_torrents)",
+          "        if (false)")],
+        ["memory_limits_test"],
+        unit("memory_limits_test", "max_torrents:*")),
+    "no-peer-budget": (
+        "the memory driver ignores max_peers",
+        "plugins/memory/memory_cache.cpp",
+        [("    admission.store_full = budgets.max_peers != 0 && peer_total() >= budgets.max_peers;",
+          "    admission.store_full = false;")],
+        ["memory_limits_test"],
+        unit("memory_limits_test", "max_peers:*")),
+    "no-address-cap": (
+        "the memory driver ignores max_peers_per_address: one address holds a peer per port",
+        "plugins/memory/swarm.cpp",
+        [("        if (admission.max_per_address != 0 &&", "        if (false &&")],
+        ["memory"],
+        integration("test_limits.py", "PortFlood")),
+    "address-count-kept-on-stop": (
+        "a stopped peer stays counted against its address",
+        "plugins/memory/swarm.cpp",
+        [("            admission.tally.left<Peer>(peers[i].endpoint);\n", "")],
+        ["memory_limits_test"],
+        unit("memory_limits_test", "*a stopped peer gives its address's place back*")),
+    "address-count-kept-on-expiry": (
+        "an expired peer stays counted against its address",
+        "plugins/memory/swarm.hpp",
+        [("[&tally](const uint8_t* endpoint) { tally.left<Peer>(endpoint); }",
+          "[&tally](const uint8_t*) { (void)tally; }")],
+        ["memory_limits_test"],
+        unit("memory_limits_test", "*expired peers give their places back*")),
+    "snapshot-not-counted": (
+        "peers loaded from a snapshot are not counted per address",
+        "plugins/memory/snapshot.cpp",
+        [("has_counters ? &c : nullptr, tally))", "has_counters ? &c : nullptr))")],
+        ["memory_limits_test"],
+        unit("memory_limits_test", "a snapshot reload*")),
+    "no-new-swarm-rate": (
+        "the host never flags NO_NEW_SWARM: one address creates swarms at any rate",
+        "host/tracker/tracker.cpp",
+        [("    if (!new_swarms_->may_create(client_of(in), now, limits.new_torrents_per_address))",
+          "    if (false)")],
+        ["chihaya"],
+        integration("test_limits.py", "NewSwarmRate")),
+    "new-swarm-not-charged": (
+        "a created swarm costs its client no token",
+        "host/tracker/tracker.cpp",
+        [("        call->new_swarms->charge(client_of(call->request), now_ms(), call->new_swarm_rate);",
+          "        (void)call->new_swarm_rate;")],
+        ["tracker_test"],
+        unit("tracker_test", "a client that created new_torrents_per_address swarms*")),
+    "limits-not-reloaded": (
+        "SIGHUP keeps the [limits] the tracker started with",
+        "host/reload/reloader.cpp",
+        [("    tracker_.reconfigure(next.tracker, next.limits);", "    tracker_.reconfigure(next.tracker, tracker_.limits());")],
+        ["chihaya"],
+        integration("test_limits.py", "Reload")),
+    "limits-range": (
+        "--check-config accepts max_peers below max_torrents",
+        "host/config/load.cpp",
+        [("        if (c.max_peers != 0 && c.max_torrents > c.max_peers) {", "        if (false) {")],
+        ["config_test"],
+        unit("config_test", "[limits]*")),
 }
 
 

@@ -33,6 +33,31 @@ struct TrackerConfig {
     uint32_t driver_timeout_ms = 5000;
 };
 
+// [limits]: memory budgets against floods (issue 11). The host hands the three budgets to the
+// cache driver with every announce (abi.h 2.3), which alone knows whether an announce adds a
+// swarm or a peer; a driver built for ABI 2.2 or older cannot enforce them (warned at start-up).
+// When a budget is reached new swarms / peers are refused with a fixed failure reason while
+// every swarm and peer already held keeps being served. 0 = no limit. Live reload.
+// Memory, measured with the memory driver (VmRSS over 200,000-announce floods; etc/chihaya.toml):
+// 122 bytes a torrent with its first IPv4 peer (IPv6: 142), 25 bytes a further IPv4 peer in a big
+// swarm (IPv6: 39).
+struct LimitsConfig {
+    // Swarms the store may hold; a new info_hash past it fails "tracker full". ~122 MB at 1e6.
+    uint64_t max_torrents = 1000000;
+    // Peers the store may hold, all swarms and both families together; a new peer past it fails
+    // "tracker full". At least max_torrents (each swarm holds a peer), else max_torrents is moot.
+    // ~100 MB beyond the torrents' first peers at the default.
+    uint64_t max_peers = 5000000;
+    // Peers of one address (as the driver sees it: IPv4, or a whole IPv6 address) in one swarm,
+    // over all its ports. Caps what one address can put in a swarm (a port flood).
+    uint32_t max_peers_per_address = 64;
+    // Swarms one client address (IPv6: per /64) may create per minute, as a token bucket of that
+    // size refilled at that rate; announces into existing swarms are never limited by it. The
+    // address is the client's own (the socket's, or its trusted proxy's X-Forwarded-For), never
+    // the announce's ip= parameter.
+    uint32_t new_torrents_per_address = 300;
+};
+
 // [udp]: BEP 15 frontend.
 struct UdpConfig {
     bool enabled = true;
@@ -120,6 +145,7 @@ struct Config {
     std::string source;                  // path of the file read, for messages
     std::string plugins_dir;             // "" = the plugins/ folder beside the chihaya binary
     TrackerConfig tracker;
+    LimitsConfig limits;
     UdpConfig udp;
     HttpConfig http;
     WorkersConfig workers;

@@ -27,17 +27,11 @@ public:
     TableReader(const toml::table& table, std::string prefix, const std::string& file)
         : table_(table), prefix_(std::move(prefix)), file_(file) {}
 
-    void u32(const char* key, uint32_t& out, int64_t min, int64_t max) {
-        const toml::node* node = take(key);
-        if (!node) return;
-        auto value = node->value_exact<int64_t>();
-        if (!value) fail(file_, node->source(), name(key), "expected an integer");
-        if (*value < min || *value > max)
-            fail(file_, node->source(), name(key),
-                 std::to_string(*value) + " is out of range [" + std::to_string(min) + ", " +
-                     std::to_string(max) + "]");
-        out = static_cast<uint32_t>(*value);
-    }
+    void u32(const char* key, uint32_t& out, int64_t min, int64_t max) { integer(key, out, min, max); }
+    void u64(const char* key, uint64_t& out, int64_t min, int64_t max) { integer(key, out, min, max); }
+
+    // Where a key was written, for a check across keys; null when it was left out.
+    const toml::node* node_of(const char* key) const { return table_.get(key); }
 
     void boolean(const char* key, bool& out) {
         const toml::node* node = take(key);
@@ -93,6 +87,19 @@ public:
     const std::string& file() const { return file_; }
 
 private:
+    template <class Int>
+    void integer(const char* key, Int& out, int64_t min, int64_t max) {
+        const toml::node* node = take(key);
+        if (!node) return;
+        auto value = node->value_exact<int64_t>();
+        if (!value) fail(file_, node->source(), name(key), "expected an integer");
+        if (*value < min || *value > max)
+            fail(file_, node->source(), name(key),
+                 std::to_string(*value) + " is out of range [" + std::to_string(min) + ", " +
+                     std::to_string(max) + "]");
+        out = static_cast<Int>(*value);
+    }
+
     const toml::node* take(const char* key) {
         claimed_.insert(key);
         return table_.get(key);
@@ -204,6 +211,22 @@ Config read(const toml::table& root, const std::string& file) {
         if (c.default_numwant > c.max_numwant)
             fail(file, t->source(), "tracker.default_numwant",
                  "must not exceed max_numwant (" + std::to_string(c.max_numwant) + ")");
+    }
+    if (const toml::table* t = top.table("limits")) {
+        TableReader r(*t, "limits", file);
+        LimitsConfig& c = config.limits;
+        r.u64("max_torrents", c.max_torrents, 0, 1'000'000'000);
+        r.u64("max_peers", c.max_peers, 0, 10'000'000'000);
+        // The memory driver counts an address's peers in 16-bit counters (one per port at most).
+        r.u32("max_peers_per_address", c.max_peers_per_address, 0, 65535);
+        r.u32("new_torrents_per_address", c.new_torrents_per_address, 0, 1'000'000);
+        r.finish();
+        if (c.max_peers != 0 && c.max_torrents > c.max_peers) {
+            const toml::node* at = r.node_of("max_peers") ? r.node_of("max_peers") : r.node_of("max_torrents");
+            fail(file, at ? at->source() : t->source(), "limits.max_peers",
+                 std::to_string(c.max_peers) + " is below max_torrents (" + std::to_string(c.max_torrents) +
+                     "): every torrent holds at least one peer, so max_torrents could never be reached");
+        }
     }
     if (const toml::table* t = top.table("udp")) {
         TableReader r(*t, "udp", file);

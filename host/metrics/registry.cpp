@@ -54,6 +54,10 @@ const char* name(Limit l) {
         case Limit::ScrapeTorrents: return "max_scrape_torrents";
         case Limit::UdpConnects: return "udp_connect_rate";
         case Limit::DriverTimeout: return "driver_timeout_ms";
+        case Limit::MaxTorrents: return "max_torrents";
+        case Limit::MaxPeers: return "max_peers";
+        case Limit::MaxPeersPerAddress: return "max_peers_per_address";
+        case Limit::NewTorrentsPerAddress: return "new_torrents_per_address";
         default: return "unknown";
     }
 }

@@ -39,7 +39,21 @@ enum class Result : uint8_t {
 
 // Limits that shed work (each hit is also a request's result or a dropped connection).
 // DriverTimeout: a cache call answered "unavailable" at [tracker] driver_timeout_ms.
-enum class Limit : uint8_t { HttpConnections, UdpSlots, RequestHead, ScrapeTorrents, UdpConnects, DriverTimeout, Count };
+// MaxTorrents .. NewTorrentsPerAddress: an announce refused by a [limits] budget (the cache's
+// CHIHAYA_FULL / CHIHAYA_ADDRESS_LIMIT).
+enum class Limit : uint8_t {
+    HttpConnections,
+    UdpSlots,
+    RequestHead,
+    ScrapeTorrents,
+    UdpConnects,
+    DriverTimeout,
+    MaxTorrents,
+    MaxPeers,
+    MaxPeersPerAddress,
+    NewTorrentsPerAddress,
+    Count
+};
 
 // Latency buckets (seconds, upper bounds), Prometheus-style cumulative on exposition.
 inline constexpr std::array<double, 14> kLatencyBounds = {
@@ -101,8 +115,8 @@ struct Histogram {
 
 constexpr size_t P = size_t(Protocol::Count), A = size_t(Action::Count), R = size_t(Result::Count);
 
-// Driver call outcome, by chihaya_status (0..4).
-inline constexpr size_t kStatuses = 5;
+// Driver call outcome, by chihaya_status (0..7; a later status counts as internal).
+inline constexpr size_t kStatuses = 8;
 // The `status` label of a driver call outcome.
 inline const char* status_name(size_t status) noexcept {
     switch (status) {
@@ -110,6 +124,9 @@ inline const char* status_name(size_t status) noexcept {
         case CHIHAYA_INVALID: return "invalid";
         case CHIHAYA_NOT_FOUND: return "not_found";
         case CHIHAYA_UNAVAILABLE: return "unavailable";
+        case CHIHAYA_KEY_MISMATCH: return "key_mismatch";
+        case CHIHAYA_FULL: return "full";
+        case CHIHAYA_ADDRESS_LIMIT: return "address_limit";
         default: return "internal";
     }
 }

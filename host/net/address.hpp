@@ -57,4 +57,26 @@ struct TrustedProxy {
 std::optional<TrustedProxy> parse_trusted_proxy(std::string_view text);
 bool is_trusted(std::span<const TrustedProxy> proxies, const Endpoint& peer);
 
+// A per-client limit's key: the address (an IPv6 client by its /64, since one host holds a whole
+// /64) hashed under `seed`, a per-process secret, so nobody can aim two clients at one slot of a
+// table keyed by it. Never 0, which tables may use for "unused".
+inline uint64_t client_key(const Endpoint& client, uint64_t seed) noexcept {
+    auto mix = [](uint64_t x) {  // splitmix64's finalizer
+        x ^= x >> 30;
+        x *= 0xbf58476d1ce4e5b9ull;
+        x ^= x >> 27;
+        x *= 0x94d049bb133111ebull;
+        return x ^ (x >> 31);
+    };
+    uint64_t a = 0, b = 0;
+    if (client.family == CHIHAYA_IPV4) {
+        std::memcpy(&a, client.addr.data(), 4);
+    } else {
+        std::memcpy(&a, client.addr.data(), 8);  // the /64
+        b = 6;
+    }
+    const uint64_t k = mix(mix(a ^ seed) ^ b);
+    return k ? k : 1;
+}
+
 }  // namespace chihaya

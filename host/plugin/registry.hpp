@@ -36,6 +36,8 @@ public:
     chihaya_instance* get() const { return instance_; }
     const void* vtable() const { return driver_.descriptor->vtable; }
     const char* name() const { return driver_.descriptor->name; }
+    // The ABI minor its plugin was built against (what it can know of the host's requests).
+    uint32_t abi_minor() const { return driver_.tables ? driver_.tables->plugin.abi_minor : 0; }
 
 private:
     RegisteredDriver driver_;

@@ -70,6 +70,11 @@ std::vector<std::string> Reloader::live_changes(const Config& a, const Config& b
     check(t.max_scrape_torrents != u.max_scrape_torrents, "tracker.max_scrape_torrents");
     check(t.allow_full_scrape != u.allow_full_scrape, "tracker.allow_full_scrape");
     check(t.driver_timeout_ms != u.driver_timeout_ms, "tracker.driver_timeout_ms");
+    const LimitsConfig &l = a.limits, &m = b.limits;
+    check(l.max_torrents != m.max_torrents, "limits.max_torrents");
+    check(l.max_peers != m.max_peers, "limits.max_peers");
+    check(l.max_peers_per_address != m.max_peers_per_address, "limits.max_peers_per_address");
+    check(l.new_torrents_per_address != m.new_torrents_per_address, "limits.new_torrents_per_address");
     check(a.udp.connect_rate != b.udp.connect_rate, "udp.connect_rate");
     check(a.udp.connect_burst != b.udp.connect_burst, "udp.connect_burst");
     const HttpConfig &h = a.http, &i = b.http;
@@ -112,7 +117,7 @@ void Reloader::reload() noexcept try {
                                    " but needs a restart; the running value is kept");
 
     // Only the live settings move; everything else stays as it runs.
-    tracker_.reconfigure(next.tracker);
+    tracker_.reconfigure(next.tracker, next.limits);
     apply_frontends_(next);
     bool ok = false;
     log::set_level(log::parse_level(next.log.level, &ok));
@@ -120,6 +125,7 @@ void Reloader::reload() noexcept try {
     const TrackerMode mode = running_.tracker.mode;
     running_.tracker = next.tracker;
     running_.tracker.mode = mode;
+    running_.limits = next.limits;
     const auto listen = running_.http.listen;
     const bool http_enabled = running_.http.enabled;
     running_.http = next.http;

@@ -77,8 +77,11 @@ CallGuard::Finish CallGuard::finish(uintptr_t tag, const char* call, chihaya_sta
                 }, true);
                 return Finish::Late;
             }
-            // A refusal the client caused is an answer, not a driver failure: never logged.
-            if (status != CHIHAYA_OK && status != CHIHAYA_KEY_MISMATCH && log) log->failed(call, status, message);
+            // A refusal the client caused (a key mismatch, a [limits] budget) is an answer, not a
+            // driver failure: never logged.
+            if (status != CHIHAYA_OK && status != CHIHAYA_KEY_MISMATCH && status != CHIHAYA_FULL &&
+                status != CHIHAYA_ADDRESS_LIMIT && log)
+                log->failed(call, status, message);
             return Finish::Answer;
         }
         misuse(log, [&] {

@@ -17,6 +17,8 @@ const char* status_name(chihaya_status status) {
         case CHIHAYA_UNAVAILABLE: return "unavailable";
         case CHIHAYA_INTERNAL: return "internal";
         case CHIHAYA_KEY_MISMATCH: return "key mismatch";
+        case CHIHAYA_FULL: return "full";
+        case CHIHAYA_ADDRESS_LIMIT: return "address limit";
     }
     return "unknown status";
 }

@@ -3,6 +3,7 @@
 
 #include "accounting/ledger.hpp"
 #include "private/policy.hpp"
+#include "tracker/new_swarm_rate.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -65,6 +66,27 @@ void count_driver_call(size_t call, chihaya_status status, uint64_t started_ns, 
     }
 }
 
+// Which [limits] budget refused a call (abi.h 2.3): as the driver says in refused_by, or, from a
+// driver that does not say, guessed from the status and the request.
+metrics::Limit refused_budget(const AnnounceCall& call, chihaya_status status) noexcept {
+    const chihaya_announce_result& r = call.abi_result;
+    switch (r.refused_by) {
+        case CHIHAYA_BUDGET_MAX_TORRENTS: return metrics::Limit::MaxTorrents;
+        case CHIHAYA_BUDGET_MAX_PEERS: return metrics::Limit::MaxPeers;
+        case CHIHAYA_BUDGET_PEERS_PER_ADDRESS: return metrics::Limit::MaxPeersPerAddress;
+        case CHIHAYA_BUDGET_NEW_SWARM: return metrics::Limit::NewTorrentsPerAddress;
+    }
+    if (status == CHIHAYA_FULL)  // an empty answer: most likely no swarm yet
+        return r.complete + r.incomplete == 0 && call.abi_request.max_torrents != 0 ? metrics::Limit::MaxTorrents
+                                                                                    : metrics::Limit::MaxPeers;
+    return (call.abi_request.flags & CHIHAYA_ANNOUNCE_NO_NEW_SWARM) ? metrics::Limit::NewTorrentsPerAddress
+                                                                    : metrics::Limit::MaxPeersPerAddress;
+}
+
+const Endpoint& client_of(const AnnounceRequest& request) noexcept {
+    return request.client.family != 0 ? request.client : request.peer;
+}
+
 // The three *_done functions are what drivers call through the C ABI: nothing may unwind out of
 // them into a driver's frames. A frontend that cannot take the answer (out of memory while
 // posting it back) loses that one call; there is no one left to tell.
@@ -75,6 +97,10 @@ void announce_done(void* ctx, chihaya_status status) noexcept try {
     if (finish == CallGuard::Finish::Ignored) return;
     const bool on_caller_thread = t_calling == call;
     count_driver_call(0, status, call->started_ns, on_caller_thread);
+    // A swarm this client created costs it a token of its new-swarm rate, answered or late:
+    // the store holds the swarm either way.
+    if (status == CHIHAYA_OK && call->abi_result.created_swarm && call->new_swarms)
+        call->new_swarms->charge(client_of(call->request), now_ms(), call->new_swarm_rate);
     if (finish == CallGuard::Finish::Late) {
         // The client was answered "unavailable" at the deadline and the response stays as it
         // was. The store has applied the announce all the same, so a private tracker's ledger
@@ -106,6 +132,11 @@ void announce_done(void* ctx, chihaya_status status) noexcept try {
                 out.failure = failure_reason(CHIHAYA_UNAVAILABLE);
             }
         }
+    } else if (status == CHIHAYA_FULL || status == CHIHAYA_ADDRESS_LIMIT) {
+        const metrics::Limit budget = refused_budget(*call, status);
+        out.failure = budget_failure(budget);
+        if (on_caller_thread) metrics::current().limit(budget);
+        else metrics::shared().limits[size_t(budget)].fetch_add(1, std::memory_order_relaxed);
     } else {
         out.failure = failure_reason(status);
     }
@@ -167,9 +198,21 @@ const char* failure_reason(chihaya_status status) {
         case CHIHAYA_NOT_FOUND: return "unregistered torrent";
         case CHIHAYA_UNAVAILABLE: return "tracker storage unavailable";
         case CHIHAYA_KEY_MISMATCH: return "peer key mismatch: this peer announced with another key";
+        case CHIHAYA_FULL: return limit_failure::kFull;
+        case CHIHAYA_ADDRESS_LIMIT: return limit_failure::kAddress;
         case CHIHAYA_INTERNAL: break;
     }
     return "internal tracker error";
+}
+
+const char* budget_failure(metrics::Limit budget) {
+    switch (budget) {
+        case metrics::Limit::MaxTorrents: return limit_failure::kMaxTorrents;
+        case metrics::Limit::MaxPeers: return limit_failure::kMaxPeers;
+        case metrics::Limit::MaxPeersPerAddress: return limit_failure::kPeersPerAddress;
+        case metrics::Limit::NewTorrentsPerAddress: return limit_failure::kNewTorrents;
+        default: return limit_failure::kFull;
+    }
 }
 
 metrics::Result failure_class(std::string_view failure) {
@@ -191,6 +234,12 @@ metrics::Result failure_class(std::string_view failure) {
         {private_failure::kClientNotAllowed, Result::Refused},
         {private_failure::kSlotsFull, Result::Refused},
         {private_failure::kNotLoaded, Result::Unavailable},
+        {limit_failure::kFull, Result::Refused},
+        {limit_failure::kAddress, Result::Refused},
+        {limit_failure::kMaxTorrents, Result::Refused},
+        {limit_failure::kMaxPeers, Result::Refused},
+        {limit_failure::kPeersPerAddress, Result::Refused},
+        {limit_failure::kNewTorrents, Result::Refused},
     };
     for (const Class& c : kClasses)
         if (failure == c.text) return c.result;
@@ -198,26 +247,32 @@ metrics::Result failure_class(std::string_view failure) {
     return Result::Malformed;  // the frontends' own parse failures ("missing port", ...)
 }
 
-Tracker::Tracker(const TrackerConfig& config, CacheHandle cache, PrivateMode private_mode)
-    : config_(nullptr), cache_(cache), private_(private_mode),
-      errors_(std::make_unique<DriverErrorLog>(std::string("cache driver \"") + cache.name + "\"")) {
+Tracker::Tracker(const TrackerConfig& config, CacheHandle cache, PrivateMode private_mode,
+                 const LimitsConfig& limits)
+    : settings_(nullptr), cache_(cache), private_(private_mode),
+      errors_(std::make_unique<DriverErrorLog>(std::string("cache driver \"") + cache.name + "\"")),
+      new_swarms_(std::make_unique<NewSwarmRate>()) {
     // Optional members are used only when the driver's table is new enough to have them.
     const chihaya_cache_vtable* v = cache.vtable;
     scrape_all_ = CHIHAYA_HAS_MEMBER(v, chihaya_cache_vtable, scrape_all) ? v->scrape_all : nullptr;
     tick_ = CHIHAYA_HAS_MEMBER(v, chihaya_cache_vtable, tick) ? v->tick : nullptr;
-    configs_.push_back(std::make_unique<TrackerConfig>(config));
-    config_.store(configs_.back().get(), std::memory_order_release);
+    published_.push_back(std::make_unique<Settings>(Settings{config, limits}));
+    settings_.store(published_.back().get(), std::memory_order_release);
 }
 
-void Tracker::reconfigure(const TrackerConfig& next) {
-    auto published = std::make_unique<TrackerConfig>(next);
-    published->mode = config().mode;  // restart-only
-    configs_.push_back(std::move(published));
-    config_.store(configs_.back().get(), std::memory_order_release);
+Tracker::~Tracker() = default;
+
+void Tracker::reconfigure(const TrackerConfig& next, const LimitsConfig& limits) {
+    auto published = std::make_unique<Settings>(Settings{next, limits});
+    published->tracker.mode = config().mode;  // restart-only
+    published_.push_back(std::move(published));
+    settings_.store(published_.back().get(), std::memory_order_release);
 }
 
 void Tracker::announce(AnnounceCall& call) const {
-    const TrackerConfig& settings = config();  // one snapshot per request (reconfigure)
+    const Settings& published = *settings_.load(std::memory_order_acquire);  // one snapshot per request
+    const TrackerConfig& settings = published.tracker;
+    const LimitsConfig& limits = published.limits;
     const AnnounceRequest& in = call.request;
     AnnounceResponse& out = call.response;
     out = AnnounceResponse{};
@@ -260,6 +315,17 @@ void Tracker::announce(AnnounceCall& call) const {
     r.now_ms = now;
     r.key = in.key;
     r.has_key = in.has_key ? 1 : 0;
+    // [limits]: the store enforces the budgets; the new-swarm rate is ours (the client's own
+    // address: behind a trusted proxy the forwarded one, never ip=), and only the store knows
+    // whether this announce would create a swarm, so an address out of tokens is flagged.
+    r.max_peers_per_address = limits.max_peers_per_address;
+    r.reserved_limits = 0;
+    r.max_torrents = limits.max_torrents;
+    r.max_peers = limits.max_peers;
+    if (!new_swarms_->may_create(client_of(in), now, limits.new_torrents_per_address))
+        r.flags |= CHIHAYA_ANNOUNCE_NO_NEW_SWARM;
+    call.new_swarms = new_swarms_.get();
+    call.new_swarm_rate = limits.new_torrents_per_address;
 
     chihaya_announce_result& res = call.abi_result;
     res.struct_size = sizeof res;
@@ -268,6 +334,7 @@ void Tracker::announce(AnnounceCall& call) const {
     res.peer_count = res.complete = res.incomplete = res.downloaded = 0;
     res.had_previous = 0;
     res.created_swarm = 0;
+    res.refused_by = 0;
     res.message[0] = '\0';
 
     const uintptr_t tag = call.guard.arm(errors_.get());

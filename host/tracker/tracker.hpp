@@ -25,6 +25,7 @@ struct CacheHandle {
 
 class Policy;
 class Ledger;
+class NewSwarmRate;
 
 // Private mode's collaborators; both null in open mode, which then costs one branch.
 struct PrivateMode {
@@ -34,7 +35,11 @@ struct PrivateMode {
 
 class Tracker {
 public:
-    Tracker(const TrackerConfig& config, CacheHandle cache, PrivateMode private_mode = {});
+    // `limits`: the [limits] budgets handed to the cache with every announce and the per-address
+    // new-swarm rate kept here (new_swarm_rate.hpp).
+    Tracker(const TrackerConfig& config, CacheHandle cache, PrivateMode private_mode = {},
+            const LimitsConfig& limits = {});
+    ~Tracker();
 
     // Validates and normalises call.request (port 0 refused, numwant defaulted and capped to
     // max_numwant and to call.peers_capacity), in private mode admits it (passkey, torrent,
@@ -73,24 +78,43 @@ public:
     // The settings in force. A reload (reconfigure) publishes a new one; a reference taken before
     // stays valid (every published config lives as long as the tracker), so a request in flight
     // finishes under the settings it started with.
-    const TrackerConfig& config() const { return *config_.load(std::memory_order_acquire); }
+    const TrackerConfig& config() const { return settings_.load(std::memory_order_acquire)->tracker; }
+    const LimitsConfig& limits() const { return settings_.load(std::memory_order_acquire)->limits; }
 
-    // Live reload: swaps in `next` for every later request, without a lock on the request path.
-    // `mode` is a restart setting and is kept. Call from one thread at a time (the main thread).
-    void reconfigure(const TrackerConfig& next);
+    // Live reload: swaps in `next` and `limits` for every later request, without a lock on the
+    // request path. `mode` is a restart setting and is kept. Call from one thread at a time (the
+    // main thread). The new-swarm buckets keep their tokens under a new rate.
+    void reconfigure(const TrackerConfig& next, const LimitsConfig& limits);
 
 private:
-    std::atomic<const TrackerConfig*> config_;
-    std::vector<std::unique_ptr<TrackerConfig>> configs_;  // every one published; a few bytes per reload
+    struct Settings {
+        TrackerConfig tracker;
+        LimitsConfig limits;
+    };
+    std::atomic<const Settings*> settings_;
+    std::vector<std::unique_ptr<Settings>> published_;  // every one published; a few bytes per reload
     CacheHandle cache_;
     PrivateMode private_;
     decltype(chihaya_cache_vtable::scrape_all) scrape_all_ = nullptr;
     decltype(chihaya_cache_vtable::tick) tick_ = nullptr;
     std::unique_ptr<DriverErrorLog> errors_;  // the driver's messages, rate-limited (driver_errors.hpp)
+    std::unique_ptr<NewSwarmRate> new_swarms_;  // [limits] new_torrents_per_address, all workers
 };
 
 // Client-visible reason for a driver status (the driver's own message stays in the log).
 const char* failure_reason(chihaya_status status);
+
+// What a client is told when a [limits] budget refused its announce: fixed texts, one per
+// budget, so that a client (and an operator reading its log) knows which.
+namespace limit_failure {
+inline constexpr const char* kFull = "tracker full: no new torrents or peers accepted now";
+inline constexpr const char* kAddress = "too many torrents or peers from your address";
+inline constexpr const char* kMaxTorrents = "tracker full: no new torrents accepted now";
+inline constexpr const char* kMaxPeers = "tracker full: no new peers accepted now";
+inline constexpr const char* kPeersPerAddress = "too many peers from your address in this torrent";
+inline constexpr const char* kNewTorrents = "too many new torrents from your address; try again in a minute";
+}  // namespace limit_failure
+const char* budget_failure(metrics::Limit budget);
 
 // The metrics class of a client-visible failure reason (null: Ok). Only failures pay for it.
 metrics::Result failure_class(std::string_view failure);

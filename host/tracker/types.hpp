@@ -46,6 +46,9 @@ struct AnnounceRequest {
     InfoHash info_hash;
     PeerId peer_id;
     Endpoint peer;  // address the swarm will hand out: the socket's, or a trusted override
+    // Who sent it: the socket's address, or the client behind a trusted proxy; never ip=. What
+    // per-client limits ([limits] new_torrents_per_address) key on. Family 0: same as `peer`.
+    Endpoint client{0};
     uint64_t uploaded = 0;
     uint64_t downloaded = 0;
     uint64_t left = 0;
@@ -67,6 +70,7 @@ struct AccountingGrant {
 };
 
 class Ledger;
+class NewSwarmRate;
 
 // What the tracker answers. `failure` is null on success, otherwise a client-visible reason
 // that stays valid until the call is reused (static text or the call's own message buffer).
@@ -110,6 +114,9 @@ struct alignas(CallGuard::kCallAlign) AnnounceCall {
     Ledger* ledger = nullptr;  // private mode: where the completion records the report
     AccountingGrant grant;
     uint64_t started_ns = 0;   // tracker-private: when the driver call began (metrics)
+    // Tracker-private: where a created swarm is charged ([limits] new_torrents_per_address).
+    NewSwarmRate* new_swarms = nullptr;
+    uint32_t new_swarm_rate = 0;  // per minute, the rate the call started under
 };
 
 // Frontend-owned scrape in flight; same lifetime and expiry rules as AnnounceCall (the driver

@@ -24,6 +24,12 @@ MemoryCache::MemoryCache(MemoryCacheOptions options, uint64_t epoch_ms)
     shards_ = std::make_unique<Shard[]>(count_);
     for (uint32_t i = 0; i < count_; ++i)
         shards_[i].swarms = decltype(Shard::swarms)(0, InfoHashHasher{hash_key_});
+    uint32_t per_shard = 64;
+    while (uint64_t(per_shard) * 2 * count_ <= options.address_counters) per_shard *= 2;
+    address_counts_.reset(static_cast<uint16_t*>(std::calloc(size_t(per_shard) * count_, sizeof(uint16_t))));
+    if (!address_counts_) throw std::bad_alloc();
+    address_mask_ = per_shard - 1;
+    for (uint32_t i = 0; i < count_; ++i) shards_[i].address_counts = address_counts_.get() + size_t(i) * per_shard;
 }
 
 uint64_t InfoHashHasher::keyed_hash(const uint8_t* info_hash, const uint8_t* key) noexcept {
@@ -41,14 +47,63 @@ void add(std::atomic<uint64_t>& counter, int64_t delta) noexcept {
         counter.store(counter.load(std::memory_order_relaxed) + uint64_t(delta), std::memory_order_relaxed);
 }
 
+// Shared by every shard, so a read-modify-write; only when a swarm or a peer came or went.
+void add_shared(std::atomic<uint64_t>& counter, int64_t delta) noexcept {
+    if (delta != 0) counter.fetch_add(uint64_t(delta), std::memory_order_relaxed);
+}
+
+uint64_t peers_of(const FamilyCounts& c) noexcept {
+    return uint64_t(c.seeders_v4) + c.leechers_v4 + c.seeders_v6 + c.leechers_v6;
+}
+
+// The budgets an announce carries (abi.h 2.3), zero (no limit) from a host that predates them
+// and in the build against the frozen 2.0 headers (tests/abi), which have none.
+struct Budgets {
+    uint64_t max_torrents = 0;
+    uint64_t max_peers = 0;
+    uint32_t max_peers_per_address = 0;
+    bool no_new_swarm = false;
+};
+
+Budgets budgets_of(const chihaya_announce_request& request) noexcept {
+    Budgets b;
+#ifdef CHIHAYA_ADDRESS_LIMIT
+    if (CHIHAYA_HAS_MEMBER(&request, chihaya_announce_request, max_peers)) {
+        b.max_torrents = request.max_torrents;
+        b.max_peers = request.max_peers;
+        b.max_peers_per_address = request.max_peers_per_address;
+        b.no_new_swarm = (request.flags & CHIHAYA_ANNOUNCE_NO_NEW_SWARM) != 0;
+    }
+#else
+    (void)request;
+#endif
+    return b;
+}
+
+chihaya_status refuse(chihaya_announce_result& result, const char* why, bool full) noexcept {
+    result.peer_count = 0;
+    result.had_previous = 0;
+    result.complete = result.incomplete = result.downloaded = 0;
+    write_message(result.message, CHIHAYA_MESSAGE_CAP, why);
+#ifdef CHIHAYA_ADDRESS_LIMIT
+    result.refused_by = uint8_t(full ? CHIHAYA_BUDGET_MAX_TORRENTS : CHIHAYA_BUDGET_NEW_SWARM);
+    return full ? CHIHAYA_FULL : CHIHAYA_ADDRESS_LIMIT;
+#else
+    (void)full;
+    return CHIHAYA_INVALID;  // never: a 2.0 request carries no budget
+#endif
+}
+
 }  // namespace
 
-void ShardTally::move(const FamilyCounts& before, const FamilyCounts& after) noexcept {
+void ShardTally::move(const FamilyCounts& before, const FamilyCounts& after, StoreTotals& totals) noexcept {
     const bool had_v4 = before.seeders_v4 + before.leechers_v4 > 0;
     const bool had_v6 = before.seeders_v6 + before.leechers_v6 > 0;
     const bool has_v4 = after.seeders_v4 + after.leechers_v4 > 0;
     const bool has_v6 = after.seeders_v6 + after.leechers_v6 > 0;
     add(torrents, int64_t(has_v4 || has_v6) - int64_t(had_v4 || had_v6));
+    add_shared(totals.torrents, int64_t(has_v4 || has_v6) - int64_t(had_v4 || had_v6));
+    add_shared(totals.peers, int64_t(peers_of(after)) - int64_t(peers_of(before)));
     add(torrents_v4, int64_t(has_v4) - int64_t(had_v4));
     add(torrents_v6, int64_t(has_v6) - int64_t(had_v6));
     add(seeders_v4, int64_t(after.seeders_v4) - int64_t(before.seeders_v4));
@@ -66,10 +121,13 @@ chihaya_status MemoryCache::announce(const chihaya_announce_request& request,
                                      chihaya_announce_result& result) noexcept {
     InfoHash key;
     std::memcpy(key.bytes, request.info_hash, 20);
-    Shard& shard = shard_for(request.info_hash);
+    const uint64_t seed = seed_of(request.info_hash);
+    const Budgets budgets = budgets_of(request);
+    Shard& shard = shard_of_seed(seed);
     std::lock_guard lock(shard.mutex);
     auto it = shard.swarms.find(key);
     FamilyCounts before;
+    bool created = false;
     if (it != shard.swarms.end()) {
         before = it->second.family_counts();
     } else {
@@ -80,17 +138,31 @@ chihaya_status MemoryCache::announce(const chihaya_announce_request& request,
             result.complete = result.incomplete = result.downloaded = 0;
             return CHIHAYA_OK;
         }
+        if (budgets.no_new_swarm) return refuse(result, "memory: this address may create no swarm now", false);
+        if (budgets.max_torrents != 0 && torrent_total() >= budgets.max_torrents)
+            return refuse(result, "memory: max_torrents reached", true);
         try {
             it = shard.swarms.try_emplace(key).first;
         } catch (const std::bad_alloc&) {
             write_message(result.message, CHIHAYA_MESSAGE_CAP, "memory: out of memory for a swarm");
             return CHIHAYA_INTERNAL;
         }
+        created = true;
     }
+    PeerAdmission admission;
+    admission.tally = tally_of(shard, seed);
+    admission.store_full = budgets.max_peers != 0 && peer_total() >= budgets.max_peers;
+    admission.max_per_address = budgets.max_peers_per_address;
     chihaya_status status =
-        it->second.announce(request, seconds(request.now_ms), result, Rng::for_this_thread());
-    shard.tally.move(before, it->second.family_counts());
-    if (it->second.empty()) shard.swarms.erase(it);
+        it->second.announce(request, seconds(request.now_ms), result, Rng::for_this_thread(), admission);
+    shard.tally.move(before, it->second.family_counts(), totals_);
+    if (it->second.empty()) {
+        shard.swarms.erase(it);  // also a new swarm whose first peer was refused
+    } else if (created) {
+#ifdef CHIHAYA_ADDRESS_LIMIT
+        result.created_swarm = 1;
+#endif
+    }
     return status;
 }
 
@@ -108,8 +180,8 @@ chihaya_status MemoryCache::scrape(chihaya_scrape_request& request) noexcept {
             if (it != shard.swarms.end()) {
                 if (it->second.may_expire(now_s)) {
                     const FamilyCounts before = it->second.family_counts();
-                    it->second.expire(now_s);
-                    shard.tally.move(before, it->second.family_counts());
+                    it->second.expire(now_s, kExpireSlice, tally_of(shard, seed_of(entry.info_hash)));
+                    shard.tally.move(before, it->second.family_counts(), totals_);
                 }
                 counts = it->second.counts();
                 if (it->second.empty()) shard.swarms.erase(it);
@@ -162,8 +234,8 @@ void MemoryCache::sweep(Shard& shard, uint32_t now_s) noexcept {
         // Most swarms have nothing due: their peer records are not even looked at.
         if (it->second.may_expire(now_s)) {
             const FamilyCounts before = it->second.family_counts();
-            it->second.expire(now_s, kTickSlice);
-            shard.tally.move(before, it->second.family_counts());
+            it->second.expire(now_s, kTickSlice, tally_of(shard, seed_of(it->first.bytes)));
+            shard.tally.move(before, it->second.family_counts(), totals_);
         }
         if (it->second.empty())
             it = shard.swarms.erase(it);

@@ -6,6 +6,7 @@
 #include <chihaya/abi.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -40,6 +41,15 @@ struct CacheStats {
     uint64_t seeders_v4 = 0, leechers_v4 = 0, seeders_v6 = 0, leechers_v6 = 0;
 };
 
+// Swarms and peers of the whole store, for the budgets (abi.h 2.3: max_torrents, max_peers).
+// Moved by ShardTally::move with a relaxed read-modify-write, only when a swarm or a peer comes
+// or goes (a refresh, most announces, touches neither), and read relaxed before an announce may
+// add one: announces in flight at once may overshoot a budget by one each, as abi.h allows.
+struct StoreTotals {
+    std::atomic<uint64_t> torrents{0};
+    std::atomic<uint64_t> peers{0};
+};
+
 // One shard's part of CacheStats, moved along with every change to its swarms so that stats()
 // never walks them. Written only under the shard's mutex, so there is one writer at a time and a
 // relaxed load + store suffices (no read-modify-write on the announce path); read without the
@@ -48,14 +58,18 @@ struct ShardTally {
     std::atomic<uint64_t> torrents{0}, torrents_v4{0}, torrents_v6{0};
     std::atomic<uint64_t> seeders_v4{0}, leechers_v4{0}, seeders_v6{0}, leechers_v6{0};
 
-    // A swarm went from `before` to `after` (an absent swarm counts as all zero).
-    void move(const FamilyCounts& before, const FamilyCounts& after) noexcept;
+    // A swarm went from `before` to `after` (an absent swarm counts as all zero); `totals`
+    // follows the swarm and peer counts.
+    void move(const FamilyCounts& before, const FamilyCounts& after, StoreTotals& totals) noexcept;
     void clear() noexcept;
 };
 
 struct MemoryCacheOptions {
     uint32_t shards = 1024;          // power of two
     uint32_t shards_per_tick = 64;   // tick() sweeps this many shards per call
+    // Per-address counters of all shards together (address_counts.hpp), a power of two; 2 bytes
+    // each, split evenly between the shards (at least 64 each).
+    uint32_t address_counters = 1u << 22;
 };
 
 // Thread-safe: announce/scrape/scrape_all/tick may run concurrently from any threads.
@@ -81,6 +95,9 @@ public:
     // The shards' tallies summed, without taking a shard lock. Peers that expired but were not
     // swept yet still count: a full pass of tick() takes shards / shards_per_tick ticks.
     CacheStats stats() const noexcept;
+    // The budgets' view of the store (StoreTotals): swarms and peers, relaxed.
+    uint64_t torrent_total() const noexcept { return totals_.torrents.load(std::memory_order_relaxed); }
+    uint64_t peer_total() const noexcept { return totals_.peers.load(std::memory_order_relaxed); }
 
     // The top bits of the keyed hash pick the shard; the map reduces the whole hash modulo its
     // bucket count. Public for tests.
@@ -121,13 +138,26 @@ private:
         mutable std::mutex mutex;
         std::unordered_map<InfoHash, Swarm, InfoHashHasher> swarms;
         ShardTally tally;  // of `swarms`, for stats()
+        uint16_t* address_counts = nullptr;  // this shard's slice of address_counts_
     };
 
     Shard& shard_for(const uint8_t* info_hash) noexcept { return shards_[shard_of(info_hash)]; }
+    Shard& shard_of_seed(uint64_t seed) noexcept { return shards_[uint32_t(seed >> 40) & mask_]; }
+    uint64_t seed_of(const uint8_t* info_hash) const noexcept {
+        return InfoHashHasher::keyed_hash(info_hash, hash_key_);
+    }
+    // A swarm's per-address counters: the shard's slice, keyed by the swarm's seed.
+    AddressTally tally_of(const Shard& shard, uint64_t seed) const noexcept {
+        return AddressTally{shard.address_counts, address_mask_, seed};
+    }
     void sweep(Shard& shard, uint32_t now_s) noexcept;
 
     uint8_t hash_key_[16];
     std::unique_ptr<Shard[]> shards_;
+    // Every shard's per-address counters in one calloc'd block: pages never touched cost no RAM.
+    std::unique_ptr<uint16_t[], void (*)(void*)> address_counts_{nullptr, &std::free};
+    uint32_t address_mask_ = 0;  // counters per shard - 1
+    StoreTotals totals_;
     uint32_t count_;
     uint32_t mask_;
     uint32_t per_tick_;

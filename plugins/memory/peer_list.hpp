@@ -48,6 +48,12 @@ using PeerV6 = PackedPeer<18>;
 static_assert(sizeof(PeerV4) == 10 && alignof(PeerV4) == 1);
 static_assert(sizeof(PeerV6) == 22 && alignof(PeerV6) == 1);
 
+// What expiry calls with each peer it drops, before the record goes: nothing by default; the
+// swarm's AddressTally (address_counts.hpp) takes the peer off its address's count.
+struct IgnoreGone {
+    void operator()(const uint8_t*) const noexcept {}
+};
+
 inline uint32_t gcd(uint32_t a, uint32_t b) noexcept {
     while (b != 0) { uint32_t t = a % b; a = b; b = t; }
     return a;
@@ -220,13 +226,16 @@ public:
     }
 
     // Drops peers whose deadline is before now_s; returns the earliest surviving deadline
-    // (UINT32_MAX when none survive). A whole pass: for families without an index.
-    uint32_t expire(uint32_t now_s) noexcept {
+    // (UINT32_MAX when none survive). A whole pass: for families without an index. `gone` sees
+    // each dropped peer's endpoint first.
+    template <class Gone = IgnoreGone>
+    uint32_t expire(uint32_t now_s, const Gone& gone = Gone{}) noexcept {
         uint32_t earliest = UINT32_MAX;
         uint32_t i = 0;
         while (i < size()) {
             uint32_t d = peers()[i].deadline();
             if (d < now_s) {
+                gone(peers()[i].endpoint);
                 remove_keep_capacity(i);  // an unvisited peer moved into i: look at i again
             } else {
                 if (d < earliest) earliest = d;
@@ -240,16 +249,21 @@ public:
     // Incremental expiry of a big family: examines `budget` records from where the last call
     // stopped, so the work per touch is bounded whatever the swarm's size, and every record is
     // examined again after size() / budget calls.
-    void expire_some(uint32_t now_s, uint32_t budget) noexcept {
+    template <class Gone = IgnoreGone>
+    void expire_some(uint32_t now_s, uint32_t budget, const Gone& gone = Gone{}) noexcept {
         Extension* x = ext();
         if (!x) {
-            expire(now_s);
+            expire(now_s, gone);
             return;
         }
         for (uint32_t k = 0; k < budget && size() > 0; ++k) {
             if (x->cursor >= size()) x->cursor = 0;
-            if (peers()[x->cursor].deadline() < now_s) remove_keep_capacity(x->cursor);
-            else ++x->cursor;
+            if (peers()[x->cursor].deadline() < now_s) {
+                gone(peers()[x->cursor].endpoint);
+                remove_keep_capacity(x->cursor);
+            } else {
+                ++x->cursor;
+            }
         }
         shrink_if_sparse();
     }

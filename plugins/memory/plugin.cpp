@@ -23,6 +23,10 @@ public:
         chihaya::config_int("shards_per_tick", "64", 1, 65536,
             "shards swept for expired peers per housekeeping tick; a full pass takes "
             "shards / shards_per_tick ticks (swarms are also expired when touched)"),
+        chihaya::config_int("address_counters", "4194304", 65536, 1 << 30,
+            "counters of peers per (torrent, address) for [limits] max_peers_per_address, 2 bytes "
+            "each, all shards together (rounded down to a power of two; RAM only as they are "
+            "used); several pairs may share one, so keep it near [limits] max_peers or above"),
         chihaya::config_string("snapshot_path", "\"\"",
             "file the swarms are written to when the tracker stops and read from when it starts "
             "(peers that expired meanwhile are dropped); \"\" = none. Use an absolute path"),
@@ -116,6 +120,7 @@ private:
         while (shards < static_cast<uint32_t>(config.integer("shards"))) shards <<= 1;
         o.shards = shards;
         o.shards_per_tick = static_cast<uint32_t>(config.integer("shards_per_tick"));
+        o.address_counters = static_cast<uint32_t>(config.integer("address_counters"));
         return o;
     }
 

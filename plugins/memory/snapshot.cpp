@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -174,7 +175,8 @@ void write_family(Writer& w, const PeerList<Peer>& list, uint32_t now_s, uint64_
 }
 
 template <class Peer>
-void read_family(Reader& r, Swarm& swarm, uint32_t now_s, uint64_t down_s, MemoryCache::SnapshotCounts& counts) {
+void read_family(Reader& r, Swarm& swarm, uint32_t now_s, uint64_t down_s, MemoryCache::SnapshotCounts& counts,
+                 const AddressTally& tally) {
     const uint32_t leechers = r.get<uint32_t>();
     const uint32_t seeders = r.get<uint32_t>();
     const uint8_t has_counters = r.get<uint8_t>();
@@ -196,7 +198,7 @@ void read_family(Reader& r, Swarm& swarm, uint32_t now_s, uint64_t down_s, Memor
         uint64_t deadline = uint64_t(now_s) + (left_s - down_s);
         if (deadline > PeerV4::deadline_mask) deadline = PeerV4::deadline_mask;
         peer.set(uint32_t(deadline), completed != 0);
-        if (!swarm.restore(peer, k >= leechers, has_counters ? &c : nullptr))
+        if (!swarm.restore(peer, k >= leechers, has_counters ? &c : nullptr, tally))
             throw std::runtime_error("out of memory while loading");
         ++counts.peers;
     }
@@ -274,14 +276,15 @@ MemoryCache::SnapshotCounts MemoryCache::load_snapshot(const std::string& path, 
             InfoHash key;
             r.bytes(key.bytes, 20);
             const uint32_t downloaded = r.get<uint32_t>();
-            Shard& shard = shard_for(key.bytes);
+            const uint64_t seed = seed_of(key.bytes);
+            Shard& shard = shard_of_seed(seed);
             std::lock_guard lock(shard.mutex);
             auto [it, fresh] = shard.swarms.try_emplace(key);
             if (!fresh) throw std::runtime_error("corrupt (a torrent listed twice)");
             it->second.set_downloaded(downloaded);
-            read_family<PeerV4>(r, it->second, now_s, down_s, counts);
-            read_family<PeerV6>(r, it->second, now_s, down_s, counts);
-            shard.tally.move({}, it->second.family_counts());
+            read_family<PeerV4>(r, it->second, now_s, down_s, counts, tally_of(shard, seed));
+            read_family<PeerV6>(r, it->second, now_s, down_s, counts, tally_of(shard, seed));
+            shard.tally.move({}, it->second.family_counts(), totals_);
             if (it->second.empty()) shard.swarms.erase(it);
             else ++counts.torrents;
             if (counts.peers + counts.expired >= next_report) {
@@ -299,7 +302,10 @@ MemoryCache::SnapshotCounts MemoryCache::load_snapshot(const std::string& path, 
             std::lock_guard lock(shards_[s].mutex);
             shards_[s].swarms.clear();
             shards_[s].tally.clear();
+            std::fill_n(shards_[s].address_counts, size_t(address_mask_) + 1, uint16_t(0));
         }
+        totals_.torrents.store(0, std::memory_order_relaxed);
+        totals_.peers.store(0, std::memory_order_relaxed);
         throw;
     }
     return counts;

@@ -39,6 +39,20 @@ uint32_t announce_key(const chihaya_announce_request&) noexcept { return 0; }
 constexpr chihaya_status kKeyMismatch = CHIHAYA_INVALID;  // never returned: no key is ever kept
 #endif
 
+// ABI 2.3's refusals; the frozen 2.0 headers (tests/abi) have neither the statuses nor the
+// budgets, and then MemoryCache never asks for a refusal (its admission admits everything).
+// The refusal of a new peer, saying which budget (chihaya_announce_result.refused_by).
+chihaya_status refuse_peer(chihaya_announce_result& result, bool full, const char* why) noexcept {
+    chihaya::write_message(result.message, CHIHAYA_MESSAGE_CAP, why);
+#ifdef CHIHAYA_ADDRESS_LIMIT
+    result.refused_by = uint8_t(full ? CHIHAYA_BUDGET_MAX_PEERS : CHIHAYA_BUDGET_PEERS_PER_ADDRESS);
+    return full ? CHIHAYA_FULL : CHIHAYA_ADDRESS_LIMIT;
+#else
+    (void)result, (void)full;
+    return CHIHAYA_INVALID;  // never: MemoryCache admits everything without the budgets
+#endif
+}
+
 void write_counts(const SwarmCounts& c, chihaya_announce_result& result) noexcept {
     result.complete = c.complete;
     result.incomplete = c.incomplete;
@@ -48,18 +62,19 @@ void write_counts(const SwarmCounts& c, chihaya_announce_result& result) noexcep
 }  // namespace
 
 chihaya_status Swarm::announce(const chihaya_announce_request& request, uint32_t now_s,
-                               chihaya_announce_result& result, Rng& rng) noexcept {
-    expire(now_s);
+                               chihaya_announce_result& result, Rng& rng,
+                               const PeerAdmission& admission) noexcept {
+    expire(now_s, kExpireSlice, admission.tally);
     result.peer_count = 0;
     result.had_previous = 0;
-    if (request.family == CHIHAYA_IPV6) return announce_in(v6_, request, now_s, result, rng);
-    return announce_in(v4_, request, now_s, result, rng);
+    if (request.family == CHIHAYA_IPV6) return announce_in(v6_, request, now_s, result, rng, admission);
+    return announce_in(v4_, request, now_s, result, rng, admission);
 }
 
 template <class Peer>
 chihaya_status Swarm::announce_in(PeerList<Peer>& peers, const chihaya_announce_request& request,
                                   uint32_t now_s, chihaya_announce_result& result,
-                                  Rng& rng) noexcept {
+                                  Rng& rng, const PeerAdmission& admission) noexcept {
     const Peer incoming = make_peer<Peer>(request);
     const bool track = (request.flags & CHIHAYA_ANNOUNCE_TRACK_COUNTERS) != 0;
     uint32_t i = peers.find(incoming.endpoint);
@@ -86,9 +101,27 @@ chihaya_status Swarm::announce_in(PeerList<Peer>& peers, const chihaya_announce_
     }
 
     if (request.event == CHIHAYA_EVENT_STOPPED) {
-        if (i != peers.npos) peers.remove(i);
+        if (i != peers.npos) {
+            admission.tally.left<Peer>(peers[i].endpoint);
+            peers.remove(i);
+        }
         write_counts(counts(), result);
         return CHIHAYA_OK;
+    }
+
+    // Budgets (abi.h 2.3) bind only a peer the swarm does not hold yet; checked before anything
+    // is allocated for it, so a refusal changes nothing. The address's count is a counter of the
+    // shard's tally, not a scan: O(1) in a swarm of any size.
+    if (i == peers.npos) {
+        if (admission.store_full) {
+            write_counts(counts(), result);
+            return refuse_peer(result, true, "memory: max_peers reached");
+        }
+        if (admission.max_per_address != 0 &&
+            admission.tally.peers_of<Peer>(incoming.endpoint) >= admission.max_per_address) {
+            write_counts(counts(), result);
+            return refuse_peer(result, false, "memory: max_peers_per_address reached");
+        }
     }
 
     if (track && !peers.enable_counters()) {
@@ -109,6 +142,7 @@ chihaya_status Swarm::announce_in(PeerList<Peer>& peers, const chihaya_announce_
             chihaya::write_message(result.message, CHIHAYA_MESSAGE_CAP, "memory: out of memory for a peer");
             return CHIHAYA_INTERNAL;
         }
+        admission.tally.joined<Peer>(incoming.endpoint);
         peers[i].set(deadline, completed_now);
         if (completed_now) ++downloaded_;
     } else {

@@ -135,6 +135,12 @@ struct AnnounceArgs {
     bool track = false;
     uint64_t uploaded = 0;
     uint64_t downloaded = 0;
+    // ABI 2.3 budgets (0 = no limit) and the peer's port instead of its own (0 = its own).
+    uint64_t max_torrents = 0;
+    uint64_t max_peers = 0;
+    uint32_t max_peers_per_address = 0;
+    bool no_new_swarm = false;
+    uint16_t port = 0;
 };
 
 struct Answer {
@@ -195,8 +201,12 @@ public:
         std::memset(req.peer_id, 'p', 20);
         req.family = peer.family;
         req.event = static_cast<uint8_t>(a.event);
-        req.port = peer.port();
+        req.port = a.port ? a.port : peer.port();
         peer.addr(req.addr);
+        req.max_torrents = a.max_torrents;
+        req.max_peers = a.max_peers;
+        req.max_peers_per_address = a.max_peers_per_address;
+        if (a.no_new_swarm) req.flags |= CHIHAYA_ANNOUNCE_NO_NEW_SWARM;
         req.uploaded = a.uploaded;
         req.downloaded = a.downloaded;
         req.left = a.seeder ? 0 : 1000;
@@ -516,6 +526,116 @@ TEST_CASE("the optional members the driver claims are in its table") {
     if (provides.find("scrape_all") != std::string::npos) CHECK((driver().vtable->scrape_all != nullptr));
     if (provides.find("tick") != std::string::npos) CHECK((driver().vtable->tick != nullptr));
     if (provides.find("stats") != std::string::npos) CHECK(has_stats());
+}
+
+// ---- budgets (ABI 2.3; --provides limits) ---------------------------------------------------
+// Enforcing [limits] is what a 2.3 driver is for, but the kit checks it only when the driver
+// claims it, so that a driver can pass the rest first. The store may be shared and hold other
+// torrents (Redis between runs): every budget below is one the store is already at.
+
+bool provides_limits() { return chihaya::conformance::options().provides.find("limits") != std::string::npos; }
+
+void check_refused(const Answer& a, chihaya_status want, uint8_t budget, const char* what) {
+    REQUIRE_MESSAGE(a.completed, what << ": done was not called");
+    CHECK_MESSAGE(a.status == want, what << ": status " << a.status << " (want " << want << "): " << a.message);
+    CHECK_MESSAGE(a.result.peer_count == 0, what << ": a refused announce handed out peers");
+    CHECK_MESSAGE(a.result.created_swarm == 0, what << ": a refused announce created a swarm");
+    // refused_by is the driver's to say; when it says, it must be right.
+    if (a.result.refused_by != 0)
+        CHECK_MESSAGE(a.result.refused_by == budget, what << ": refused_by " << int(a.result.refused_by)
+                                                          << ", want " << int(budget));
+}
+
+TEST_CASE("created_swarm is 1 on the announce that created the swarm, and only then") {
+    if (!provides_limits()) return;
+    Instance c;
+    Hash h = random_hash();
+    CHECK(c.announce(random_hash(), v4(1), {.event = CHIHAYA_EVENT_STOPPED}).result.created_swarm == 0);
+    CHECK(c.announce(h, v4(1)).result.created_swarm == 1);
+    CHECK(c.announce(h, v4(1)).result.created_swarm == 0);
+    CHECK(c.announce(h, v4(2)).result.created_swarm == 0);
+}
+
+TEST_CASE("max_torrents: a new swarm past it is refused FULL; existing swarms keep serving") {
+    if (!provides_limits()) return;
+    Instance c;
+    Hash h = random_hash(), fresh = random_hash();
+    c.announce(h, v4(1));  // the store now holds at least one swarm
+    Answer a = c.announce_raw(fresh, v4(2), {.max_torrents = 1});
+    check_refused(a, CHIHAYA_FULL, CHIHAYA_BUDGET_MAX_TORRENTS, "a new swarm at max_torrents");
+    CHECK(c.scrape(fresh).incomplete == 0);  // nothing changed
+    // An existing swarm takes new peers, refreshes, moves and stops under the same budget.
+    CHECK(c.announce(h, v4(2), {.max_torrents = 1}).result.incomplete == 2);
+    CHECK(c.announce(h, v4(1), {.seeder = true, .max_torrents = 1}).result.complete == 1);
+    CHECK(c.announce(h, v4(2), {.event = CHIHAYA_EVENT_STOPPED, .max_torrents = 1}).result.incomplete == 0);
+}
+
+TEST_CASE("max_peers: a new peer past it is refused FULL; peers already held are served") {
+    if (!provides_limits()) return;
+    Instance c;
+    Hash h = random_hash();
+    c.announce(h, v4(1));
+    c.announce(h, v4(2), {.seeder = true});
+    Answer a = c.announce_raw(h, v4(3), {.max_peers = 2});
+    check_refused(a, CHIHAYA_FULL, CHIHAYA_BUDGET_MAX_PEERS, "a new peer at max_peers");
+    CHECK(c.scrape(h).incomplete == 1);
+    a = c.announce(h, v4(1), {.max_peers = 2});  // a refresh
+    CHECK(set_of(a.peers) == std::set<std::string>{v4(2).compact()});
+    CHECK(c.announce(h, v4(1), {.seeder = true, .max_peers = 2}).result.complete == 2);  // a move
+    c.announce(h, v4(1), {.event = CHIHAYA_EVENT_STOPPED, .max_peers = 2});
+    c.announce(h, v4(2), {.event = CHIHAYA_EVENT_STOPPED, .max_peers = 2});
+    CHECK(c.scrape(h).complete == 0);
+}
+
+TEST_CASE("max_peers_per_address: ports of one address are capped per swarm, not others") {
+    if (!provides_limits()) return;
+    Instance c;
+    Hash h = random_hash(), other = random_hash();
+    const AnnounceArgs base{.max_peers_per_address = 3};
+    auto at = [&](uint16_t port) { AnnounceArgs a = base; a.port = port; return a; };
+    for (uint16_t port = 1000; port < 1003; ++port) c.announce(h, v4(7), at(port));
+    Answer a = c.announce_raw(h, v4(7), at(1003));
+    check_refused(a, CHIHAYA_ADDRESS_LIMIT, CHIHAYA_BUDGET_PEERS_PER_ADDRESS, "a 4th port of one address");
+    CHECK(c.scrape(h).incomplete == 3);
+    c.announce(h, v4(7), at(1001));             // a peer already held is refreshed
+    c.announce(h, v4(8), at(1003));             // another address is admitted
+    c.announce(h, v6(7), at(1003));             // the same number over IPv6 is another address
+    c.announce(other, v4(7), at(1003));         // the same address in another swarm
+    CHECK(c.scrape(h).incomplete == 5);
+    // One leaves: its place is free again.
+    c.announce(h, v4(7), {.event = CHIHAYA_EVENT_STOPPED, .max_peers_per_address = 3, .port = 1000});
+    c.announce(h, v4(7), at(1003));
+    CHECK(c.scrape(h).incomplete == 5);
+}
+
+TEST_CASE("max_peers_per_address: an expired peer frees its place (real time, ~3 s)") {
+    if (!provides_limits()) return;
+    Instance c;
+    Hash h = random_hash();
+    c.announce(h, v4(9), {.ttl_s = 1, .max_peers_per_address = 2, .port = 2000});
+    c.announce(h, v4(9), {.ttl_s = 1, .max_peers_per_address = 2, .port = 2001});
+    c.announce(h, v4(10), {.ttl_s = 600});  // keeps the swarm alive
+    check_refused(c.announce_raw(h, v4(9), {.max_peers_per_address = 2, .port = 2002}), CHIHAYA_ADDRESS_LIMIT,
+                  CHIHAYA_BUDGET_PEERS_PER_ADDRESS, "a 3rd port of one address");
+    std::this_thread::sleep_for(std::chrono::milliseconds(3100));
+    if (driver().vtable->tick)
+        for (int i = 0; i < 2048; ++i) driver().vtable->tick(c.handle(), host_now_ms());
+    c.announce(h, v4(9), {.max_peers_per_address = 2, .port = 2002});
+    c.announce(h, v4(9), {.max_peers_per_address = 2, .port = 2003});
+    CHECK(c.scrape(h).incomplete == 3);
+}
+
+TEST_CASE("NO_NEW_SWARM: refused ADDRESS_LIMIT for a new swarm, no effect on an existing one") {
+    if (!provides_limits()) return;
+    Instance c;
+    Hash h = random_hash(), fresh = random_hash();
+    c.announce(h, v4(1));
+    Answer a = c.announce_raw(fresh, v4(1), {.no_new_swarm = true});
+    check_refused(a, CHIHAYA_ADDRESS_LIMIT, CHIHAYA_BUDGET_NEW_SWARM, "a new swarm with NO_NEW_SWARM");
+    CHECK(c.scrape(fresh).incomplete == 0);
+    a = c.announce(h, v4(2), {.no_new_swarm = true});  // a new peer in an existing swarm
+    CHECK(a.result.incomplete == 2);
+    CHECK(a.result.created_swarm == 0);
 }
 
 TEST_CASE("stats agree with the announces made, per family, as peers come, move and go") {

@@ -1,7 +1,7 @@
 // chihaya-conformance: the cache-driver contract of abi.h as a program for driver authors.
 //
 //   chihaya-conformance --plugin ./chihaya_mycache.so --driver mycache [--config FILE]
-//                       [--set KEY=VALUE]... [--provides scrape_all,tick,stats] [doctest options]
+//                       [--set KEY=VALUE]... [--provides scrape_all,tick,stats,limits] [doctest options]
 //
 // Loads the plugin as the host does (dlopen RTLD_NOW|RTLD_LOCAL, entry symbol, ABI major), creates
 // the driver with its declared defaults plus the given config, and runs every semantic check the
@@ -29,7 +29,7 @@ Options g_options;
 
 constexpr const char* kUsage =
     "usage: chihaya-conformance --plugin PATH.so --driver NAME [--config FILE] [--set KEY=VALUE]...\n"
-    "                           [--provides scrape_all,tick,stats] [doctest options, e.g. -tc=\"*expire*\"]\n"
+    "                           [--provides scrape_all,tick,stats,limits] [doctest options, e.g. -tc=\"*expire*\"]\n"
     "\n"
     "Runs the cache-driver contract of chihaya/abi.h against one driver and reports each rule.\n"
     "  --plugin PATH.so   the plugin to load\n"
@@ -37,7 +37,8 @@ constexpr const char* kUsage =
     "  --config FILE      the driver's table: `key = value` lines (TOML scalars); in a chihaya.toml\n"
     "                     only the [cache.NAME] table is read\n"
     "  --set KEY=VALUE    one key of the table (after --config; repeatable)\n"
-    "  --provides LIST    optional members the driver must have: scrape_all, tick, stats\n"
+    "  --provides LIST    optional members the driver must have: scrape_all, tick, stats;\n"
+    "                     limits: it enforces the ABI 2.3 budgets ([limits])\n"
     "Every key not given keeps the default the driver declares. Exit status 0 when every rule holds.\n";
 
 std::string trim(std::string_view s) {

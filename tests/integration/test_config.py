@@ -172,7 +172,8 @@ class ListDrivers(unittest.TestCase):
         self.assertTrue(tables["[cache.good]"][0].endswith("/good_cache.so"), out)
         memory = tables["[cache.memory]"][1]
         self.assertEqual([k.split("  #")[0] for k in memory],
-                         ["shards = 1024", "shards_per_tick = 64", 'snapshot_path = ""'])
+                         ["shards = 1024", "shards_per_tick = 64", "address_counters = 4194304",
+                          'snapshot_path = ""'])
         self.assertTrue(all(k.endswith("[1, 65536]") for k in memory[:2]), memory)
         self.assertEqual([k.split("  #")[0] for k in tables["[cache.good]"][1]],
                          ["size = 8", 'label = "x"', "strict = false"])

@@ -154,7 +154,7 @@ class ListPlugins(unittest.TestCase):
             self.assertEqual(code, 1, out)
             self.assertIn("plugins_dir: %s" % d, out)
             self.assertIn("host ABI: 2.3", out)
-            self.assertRegex(out, r"chihaya_memory\.so: loaded: plugin \"memory\" \S+, ABI 2\.2")
+            self.assertRegex(out, r"chihaya_memory\.so: loaded: plugin \"memory\" \S+, ABI 2\.3")
             self.assertIn('  cache driver "memory", keys of [cache.memory]:', out)
             self.assertRegex(out, r"\n    shards = \d+  # ")
             self.assertIn('  storage driver "none" (open mode only), no config keys', out)
@@ -274,6 +274,8 @@ class OlderMinorPlugins(unittest.TestCase):
         with Tracker(plugins_dir=ABI20_DIR) as t:
             log = t.log_text()
             self.assertIn("abi2.0", log)  # the 2.0 builds were the ones loaded
+            # [limits] travel in the 2.3 request: a 2.0 driver never sees them, and start-up says so.
+            self.assertIn('cache driver "memory" was built for ABI 2.0: it cannot enforce [limits]', log)
             h = random_hash()
             with t.http(V4) as c:
                 r = c.get(announce_path(h, peer_id(), 7000, event="started", left=0))

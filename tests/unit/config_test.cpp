@@ -162,3 +162,35 @@ TEST_CASE("a missing file is an error naming it") {
         CHECK(std::string(e.what()) == "/nonexistent/chihaya.toml: cannot be read");
     }
 }
+
+TEST_CASE("[limits]: safe defaults, read, range-checked, and max_peers below max_torrents refused") {
+    const Config defaults = parse_config("", "x.toml");
+    CHECK(defaults.limits.max_torrents == 1000000);
+    CHECK(defaults.limits.max_peers == 5000000);
+    CHECK(defaults.limits.max_peers_per_address == 64);
+    CHECK(defaults.limits.new_torrents_per_address == 300);
+    const Config shipped = load_config(CHIHAYA_SOURCE_DIR "/etc/chihaya.toml");
+    CHECK(shipped.limits.max_torrents == defaults.limits.max_torrents);
+    CHECK(shipped.limits.max_peers == defaults.limits.max_peers);
+    CHECK(shipped.limits.max_peers_per_address == defaults.limits.max_peers_per_address);
+    CHECK(shipped.limits.new_torrents_per_address == defaults.limits.new_torrents_per_address);
+
+    Config c = parse_config(
+        "[limits]\nmax_torrents = 0\nmax_peers = 6000000000\nmax_peers_per_address = 0\nnew_torrents_per_address = 0\n",
+        "x.toml");
+    CHECK(c.limits.max_torrents == 0);
+    CHECK(c.limits.max_peers == 6000000000ull);
+    CHECK(c.limits.max_peers_per_address == 0);
+    CHECK(c.limits.new_torrents_per_address == 0);
+
+    CHECK(error_of("[limits]\nmax_torrents = -1\n") ==
+          "x.toml:2: limits.max_torrents: -1 is out of range [0, 1000000000]");
+    CHECK(error_of("[limits]\nmax_peers_per_address = 70000\n") ==
+          "x.toml:2: limits.max_peers_per_address: 70000 is out of range [0, 65535]");
+    CHECK(error_of("[limits]\nnew_torrents_per_address = \"many\"\n") ==
+          "x.toml:2: limits.new_torrents_per_address: expected an integer");
+    CHECK(error_of("[limits]\nmax_peer = 5\n") == "x.toml:2: limits.max_peer: unknown key");
+    CHECK(error_of("[limits]\nmax_torrents = 100\n\nmax_peers = 50\n").find("x.toml:4: limits.max_peers: 50 is below max_torrents (100)") == 0);
+    CHECK(error_of("[limits]\nmax_torrents = 10000000\n").find("x.toml:2: limits.max_peers: 5000000 is below max_torrents") == 0);
+    CHECK(error_of("[limits]\nmax_torrents = 100\nmax_peers = 0\n").empty());  // no peer budget
+}

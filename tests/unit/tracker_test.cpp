@@ -3,6 +3,7 @@
 
 #include <doctest/doctest.h>
 
+#include <string>
 #include <thread>
 
 using namespace chihaya;
@@ -19,6 +20,8 @@ struct Script {
     int announces = 0;
     chihaya_announce_request seen{};
     uint32_t seen_capacity = 0;
+    uint8_t created_swarm = 0;  // written into the result (ABI 2.3)
+    uint8_t refused_by = 0;
     std::thread worker;
 };
 Script* script = nullptr;
@@ -32,6 +35,8 @@ void announce(chihaya_instance*, const chihaya_announce_request* r, chihaya_anno
     out->incomplete = 4;
     out->downloaded = 5;
     out->peer_count = r->numwant;
+    out->created_swarm = script->created_swarm;
+    out->refused_by = script->refused_by;
     for (uint32_t i = 0; i < r->numwant * 6; ++i) out->peers[i] = uint8_t(i);
     if (script->hold)
         script->held = *c;
@@ -143,6 +148,108 @@ TEST_CASE("the request reaches the driver field for field, with the tracker's po
     CHECK(call.response.complete == 3);
     CHECK(call.response.incomplete == 4);
     CHECK(call.response.downloaded == 5);
+}
+
+TEST_CASE("[limits] reach the driver in every announce, and a reload changes them") {
+    Script s;
+    script = &s;
+    LimitsConfig limits;
+    limits.max_torrents = 11;
+    limits.max_peers = 22;
+    limits.max_peers_per_address = 33;
+    Tracker tracker(TrackerConfig{}, {&vtable, nullptr}, {}, limits);
+    uint8_t peers[600];
+    Result result;
+    AnnounceCall call = make_call(peers, 100, result);
+    tracker.announce(call);
+    CHECK(s.seen.max_torrents == 11);
+    CHECK(s.seen.max_peers == 22);
+    CHECK(s.seen.max_peers_per_address == 33);
+    CHECK((s.seen.flags & CHIHAYA_ANNOUNCE_NO_NEW_SWARM) == 0);
+    limits.max_torrents = 0;
+    limits.max_peers_per_address = 7;
+    tracker.reconfigure(TrackerConfig{}, limits);
+    tracker.announce(call);
+    CHECK(s.seen.max_torrents == 0);
+    CHECK(s.seen.max_peers_per_address == 7);
+}
+
+TEST_CASE("a client that created new_torrents_per_address swarms is flagged NO_NEW_SWARM, another is not") {
+    Script s;
+    script = &s;
+    s.created_swarm = 1;
+    LimitsConfig limits;
+    limits.new_torrents_per_address = 5;
+    Tracker tracker(TrackerConfig{}, {&vtable, nullptr}, {}, limits);
+    uint8_t peers[600];
+    Result result;
+    AnnounceCall call = make_call(peers, 100, result);
+    call.request.peer.addr = {192, 0, 2, 1};
+    for (int i = 0; i < 5; ++i) {
+        tracker.announce(call);
+        CHECK((s.seen.flags & CHIHAYA_ANNOUNCE_NO_NEW_SWARM) == 0);
+    }
+    tracker.announce(call);
+    CHECK((s.seen.flags & CHIHAYA_ANNOUNCE_NO_NEW_SWARM) != 0);
+    // The bucket is the client's own address, not the announced one (ip=, a proxy's client).
+    AnnounceCall spoofed = make_call(peers, 100, result);
+    spoofed.request.peer.addr = {198, 51, 100, 9};
+    spoofed.request.client = call.request.peer;
+    tracker.announce(spoofed);
+    CHECK((s.seen.flags & CHIHAYA_ANNOUNCE_NO_NEW_SWARM) != 0);
+    // Another client has its own tokens; announces that create nothing cost none.
+    s.created_swarm = 0;
+    AnnounceCall other = make_call(peers, 100, result);
+    other.request.peer.addr = {198, 51, 100, 9};
+    for (int i = 0; i < 20; ++i) {
+        tracker.announce(other);
+        CHECK((s.seen.flags & CHIHAYA_ANNOUNCE_NO_NEW_SWARM) == 0);
+    }
+}
+
+TEST_CASE("FULL and ADDRESS_LIMIT become fixed reasons per budget and are counted") {
+    Script s;
+    script = &s;
+    Tracker tracker(TrackerConfig{}, {&vtable, nullptr});
+    uint8_t peers[600];
+    Result result;
+    AnnounceCall call = make_call(peers, 100, result);
+    struct Case {
+        chihaya_status status;
+        uint8_t refused_by;
+        const char* reason;
+        const char* limit;
+    };
+    const Case cases[] = {
+        {CHIHAYA_FULL, CHIHAYA_BUDGET_MAX_TORRENTS, "tracker full: no new torrents accepted now", "max_torrents"},
+        {CHIHAYA_FULL, CHIHAYA_BUDGET_MAX_PEERS, "tracker full: no new peers accepted now", "max_peers"},
+        {CHIHAYA_ADDRESS_LIMIT, CHIHAYA_BUDGET_PEERS_PER_ADDRESS, "too many peers from your address in this torrent",
+         "max_peers_per_address"},
+        {CHIHAYA_ADDRESS_LIMIT, CHIHAYA_BUDGET_NEW_SWARM,
+         "too many new torrents from your address; try again in a minute", "new_torrents_per_address"},
+    };
+    for (const Case& c : cases) {
+        s.status = c.status;
+        s.refused_by = c.refused_by;
+        const metrics::Limit limit = [&] {
+            for (size_t l = 0; l < size_t(metrics::Limit::Count); ++l)
+                if (std::string(metrics::name(metrics::Limit(l))) == c.limit) return metrics::Limit(l);
+            FAIL("no limit named " << c.limit);
+            return metrics::Limit::Count;
+        }();
+        const uint64_t before = metrics::current().limits[size_t(limit)].load();
+        tracker.announce(call);
+        REQUIRE(call.response.failure != nullptr);
+        CHECK(std::string(call.response.failure) == c.reason);
+        CHECK(call.response.peer_count == 0);
+        CHECK(metrics::current().limits[size_t(limit)].load() == before + 1);
+        CHECK(failure_class(call.response.failure) == metrics::Result::Refused);
+    }
+    // A driver that does not say which budget: the status's own reason.
+    s.refused_by = 0;
+    s.status = CHIHAYA_ADDRESS_LIMIT;
+    tracker.announce(call);
+    CHECK(std::string(call.response.failure) == "too many peers from your address in this torrent");
 }
 
 TEST_CASE("port 0 is refused without a driver call") {

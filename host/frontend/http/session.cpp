@@ -218,6 +218,7 @@ void Session::announce(std::string_view query, std::string_view passkey, const R
         respond_failure("unreadable client address from the proxy");
         return;
     }
+    const Endpoint client = peer;  // before ip=: what per-client limits key on
     warning_ = nullptr;
     if (worker_->config.allow_ip_param && q.has_ip) {
         peer.family = q.ip.family;
@@ -237,6 +238,7 @@ void Session::announce(std::string_view query, std::string_view passkey, const R
     r.info_hash = q.info_hash;
     r.peer_id = q.peer_id;
     r.peer = peer;
+    r.client = client;
     r.uploaded = q.uploaded;
     r.downloaded = q.downloaded;
     r.left = q.left;

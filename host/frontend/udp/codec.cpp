@@ -68,6 +68,7 @@ Fault parse_announce(Bytes packet, const Endpoint& source, AnnounceRequest& out)
     out.numwant = numwant < 0 ? -1 : numwant;
     out.peer = source;
     out.peer.port = load16(p + 96);
+    out.client = source;
     return Fault::None;
 }
 

@@ -1,6 +1,8 @@
 // Token buckets for connect requests, one fixed table per worker.
 #include "frontend/udp/connect_limiter.hpp"
 
+#include "net/address.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -30,17 +32,7 @@ void ConnectLimiter::configure(uint32_t per_second, uint32_t burst) {
     if (per_second_ != 0 && buckets_.empty()) buckets_.resize(slots_);
 }
 
-uint64_t ConnectLimiter::key_of(const Endpoint& source) const {
-    uint64_t a = 0, b = 0;
-    if (source.family == CHIHAYA_IPV4) {
-        std::memcpy(&a, source.addr.data(), 4);
-    } else {
-        std::memcpy(&a, source.addr.data(), 8);  // the /64
-        b = 6;
-    }
-    uint64_t k = mix(mix(a ^ seed_) ^ b);
-    return k ? k : 1;
-}
+uint64_t ConnectLimiter::key_of(const Endpoint& source) const { return client_key(source, seed_); }
 
 bool ConnectLimiter::admit(const Endpoint& source, uint64_t now_ms) {
     if (per_second_ == 0) return true;

@@ -320,11 +320,22 @@ typedef struct chihaya_announce_result {
      * created the swarm. The host charges it to the address's [limits] new-swarm rate. The host
      * sets it to 0 before the call, so a driver for 2.2 or older reads as "created nothing". */
     uint8_t created_swarm;
-    uint8_t reserved[6];
+    /* (2.3; a reserved byte before) written with CHIHAYA_FULL or CHIHAYA_ADDRESS_LIMIT: which
+     * budget refused, one of CHIHAYA_BUDGET_*. The host counts the refusal under that budget's
+     * name and tells the client which; 0 (a driver that does not say) makes it guess from the
+     * status and the request. */
+    uint8_t refused_by;
+    uint8_t reserved[5];
     uint64_t previous_uploaded;   /* written when TRACK_COUNTERS and had_previous */
     uint64_t previous_downloaded; /* written when TRACK_COUNTERS and had_previous */
     char message[CHIHAYA_MESSAGE_CAP]; /* written on failure: why, NUL-terminated */
 } chihaya_announce_result;
+
+/* Values of chihaya_announce_result.refused_by (2.3). */
+#define CHIHAYA_BUDGET_MAX_TORRENTS 1u          /* CHIHAYA_FULL: a new swarm past max_torrents */
+#define CHIHAYA_BUDGET_MAX_PEERS 2u             /* CHIHAYA_FULL: a new peer past max_peers */
+#define CHIHAYA_BUDGET_PEERS_PER_ADDRESS 3u     /* CHIHAYA_ADDRESS_LIMIT: max_peers_per_address */
+#define CHIHAYA_BUDGET_NEW_SWARM 4u             /* CHIHAYA_ADDRESS_LIMIT: NO_NEW_SWARM */
 
 /* ---- cache: scrape ------------------------------------------------------------------------ */
 

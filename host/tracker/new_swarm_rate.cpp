@@ -1,0 +1,63 @@
+// Token buckets of new swarms per client address, one fixed table shared by every thread.
+#include "tracker/new_swarm_rate.hpp"
+
+#include "net/address.hpp"
+
+#include <algorithm>
+#include <chrono>
+
+namespace chihaya {
+namespace {
+
+uint64_t mix(uint64_t x) noexcept {
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+// The deficit after refilling from `state`'s time to `now`, in thousandths of a token. The
+// 32-bit clock wraps every 49 days; a slot idle that long may refill less than it should, once.
+uint64_t refilled(uint64_t state, uint64_t now_ms, uint32_t per_minute) noexcept {
+    const uint64_t deficit = state >> 32;
+    const uint32_t elapsed = uint32_t(now_ms) - uint32_t(state);
+    // per_minute tokens a minute = per_minute / 60 thousandths of a token a millisecond.
+    const uint64_t refill = uint64_t(elapsed) * per_minute / 60;
+    return deficit > refill ? deficit - refill : 0;
+}
+
+}  // namespace
+
+NewSwarmRate::NewSwarmRate()
+    : NewSwarmRate(mix(uint64_t(std::chrono::steady_clock::now().time_since_epoch().count()) ^
+                       uint64_t(reinterpret_cast<uintptr_t>(this)))) {}
+
+NewSwarmRate::NewSwarmRate(uint64_t seed) : seed_(seed), slots_(new std::atomic<uint64_t>[kSlots]) {
+    for (size_t i = 0; i < kSlots; ++i) slots_[i].store(0, std::memory_order_relaxed);
+}
+
+std::atomic<uint64_t>& NewSwarmRate::slot(const Endpoint& client) const noexcept {
+    return slots_[client_key(client, seed_) & (kSlots - 1)];
+}
+
+bool NewSwarmRate::may_create(const Endpoint& client, uint64_t now_ms, uint32_t per_minute) const noexcept {
+    if (per_minute == 0) return true;
+    const uint64_t state = slot(client).load(std::memory_order_relaxed);
+    // A token is left when the deficit is at most capacity - 1 token.
+    return refilled(state, now_ms, per_minute) + 1000 <= uint64_t(per_minute) * 1000;
+}
+
+void NewSwarmRate::charge(const Endpoint& client, uint64_t now_ms, uint32_t per_minute) noexcept {
+    if (per_minute == 0) return;
+    std::atomic<uint64_t>& s = slot(client);
+    uint64_t state = s.load(std::memory_order_relaxed);
+    for (;;) {
+        const uint64_t deficit = std::min<uint64_t>(refilled(state, now_ms, per_minute) + 1000,
+                                                    uint64_t(per_minute) * 1000);
+        const uint64_t next = (deficit << 32) | uint32_t(now_ms);
+        if (s.compare_exchange_weak(state, next, std::memory_order_relaxed)) return;
+    }
+}
+
+}  // namespace chihaya

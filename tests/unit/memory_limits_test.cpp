@@ -1,0 +1,240 @@
+// The memory driver's [limits] budgets (abi.h 2.3): max_torrents, max_peers, max_peers_per_address
+// and NO_NEW_SWARM, with the counts going back down as peers stop, expire and are reloaded.
+#include "memory_cache.hpp"
+
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+using namespace chihaya::memory;
+
+namespace {
+
+// One announce: torrent `hash`, IPv4 address 10.0.0.<host> (or 2001:db8::<host>), `port`.
+struct Announce {
+    chihaya_announce_request r{};
+
+    Announce(uint8_t hash, uint8_t host, uint16_t port, uint8_t family = CHIHAYA_IPV4) {
+        r.struct_size = sizeof r;
+        std::memset(r.info_hash, hash, 20);
+        r.family = family;
+        r.port = port;
+        if (family == CHIHAYA_IPV4) {
+            const uint8_t a[4] = {10, 0, 0, host};
+            std::memcpy(r.addr, a, 4);
+        } else {
+            const uint8_t a[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, host};
+            std::memcpy(r.addr, a, 16);
+        }
+        r.left = 1000;
+        r.numwant = 50;
+        r.peer_ttl_s = 600;
+        r.now_ms = 1000;
+    }
+    Announce& torrents(uint64_t n) { r.max_torrents = n; return *this; }
+    Announce& peers(uint64_t n) { r.max_peers = n; return *this; }
+    Announce& per_address(uint32_t n) { r.max_peers_per_address = n; return *this; }
+    Announce& no_new_swarm() { r.flags |= CHIHAYA_ANNOUNCE_NO_NEW_SWARM; return *this; }
+    Announce& stopped() { r.event = CHIHAYA_EVENT_STOPPED; return *this; }
+    Announce& ttl(uint32_t s) { r.peer_ttl_s = s; return *this; }
+    Announce& at_ms(uint64_t ms) { r.now_ms = ms; return *this; }
+};
+
+struct Answer {
+    uint8_t peers[200 * 18];
+    chihaya_announce_result r{};
+    chihaya_status status = CHIHAYA_INTERNAL;
+};
+
+Answer announce(MemoryCache& cache, const Announce& a) {
+    Answer out;
+    out.r.struct_size = sizeof out.r;
+    out.r.peers = out.peers;
+    out.r.peers_capacity = 200;
+    out.status = cache.announce(a.r, out.r);
+    return out;
+}
+
+chihaya_status status(MemoryCache& cache, const Announce& a) { return announce(cache, a).status; }
+
+uint32_t leechers(MemoryCache& cache, uint8_t hash, uint64_t now_ms = 1000) {
+    chihaya_scrape_entry e{};
+    e.struct_size = sizeof e;
+    std::memset(e.info_hash, hash, 20);
+    chihaya_scrape_request q{};
+    q.struct_size = sizeof q;
+    q.count = 1;
+    q.entries = &e;
+    q.now_ms = now_ms;
+    cache.scrape(q);
+    return e.incomplete;
+}
+
+// The totals the budgets read agree with a walk of every shard.
+void check_totals(const MemoryCache& cache) {
+    CHECK(cache.torrent_total() == cache.swarm_count());
+    CHECK(cache.peer_total() == cache.peer_count());
+}
+
+}  // namespace
+
+TEST_CASE("max_torrents: a new swarm at the budget is refused FULL; existing swarms keep serving") {
+    MemoryCache cache({16, 16}, 0);
+    for (uint8_t h = 1; h <= 3; ++h) {
+        Answer a = announce(cache, Announce(h, 1, 6881).torrents(3));
+        CHECK(a.status == CHIHAYA_OK);
+        CHECK(a.r.created_swarm == 1);
+    }
+    Answer refused = announce(cache, Announce(4, 1, 6881).torrents(3));
+    CHECK(refused.status == CHIHAYA_FULL);
+    CHECK(refused.r.refused_by == CHIHAYA_BUDGET_MAX_TORRENTS);
+    CHECK(refused.r.created_swarm == 0);
+    CHECK(cache.swarm_count() == 3);
+    check_totals(cache);
+    // An existing swarm takes a new peer; the announce created nothing.
+    Answer joined = announce(cache, Announce(1, 2, 6881).torrents(3));
+    CHECK(joined.status == CHIHAYA_OK);
+    CHECK(joined.r.created_swarm == 0);
+    CHECK(joined.r.incomplete == 2);
+    // A swarm that empties frees its place.
+    CHECK(status(cache, Announce(2, 1, 6881).stopped().torrents(3)) == CHIHAYA_OK);
+    CHECK(status(cache, Announce(4, 1, 6881).torrents(3)) == CHIHAYA_OK);
+    CHECK(status(cache, Announce(5, 1, 6881).torrents(0)) == CHIHAYA_OK);  // 0: no limit
+    check_totals(cache);
+}
+
+TEST_CASE("max_peers: a new peer at the budget is refused FULL, changing nothing; held peers are served") {
+    MemoryCache cache({16, 16}, 0);
+    CHECK(status(cache, Announce(1, 1, 6881).peers(3)) == CHIHAYA_OK);
+    CHECK(status(cache, Announce(1, 2, 6881).peers(3)) == CHIHAYA_OK);
+    CHECK(status(cache, Announce(2, 3, 6881).peers(3)) == CHIHAYA_OK);
+    Answer refused = announce(cache, Announce(1, 4, 6881).peers(3));
+    CHECK(refused.status == CHIHAYA_FULL);
+    CHECK(refused.r.refused_by == CHIHAYA_BUDGET_MAX_PEERS);
+    CHECK(refused.r.peer_count == 0);
+    // A new swarm's first peer is refused too, and leaves no empty swarm behind.
+    CHECK(status(cache, Announce(3, 4, 6881).peers(3)) == CHIHAYA_FULL);
+    CHECK(cache.swarm_count() == 2);
+    CHECK(leechers(cache, 1) == 2);
+    Answer refresh = announce(cache, Announce(1, 1, 6881).peers(3));
+    CHECK(refresh.status == CHIHAYA_OK);
+    CHECK(refresh.r.peer_count == 1);
+    CHECK(status(cache, Announce(1, 2, 6881).stopped().peers(3)) == CHIHAYA_OK);
+    CHECK(status(cache, Announce(1, 4, 6881).peers(3)) == CHIHAYA_OK);  // a freed place
+    check_totals(cache);
+}
+
+TEST_CASE("max_peers_per_address: one address's ports are capped per swarm; others are admitted") {
+    MemoryCache cache({16, 16}, 0);
+    for (uint16_t port = 1; port <= 3; ++port) CHECK(status(cache, Announce(1, 7, port).per_address(3)) == CHIHAYA_OK);
+    Answer refused = announce(cache, Announce(1, 7, 4).per_address(3));
+    CHECK(refused.status == CHIHAYA_ADDRESS_LIMIT);
+    CHECK(refused.r.refused_by == CHIHAYA_BUDGET_PEERS_PER_ADDRESS);
+    CHECK(leechers(cache, 1) == 3);
+    CHECK(status(cache, Announce(1, 7, 2).per_address(3)) == CHIHAYA_OK);        // held: refreshed
+    CHECK(status(cache, Announce(1, 8, 4).per_address(3)) == CHIHAYA_OK);        // a second address
+    CHECK(status(cache, Announce(1, 7, 4, CHIHAYA_IPV6).per_address(3)) == CHIHAYA_OK);  // IPv6 is another
+    CHECK(status(cache, Announce(2, 7, 4).per_address(3)) == CHIHAYA_OK);        // another swarm
+    CHECK(status(cache, Announce(1, 7, 4).per_address(0)) == CHIHAYA_OK);        // 0: no limit
+    CHECK(leechers(cache, 1) == 6);
+}
+
+TEST_CASE("max_peers_per_address: a stopped peer gives its address's place back") {
+    MemoryCache cache({16, 16}, 0);
+    for (uint16_t port = 1; port <= 3; ++port) status(cache, Announce(1, 7, port).per_address(3));
+    CHECK(status(cache, Announce(1, 7, 4).per_address(3)) == CHIHAYA_ADDRESS_LIMIT);
+    CHECK(status(cache, Announce(1, 7, 1).stopped()) == CHIHAYA_OK);
+    CHECK(status(cache, Announce(1, 7, 4).per_address(3)) == CHIHAYA_OK);
+    CHECK(status(cache, Announce(1, 7, 5).per_address(3)) == CHIHAYA_ADDRESS_LIMIT);
+    // The whole swarm stops and comes back: the address starts from zero again.
+    for (uint16_t port : {2, 3, 4}) status(cache, Announce(1, 7, port).stopped());
+    CHECK(cache.swarm_count() == 0);
+    for (uint16_t port = 10; port < 13; ++port) CHECK(status(cache, Announce(1, 7, port).per_address(3)) == CHIHAYA_OK);
+}
+
+TEST_CASE("max_peers_per_address: expired peers give their places back, in small and in big swarms") {
+    MemoryCache cache({16, 16}, 1000);
+    // Small swarm (no index): expired when the swarm is touched.
+    for (uint16_t port = 1; port <= 3; ++port) status(cache, Announce(1, 7, port).ttl(10).at_ms(1000).per_address(3));
+    status(cache, Announce(1, 9, 1).ttl(1000).at_ms(1000));
+    CHECK(status(cache, Announce(1, 7, 4).at_ms(5000).per_address(3)) == CHIHAYA_ADDRESS_LIMIT);
+    for (uint16_t port = 4; port <= 6; ++port)
+        CHECK(status(cache, Announce(1, 7, port).at_ms(20'000).per_address(3)) == CHIHAYA_OK);
+
+    // Big swarm (indexed, expired a slice at a time): 100 long-lived peers of other addresses and
+    // 3 short-lived ones of address 7, expired by housekeeping.
+    for (uint8_t host = 100; host < 200; ++host) status(cache, Announce(2, host, 1).ttl(1000).at_ms(1000));
+    for (uint16_t port = 1; port <= 3; ++port) status(cache, Announce(2, 7, port).ttl(10).at_ms(1000).per_address(3));
+    CHECK(status(cache, Announce(2, 7, 4).at_ms(2000).per_address(3)) == CHIHAYA_ADDRESS_LIMIT);
+    for (int i = 0; i < 2; ++i) cache.tick(1000 + 20'000);  // a full pass of 16 shards
+    CHECK(leechers(cache, 2, 21'000) == 100);
+    for (uint16_t port = 4; port <= 6; ++port)
+        CHECK(status(cache, Announce(2, 7, port).at_ms(21'000).per_address(3)) == CHIHAYA_OK);
+    CHECK(status(cache, Announce(2, 7, 7).at_ms(21'000).per_address(3)) == CHIHAYA_ADDRESS_LIMIT);
+    check_totals(cache);
+}
+
+TEST_CASE("NO_NEW_SWARM: a new swarm is refused ADDRESS_LIMIT; an existing swarm is joined") {
+    MemoryCache cache({16, 16}, 0);
+    status(cache, Announce(1, 1, 6881));
+    Answer refused = announce(cache, Announce(2, 2, 6881).no_new_swarm());
+    CHECK(refused.status == CHIHAYA_ADDRESS_LIMIT);
+    CHECK(refused.r.refused_by == CHIHAYA_BUDGET_NEW_SWARM);
+    CHECK(cache.swarm_count() == 1);
+    Answer joined = announce(cache, Announce(1, 2, 6881).no_new_swarm());
+    CHECK(joined.status == CHIHAYA_OK);
+    CHECK(joined.r.incomplete == 2);
+    // A stop of an unknown swarm is no creation: fine, and created_swarm stays 0.
+    Answer stop = announce(cache, Announce(3, 2, 6881).stopped().no_new_swarm());
+    CHECK(stop.status == CHIHAYA_OK);
+    CHECK(stop.r.created_swarm == 0);
+}
+
+TEST_CASE("a host older than 2.3 sends a shorter request: no budget applies") {
+    MemoryCache cache({16, 16}, 0);
+    Announce a(1, 7, 1);
+    a.per_address(1).torrents(1).peers(1).no_new_swarm();
+    a.r.flags &= ~CHIHAYA_ANNOUNCE_NO_NEW_SWARM;  // a 2.2 host has no such flag either
+    a.r.struct_size = offsetof(chihaya_announce_request, max_peers_per_address);
+    for (uint16_t port = 1; port <= 5; ++port) {
+        a.r.port = port;
+        CHECK(status(cache, a) == CHIHAYA_OK);
+    }
+}
+
+TEST_CASE("a snapshot reload counts every peer again, per address and in the totals") {
+    const std::string path = (std::filesystem::temp_directory_path() /
+                              ("chihaya-limits-test-" + std::to_string(::getpid()))).string();
+    {
+        MemoryCache cache({16, 16}, 0);
+        for (uint16_t port = 1; port <= 3; ++port) status(cache, Announce(1, 7, port).at_ms(1000));
+        status(cache, Announce(2, 8, 1).at_ms(1000));
+        cache.save_snapshot(path, 1000);
+    }
+    MemoryCache loaded({16, 16}, 0);
+    loaded.load_snapshot(path, 1000, [](uint64_t) {});
+    std::filesystem::remove(path);
+    check_totals(loaded);
+    CHECK(loaded.torrent_total() == 2);
+    CHECK(loaded.peer_total() == 4);
+    CHECK(status(loaded, Announce(1, 7, 4).per_address(3)) == CHIHAYA_ADDRESS_LIMIT);
+    CHECK(status(loaded, Announce(3, 7, 4).torrents(2)) == CHIHAYA_FULL);
+    CHECK(status(loaded, Announce(1, 9, 4).peers(4)) == CHIHAYA_FULL);
+}
+
+TEST_CASE("the totals follow every way a swarm or a peer comes and goes") {
+    MemoryCache cache({16, 4}, 1000);
+    for (uint8_t h = 0; h < 50; ++h)
+        for (uint8_t host = 1; host <= 3; ++host) status(cache, Announce(h, host, 1).ttl(h % 2 ? 10 : 1000).at_ms(1000));
+    check_totals(cache);
+    for (uint8_t h = 0; h < 10; ++h) status(cache, Announce(h, 1, 1).stopped().at_ms(2000));
+    check_totals(cache);
+    for (int i = 0; i < 4; ++i) cache.tick(1000 + 20'000);
+    check_totals(cache);
+    CHECK(cache.torrent_total() == 25);
+}
