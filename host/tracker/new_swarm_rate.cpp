@@ -17,10 +17,23 @@ uint64_t mix(uint64_t x) noexcept {
     return x ^ (x >> 31);
 }
 
+// Threads read the clock at different moments (an announce reads it when it starts, charge
+// once before its CAS retries), so a `now` a little earlier than the slot's stamp is normal. Up
+// to this far behind, it refills nothing; further behind can only be the 32-bit clock wrapping
+// (a slot idle for 49 days), which the unsigned difference reads as the long idle it was.
+constexpr uint32_t kClockSkewMs = 60'000;
+
+// Whether `now_ms` is behind the stamp of `state` (a stale clock read, see kClockSkewMs).
+bool stale(uint64_t state, uint64_t now_ms) noexcept {
+    const uint32_t ahead = uint32_t(state) - uint32_t(now_ms);
+    return ahead != 0 && ahead <= kClockSkewMs;
+}
+
 // The deficit after refilling from `state`'s time to `now`, in thousandths of a token. The
 // 32-bit clock wraps every 49 days; a slot idle that long may refill less than it should, once.
 uint64_t refilled(uint64_t state, uint64_t now_ms, uint32_t per_minute) noexcept {
     const uint64_t deficit = state >> 32;
+    if (stale(state, now_ms)) return deficit;  // an earlier `now` refills nothing
     const uint32_t elapsed = uint32_t(now_ms) - uint32_t(state);
     // per_minute tokens a minute = per_minute / 60 thousandths of a token a millisecond.
     const uint64_t refill = uint64_t(elapsed) * per_minute / 60;
@@ -55,7 +68,9 @@ void NewSwarmRate::charge(const Endpoint& client, uint64_t now_ms, uint32_t per_
     for (;;) {
         const uint64_t deficit = std::min<uint64_t>(refilled(state, now_ms, per_minute) + 1000,
                                                     uint64_t(per_minute) * 1000);
-        const uint64_t next = (deficit << 32) | uint32_t(now_ms);
+        // The stamp never moves back: a stale `now` would refill the same time twice.
+        const uint32_t stamp = stale(state, now_ms) ? uint32_t(state) : uint32_t(now_ms);
+        const uint64_t next = (deficit << 32) | stamp;
         if (s.compare_exchange_weak(state, next, std::memory_order_relaxed)) return;
     }
 }

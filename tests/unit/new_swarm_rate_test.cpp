@@ -83,3 +83,18 @@ TEST_CASE("concurrent charges from several threads are all counted") {
     CHECK_FALSE(rate.may_create(a, 1000, 100));
     CHECK(rate.may_create(a, 1600, 100));  // 0.6 s at 100 a minute: one token back
 }
+
+TEST_CASE("a stale now (a clock read a little before the stamp) refills nothing") {
+    NewSwarmRate rate(42);
+    const Endpoint a = v4(192, 0, 2, 1);
+    CHECK(create_all(rate, a, 10'000, 10) == 10);
+    // Another thread read the clock 5 ms earlier: the bucket stays empty, not refilled whole.
+    CHECK_FALSE(rate.may_create(a, 9'995, 10));
+    CHECK(create_all(rate, a, 9'995, 10) == 0);
+    rate.charge(a, 9'995, 10);  // a charge with a stale clock keeps the later stamp
+    CHECK_FALSE(rate.may_create(a, 10'000 + 5'999, 10));  // a token takes 6 s from the stamp
+    CHECK(rate.may_create(a, 10'000 + 6'000, 10));
+    // Seemingly more than a minute ahead: only the 32-bit clock wrapping after a 49-day idle,
+    // which refills the bucket.
+    CHECK(create_all(rate, a, 10'000 + (uint64_t(1) << 32) - 120'000, 10) == 10);
+}
