@@ -5,6 +5,7 @@
 
 #include <chihaya/abi.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 
@@ -12,53 +13,56 @@ namespace chihaya::memory {
 
 // max_peers_per_address (abi.h, 2.3) asks how many peers one address already has in one swarm.
 // Scanning the swarm for it would make an announce O(peers) in a million-peer swarm, and a count
-// per peer record would cost bytes per peer. Instead each shard owns a fixed table of 16-bit
-// counters indexed by a keyed hash of (info_hash, family, address): +1 when a peer joins a swarm,
-// -1 when it leaves it (stopped, expired, dropped); the rest of the swarm is never touched.
+// per peer record would cost bytes per peer. Instead the cache owns one table of 32-bit counters
+// indexed by a keyed hash of (info_hash, family, address): +1 when a peer joins a swarm, -1 when
+// it leaves it (stopped, expired, dropped); the rest of the swarm is never touched.
 //
-// Several (swarm, address) pairs may share a counter. A counter then holds the sum of theirs:
-// never less than the truth, which abi.h allows (an address may be refused early, never admitted
-// past its limit). A counter that reaches 0xffff sticks there rather than wrap or drift below the
-// truth. The hash is keyed per process (the swarm seed is SipHash of the info_hash under the
-// cache's random key), so nobody can aim a flood at another address's counter. Sizing: the
-// default 4,194,304 counters (8 MiB, all shards together) hold 5,000,000 peers at about one per
-// counter, where a false refusal at a limit of 64 needs some 60 unrelated pairs in one counter.
+// An address is an IPv4 address or an IPv6 /64 (its first 8 bytes): one host holds a whole /64,
+// so counting IPv6 addresses whole would give it 2^64 places. The new-swarm rate and the UDP
+// connect limiter group IPv6 the same way.
 //
-// Not thread-safe: a shard's counters are guarded by its mutex, like its swarms.
+// One table for the whole cache, not a slice per shard: a swarm lives in one shard, so a slice
+// per shard would crowd a big swarm's addresses into 1/shards of the table (a 300,000-address
+// swarm in 4,096 counters: 73 a counter, so false refusals). Several (swarm, address) pairs may
+// share a counter, from any shards, so counters are atomics (relaxed: nothing else is ordered by
+// them). A counter holds exactly the sum of its pairs' peers: every join and leave of one pair
+// runs under its swarm's shard lock, and each adds or removes exactly one. So it is never less
+// than the truth, which abi.h allows (an address may be refused early, never admitted past its
+// limit), and 32 bits cannot saturate (every peer of the store in one counter still fits). The
+// hash is keyed per process (the swarm seed is SipHash of the info_hash under the cache's random
+// key), so nobody can aim a flood at another address's counter. Sizing: the default 4,194,304
+// counters (16 MiB, RAM only as pages are touched) hold the default 5,000,000 peers at about one
+// per counter, where a false refusal at a limit of 64 needs some 60 unrelated pairs in one.
 struct AddressTally {
-    uint16_t* counts = nullptr;  // the shard's counters; null: nothing is counted (tests)
+    uint32_t* counts = nullptr;  // the cache's counters; null: nothing is counted (tests)
     uint32_t mask = 0;           // counters - 1 (a power of two)
     uint64_t seed = 0;           // the swarm's: keyed hash of its info_hash
 
-    static constexpr uint16_t kStuck = 0xffff;
+    // The bytes of an endpoint that name its address as counted: IPv4 whole, IPv6 its /64.
+    template <class Peer>
+    static constexpr size_t counted_bytes = Peer::endpoint_bytes - 2 > 8 ? 8 : Peer::endpoint_bytes - 2;
 
     template <class Peer>
-    uint16_t* counter(const uint8_t* endpoint) const noexcept {
-        constexpr size_t addr_bytes = Peer::endpoint_bytes - 2;  // the address, not the port
-        uint64_t h = seed ^ uint64_t(addr_bytes);
-        for (size_t i = 0; i < addr_bytes; i += 8) {
-            uint64_t w = 0;
-            std::memcpy(&w, endpoint + i, addr_bytes - i < 8 ? addr_bytes - i : 8);
-            h = mix64(h ^ w);
-        }
-        return counts + (uint32_t(h) & mask);
+    std::atomic_ref<uint32_t> counter(const uint8_t* endpoint) const noexcept {
+        constexpr size_t addr_bytes = counted_bytes<Peer>;
+        static_assert(addr_bytes <= 8);
+        uint64_t w = 0;
+        std::memcpy(&w, endpoint, addr_bytes);
+        const uint64_t h = mix64(mix64(seed ^ uint64_t(Peer::endpoint_bytes)) ^ w);
+        return std::atomic_ref<uint32_t>(counts[uint32_t(h) & mask]);
     }
 
     template <class Peer>
     uint32_t peers_of(const uint8_t* endpoint) const noexcept {
-        return counts ? *counter<Peer>(endpoint) : 0;
+        return counts ? counter<Peer>(endpoint).load(std::memory_order_relaxed) : 0;
     }
     template <class Peer>
     void joined(const uint8_t* endpoint) const noexcept {
-        if (!counts) return;
-        uint16_t* c = counter<Peer>(endpoint);
-        if (*c != kStuck) ++*c;
+        if (counts) counter<Peer>(endpoint).fetch_add(1, std::memory_order_relaxed);
     }
     template <class Peer>
     void left(const uint8_t* endpoint) const noexcept {
-        if (!counts) return;
-        uint16_t* c = counter<Peer>(endpoint);
-        if (*c != kStuck && *c != 0) --*c;
+        if (counts) counter<Peer>(endpoint).fetch_sub(1, std::memory_order_relaxed);
     }
 };
 

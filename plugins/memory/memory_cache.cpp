@@ -24,12 +24,11 @@ MemoryCache::MemoryCache(MemoryCacheOptions options, uint64_t epoch_ms)
     shards_ = std::make_unique<Shard[]>(count_);
     for (uint32_t i = 0; i < count_; ++i)
         shards_[i].swarms = decltype(Shard::swarms)(0, InfoHashHasher{hash_key_});
-    uint32_t per_shard = 64;
-    while (uint64_t(per_shard) * 2 * count_ <= options.address_counters) per_shard *= 2;
-    address_counts_.reset(static_cast<uint16_t*>(std::calloc(size_t(per_shard) * count_, sizeof(uint16_t))));
+    uint32_t counters = 64;
+    while (uint64_t(counters) * 2 <= options.address_counters) counters *= 2;
+    address_counts_.reset(static_cast<uint32_t*>(std::calloc(counters, sizeof(uint32_t))));
     if (!address_counts_) throw std::bad_alloc();
-    address_mask_ = per_shard - 1;
-    for (uint32_t i = 0; i < count_; ++i) shards_[i].address_counts = address_counts_.get() + size_t(i) * per_shard;
+    address_mask_ = counters - 1;
 }
 
 uint64_t InfoHashHasher::keyed_hash(const uint8_t* info_hash, const uint8_t* key) noexcept {
@@ -80,16 +79,24 @@ Budgets budgets_of(const chihaya_announce_request& request) noexcept {
     return b;
 }
 
-chihaya_status refuse(chihaya_announce_result& result, const char* why, bool full) noexcept {
+// A new swarm refused: by the store's budgets (FULL) or the address's new-swarm rate.
+enum class NewSwarmRefusal { MaxTorrents, MaxPeers, NewSwarmRate };
+
+chihaya_status refuse(chihaya_announce_result& result, const char* why, NewSwarmRefusal by) noexcept {
     result.peer_count = 0;
     result.had_previous = 0;
     result.complete = result.incomplete = result.downloaded = 0;
     write_message(result.message, CHIHAYA_MESSAGE_CAP, why);
 #ifdef CHIHAYA_ADDRESS_LIMIT
-    result.refused_by = uint8_t(full ? CHIHAYA_BUDGET_MAX_TORRENTS : CHIHAYA_BUDGET_NEW_SWARM);
-    return full ? CHIHAYA_FULL : CHIHAYA_ADDRESS_LIMIT;
+    switch (by) {
+        case NewSwarmRefusal::MaxTorrents: result.refused_by = CHIHAYA_BUDGET_MAX_TORRENTS; return CHIHAYA_FULL;
+        case NewSwarmRefusal::MaxPeers: result.refused_by = CHIHAYA_BUDGET_MAX_PEERS; return CHIHAYA_FULL;
+        case NewSwarmRefusal::NewSwarmRate: break;
+    }
+    result.refused_by = CHIHAYA_BUDGET_NEW_SWARM;
+    return CHIHAYA_ADDRESS_LIMIT;
 #else
-    (void)full;
+    (void)by;
     return CHIHAYA_INVALID;  // never: a 2.0 request carries no budget
 #endif
 }
@@ -138,9 +145,13 @@ chihaya_status MemoryCache::announce(const chihaya_announce_request& request,
             result.complete = result.incomplete = result.downloaded = 0;
             return CHIHAYA_OK;
         }
-        if (budgets.no_new_swarm) return refuse(result, "memory: this address may create no swarm now", false);
+        if (budgets.no_new_swarm)
+            return refuse(result, "memory: this address may create no swarm now", NewSwarmRefusal::NewSwarmRate);
         if (budgets.max_torrents != 0 && torrent_total() >= budgets.max_torrents)
-            return refuse(result, "memory: max_torrents reached", true);
+            return refuse(result, "memory: max_torrents reached", NewSwarmRefusal::MaxTorrents);
+        // A new swarm comes with a new peer: refused before a map node is made only to be erased.
+        if (budgets.max_peers != 0 && peer_total() >= budgets.max_peers)
+            return refuse(result, "memory: max_peers reached", NewSwarmRefusal::MaxPeers);
         try {
             it = shard.swarms.try_emplace(key).first;
         } catch (const std::bad_alloc&) {
@@ -151,7 +162,8 @@ chihaya_status MemoryCache::announce(const chihaya_announce_request& request,
     }
     PeerAdmission admission;
     admission.tally = tally_of(shard, seed);
-    admission.store_full = budgets.max_peers != 0 && peer_total() >= budgets.max_peers;
+    admission.max_peers = budgets.max_peers;
+    admission.peer_total = &totals_.peers;
     admission.max_per_address = budgets.max_peers_per_address;
     chihaya_status status =
         it->second.announce(request, seconds(request.now_ms), result, Rng::for_this_thread(), admission);

@@ -43,9 +43,11 @@ struct CacheStats {
 
 // Swarms and peers of the whole store, for the budgets (abi.h 2.3: max_torrents, max_peers).
 // Moved by ShardTally::move with a relaxed read-modify-write, only when a swarm or a peer comes
-// or goes (a refresh, most announces, touches neither), and read relaxed before an announce may
-// add one: announces in flight at once may overshoot a budget by one each, as abi.h allows.
-struct StoreTotals {
+// or goes (a refresh, most announces, touches neither), and read relaxed only when an announce
+// would add one: announces in flight at once may overshoot a budget by one each, as abi.h allows.
+// A cache line of its own: every core writes it as peers come and go, and sharing a line with
+// what every announce reads (the hash key, the shard table) would bounce that line between cores.
+struct alignas(64) StoreTotals {
     std::atomic<uint64_t> torrents{0};
     std::atomic<uint64_t> peers{0};
 };
@@ -67,8 +69,8 @@ struct ShardTally {
 struct MemoryCacheOptions {
     uint32_t shards = 1024;          // power of two
     uint32_t shards_per_tick = 64;   // tick() sweeps this many shards per call
-    // Per-address counters of all shards together (address_counts.hpp), a power of two; 2 bytes
-    // each, split evenly between the shards (at least 64 each).
+    // Per-address counters (address_counts.hpp), one table for every shard, rounded down to a
+    // power of two; 4 bytes each, RAM only as pages are touched.
     uint32_t address_counters = 1u << 22;
 };
 
@@ -138,7 +140,6 @@ private:
         mutable std::mutex mutex;
         std::unordered_map<InfoHash, Swarm, InfoHashHasher> swarms;
         ShardTally tally;  // of `swarms`, for stats()
-        uint16_t* address_counts = nullptr;  // this shard's slice of address_counts_
     };
 
     Shard& shard_for(const uint8_t* info_hash) noexcept { return shards_[shard_of(info_hash)]; }
@@ -146,18 +147,18 @@ private:
     uint64_t seed_of(const uint8_t* info_hash) const noexcept {
         return InfoHashHasher::keyed_hash(info_hash, hash_key_);
     }
-    // A swarm's per-address counters: the shard's slice, keyed by the swarm's seed.
-    AddressTally tally_of(const Shard& shard, uint64_t seed) const noexcept {
-        return AddressTally{shard.address_counts, address_mask_, seed};
+    // A swarm's per-address counters: the cache's table, keyed by the swarm's seed.
+    AddressTally tally_of(const Shard&, uint64_t seed) const noexcept {
+        return AddressTally{address_counts_.get(), address_mask_, seed};
     }
     void sweep(Shard& shard, uint32_t now_s) noexcept;
 
     uint8_t hash_key_[16];
     std::unique_ptr<Shard[]> shards_;
-    // Every shard's per-address counters in one calloc'd block: pages never touched cost no RAM.
-    std::unique_ptr<uint16_t[], void (*)(void*)> address_counts_{nullptr, &std::free};
-    uint32_t address_mask_ = 0;  // counters per shard - 1
-    StoreTotals totals_;
+    // The per-address counters in one calloc'd block: pages never touched cost no RAM.
+    std::unique_ptr<uint32_t[], void (*)(void*)> address_counts_{nullptr, &std::free};
+    uint32_t address_mask_ = 0;  // counters - 1
+    StoreTotals totals_;  // alignas(64): a cache line of its own (see StoreTotals)
     uint32_t count_;
     uint32_t mask_;
     uint32_t per_tick_;

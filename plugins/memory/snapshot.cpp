@@ -302,8 +302,8 @@ MemoryCache::SnapshotCounts MemoryCache::load_snapshot(const std::string& path, 
             std::lock_guard lock(shards_[s].mutex);
             shards_[s].swarms.clear();
             shards_[s].tally.clear();
-            std::fill_n(shards_[s].address_counts, size_t(address_mask_) + 1, uint16_t(0));
         }
+        std::fill_n(address_counts_.get(), size_t(address_mask_) + 1, uint32_t(0));
         totals_.torrents.store(0, std::memory_order_relaxed);
         totals_.peers.store(0, std::memory_order_relaxed);
         throw;

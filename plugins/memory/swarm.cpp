@@ -113,7 +113,8 @@ chihaya_status Swarm::announce_in(PeerList<Peer>& peers, const chihaya_announce_
     // is allocated for it, so a refusal changes nothing. The address's count is a counter of the
     // shard's tally, not a scan: O(1) in a swarm of any size.
     if (i == peers.npos) {
-        if (admission.store_full) {
+        if (admission.max_peers != 0 && admission.peer_total &&
+            admission.peer_total->load(std::memory_order_relaxed) >= admission.max_peers) {
             write_counts(counts(), result);
             return refuse_peer(result, true, "memory: max_peers reached");
         }

@@ -7,6 +7,7 @@
 
 #include <chihaya/abi.h>
 
+#include <atomic>
 #include <cstdint>
 
 namespace chihaya::memory {
@@ -27,7 +28,10 @@ struct FamilyCounts {
 // and the store's totals. The default admits everything and counts nothing (tests).
 struct PeerAdmission {
     AddressTally tally;            // the shard's per-address counters, seeded for this swarm
-    bool store_full = false;       // the store holds max_peers: a new peer is refused (FULL)
+    // The store's peers (read only when a new peer would join) and its budget: a new peer while
+    // it holds max_peers is refused (FULL); 0 = no limit.
+    const std::atomic<uint64_t>* peer_total = nullptr;
+    uint64_t max_peers = 0;
     uint32_t max_per_address = 0;  // peers of one (family, address) in this swarm; 0 = no limit
 };
 

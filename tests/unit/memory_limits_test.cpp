@@ -6,12 +6,29 @@
 
 #include <unistd.h>
 
+#include <atomic>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <filesystem>
 #include <string>
 #include <vector>
 
 using namespace chihaya::memory;
+
+// Every allocation of this test binary is counted, so a test can see that a refusal allocates
+// nothing (no map node made only to be erased).
+namespace {
+std::atomic<uint64_t> allocations{0};
+}  // namespace
+
+void* operator new(std::size_t n) {
+    allocations.fetch_add(1, std::memory_order_relaxed);
+    if (void* p = std::malloc(n ? n : 1)) return p;
+    throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace {
 
@@ -237,4 +254,79 @@ TEST_CASE("the totals follow every way a swarm or a peer comes and goes") {
     for (int i = 0; i < 4; ++i) cache.tick(1000 + 20'000);
     check_totals(cache);
     CHECK(cache.torrent_total() == 25);
+}
+
+TEST_CASE("max_peers: a new swarm refused at the budget allocates nothing and leaves no swarm") {
+    MemoryCache cache({16, 16}, 0);
+    for (uint8_t h = 1; h <= 16; ++h) CHECK(status(cache, Announce(h, 1, 6881).peers(16)) == CHIHAYA_OK);
+    const CacheStats before = cache.stats();
+    for (uint8_t h = 17; h <= 40; ++h) {
+        const uint64_t allocated = allocations.load();
+        Answer refused = announce(cache, Announce(h, 2, 6881).peers(16));
+        CHECK(allocations.load() == allocated);
+        CHECK(refused.status == CHIHAYA_FULL);
+        CHECK(refused.r.refused_by == CHIHAYA_BUDGET_MAX_PEERS);
+        CHECK(refused.r.created_swarm == 0);
+    }
+    CHECK(cache.swarm_count() == 16);
+    const CacheStats after = cache.stats();
+    CHECK(after.torrents == before.torrents);
+    CHECK(after.leechers_v4 == before.leechers_v4);
+    check_totals(cache);
+}
+
+TEST_CASE("max_peers_per_address: a peer expired by a scrape gives its address's place back") {
+    MemoryCache cache({16, 16}, 1000);
+    CHECK(status(cache, Announce(1, 7, 1).ttl(10).at_ms(1000).per_address(1)) == CHIHAYA_OK);
+    CHECK(status(cache, Announce(1, 7, 2).at_ms(2000).per_address(1)) == CHIHAYA_ADDRESS_LIMIT);
+    // Only a scrape touches the swarm after the deadline: it expires the peer and drops the swarm.
+    CHECK(leechers(cache, 1, 30'000) == 0);
+    CHECK(cache.swarm_count() == 0);
+    CHECK(status(cache, Announce(1, 7, 2).at_ms(30'000).per_address(1)) == CHIHAYA_OK);
+    CHECK(status(cache, Announce(1, 7, 3).at_ms(30'000).per_address(1)) == CHIHAYA_ADDRESS_LIMIT);
+    check_totals(cache);
+}
+
+TEST_CASE("max_peers_per_address: an IPv6 address is counted per /64") {
+    MemoryCache cache({16, 16}, 0);
+    for (uint8_t host = 1; host <= 4; ++host)  // 2001:db8::<host>: one /64
+        CHECK(status(cache, Announce(1, host, 6881, CHIHAYA_IPV6).per_address(4)) == CHIHAYA_OK);
+    CHECK(status(cache, Announce(1, 5, 6881, CHIHAYA_IPV6).per_address(4)) == CHIHAYA_ADDRESS_LIMIT);
+    Announce other(1, 5, 6881, CHIHAYA_IPV6);
+    other.r.addr[7] = 1;  // 2001:db8:0:1::5, another /64
+    CHECK(status(cache, other.per_address(4)) == CHIHAYA_OK);
+    CHECK(status(cache, Announce(1, 5, 6881).per_address(4)) == CHIHAYA_OK);  // IPv4 apart
+}
+
+TEST_CASE("max_peers_per_address: a swarm of 300,000 addresses meets no false refusal at the default size") {
+    // The default cache: 1,024 shards, 4,194,304 counters. A swarm lives in one shard; counters
+    // sliced per shard would hold its 300,000 addresses in 4,096 (73 a counter).
+    MemoryCache cache({}, 0);
+    uint32_t refused = 0;
+    for (uint32_t i = 0; i < 300'000; ++i) {
+        Announce a(1, 0, 6881);
+        a.r.numwant = 0;
+        a.r.addr[1] = uint8_t(i >> 16);
+        a.r.addr[2] = uint8_t(i >> 8);
+        a.r.addr[3] = uint8_t(i);
+        if (status(cache, a.per_address(64)) != CHIHAYA_OK) ++refused;
+    }
+    CHECK(refused == 0);
+    CHECK(cache.peer_total() == 300'000);
+    // A second swarm (whatever its shard) is not crowded out either.
+    for (uint32_t i = 0; i < 64; ++i) CHECK(status(cache, Announce(2, 1, uint16_t(1 + i)).per_address(64)) == CHIHAYA_OK);
+    CHECK(status(cache, Announce(2, 1, 100).per_address(64)) == CHIHAYA_ADDRESS_LIMIT);
+}
+
+TEST_CASE("address counters never stick: 65,535 ports of one address join and leave, the place comes back") {
+    MemoryCache cache({16, 16}, 0);
+    for (uint32_t port = 1; port <= 65535; ++port) {
+        Announce a(1, 7, uint16_t(port));
+        a.r.numwant = 0;
+        status(cache, a);  // no cap: joins are counted all the same
+    }
+    CHECK(cache.peer_total() == 65535);
+    for (uint32_t port = 1; port <= 65535; ++port) status(cache, Announce(1, 7, uint16_t(port)).stopped());
+    CHECK(cache.swarm_count() == 0);
+    CHECK(status(cache, Announce(1, 7, 1).per_address(1)) == CHIHAYA_OK);
 }
