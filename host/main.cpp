@@ -215,15 +215,18 @@ int run(const Options& options) {
                     {static_cast<const chihaya_cache_vtable*>(cache.vtable()), cache.get(), cache.name()},
                     private_mode ? PrivateMode{private_state->policy.get(), &private_state->ledger} : PrivateMode{},
                     config.limits);
-    // [limits] travel in the announce request from ABI 2.3 on; an older driver never sees them.
+    // [limits] travel in the announce request from ABI 2.3 on; an older driver never sees them,
+    // and a 2.3 driver enforces them only when it says so (CHIHAYA_DRIVER_PROVIDES_LIMITS).
     const LimitsConfig& limits = config.limits;
-    if (cache.abi_minor() < 3 && (limits.max_torrents || limits.max_peers || limits.max_peers_per_address ||
-                                  limits.new_torrents_per_address))
-        log::warning("main", std::string("cache driver \"") + cache.name() + "\" was built for ABI 2." +
-                                 std::to_string(cache.abi_minor()) +
-                                 ": it cannot enforce [limits] max_torrents, max_peers and max_peers_per_address "
+    if ((cache.flags() & CHIHAYA_DRIVER_PROVIDES_LIMITS) == 0 &&
+        (limits.max_torrents || limits.max_peers || limits.max_peers_per_address || limits.new_torrents_per_address))
+        log::warning("main", std::string("cache driver \"") + cache.name() + "\" " +
+                                 (cache.abi_minor() < 3 ? "was built for ABI 2." + std::to_string(cache.abi_minor())
+                                                        : std::string("does not declare CHIHAYA_DRIVER_PROVIDES_LIMITS")) +
+                                 ": it does not enforce [limits] max_torrents, max_peers and max_peers_per_address "
                                  "(new_torrents_per_address is not enforced either: it needs the driver to say "
-                                 "when it created a swarm); rebuild it against SDK 2.3");
+                                 "when it created a swarm)" +
+                                 (cache.abi_minor() < 3 ? "; rebuild it against SDK 2.3" : ""));
     const ConnectionIdKey key = config.udp.connection_id_secret.empty()
                                     ? ConnectionIdKey::random()
                                     : ConnectionIdKey::from_hex(config.udp.connection_id_secret);

@@ -38,6 +38,9 @@ public:
     const char* name() const { return driver_.descriptor->name; }
     // The ABI minor its plugin was built against (what it can know of the host's requests).
     uint32_t abi_minor() const { return driver_.tables ? driver_.tables->plugin.abi_minor : 0; }
+    // Its CHIHAYA_DRIVER_* capabilities (abi.h 2.3); 0 from a plugin built for an older minor,
+    // whose descriptor had a reserved member there.
+    uint32_t flags() const { return abi_minor() >= 3 ? driver_.descriptor->flags : 0; }
 
 private:
     RegisteredDriver driver_;

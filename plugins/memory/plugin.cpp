@@ -16,6 +16,10 @@ using chihaya::memory::MemoryCacheOptions;
 
 class MemoryCacheDriver {
 public:
+#ifdef CHIHAYA_DRIVER_PROVIDES_LIMITS  // not in the frozen 2.0 headers (tests/abi)
+    // Enforces [limits] (abi.h 2.3): budgets, per-address caps, created_swarm.
+    static constexpr uint32_t driver_flags = CHIHAYA_DRIVER_PROVIDES_LIMITS;
+#endif
     static constexpr chihaya_config_key config_keys[] = {
         chihaya::config_int("shards", "1024", 1, 65536,
             "number of independently locked swarm shards (rounded up to a power of two); more "
@@ -24,9 +28,10 @@ public:
             "shards swept for expired peers per housekeeping tick; a full pass takes "
             "shards / shards_per_tick ticks (swarms are also expired when touched)"),
         chihaya::config_int("address_counters", "4194304", 65536, 1 << 30,
-            "counters of peers per (torrent, address) for [limits] max_peers_per_address, 2 bytes "
-            "each, all shards together (rounded down to a power of two; RAM only as they are "
-            "used); several pairs may share one, so keep it near [limits] max_peers or above"),
+            "counters of peers per (torrent, address; IPv6 per /64) for [limits] "
+            "max_peers_per_address, one table for all swarms, 4 bytes each (rounded down to a "
+            "power of two; RAM only as they are used); pairs that hash alike share one, which "
+            "can only refuse early: keep it near [limits] max_peers or above"),
         chihaya::config_string("snapshot_path", "\"\"",
             "file the swarms are written to when the tracker stops and read from when it starts "
             "(peers that expired meanwhile are dropped); \"\" = none. Use an absolute path"),

@@ -526,6 +526,11 @@ TEST_CASE("the optional members the driver claims are in its table") {
     if (provides.find("scrape_all") != std::string::npos) CHECK((driver().vtable->scrape_all != nullptr));
     if (provides.find("tick") != std::string::npos) CHECK((driver().vtable->tick != nullptr));
     if (provides.find("stats") != std::string::npos) CHECK(has_stats());
+    // Enforcing the budgets is declared to the host too (abi.h 2.3), or it warns that it is not.
+    if (provides.find("limits") != std::string::npos)
+        CHECK_MESSAGE((driver().plugin->abi_minor >= 3 &&
+                       (driver().descriptor->flags & CHIHAYA_DRIVER_PROVIDES_LIMITS) != 0),
+                      "--provides limits, but the driver does not declare CHIHAYA_DRIVER_PROVIDES_LIMITS");
 }
 
 // ---- budgets (ABI 2.3; --provides limits) ---------------------------------------------------
@@ -636,6 +641,33 @@ TEST_CASE("NO_NEW_SWARM: refused ADDRESS_LIMIT for a new swarm, no effect on an 
     a = c.announce(h, v4(2), {.no_new_swarm = true});  // a new peer in an existing swarm
     CHECK(a.result.incomplete == 2);
     CHECK(a.result.created_swarm == 0);
+}
+
+TEST_CASE("refusals change no count, and a new swarm refused by max_peers is not created") {
+    if (!provides_limits()) return;
+    Instance c;
+    Hash h = random_hash(), fresh = random_hash();
+    c.announce(h, v4(1));
+    c.announce(h, v4(7), {.max_peers_per_address = 1, .port = 4000});
+    const bool stats = has_stats();
+    const Stats base = stats ? stats_of(c) : Stats{};
+    // The store holds at least two peers and one swarm: every budget below is reached.
+    check_refused(c.announce_raw(fresh, v4(2), {.max_peers = 1}), CHIHAYA_FULL, CHIHAYA_BUDGET_MAX_PEERS,
+                  "a new swarm's first peer at max_peers");
+    check_refused(c.announce_raw(fresh, v4(2), {.max_torrents = 1}), CHIHAYA_FULL, CHIHAYA_BUDGET_MAX_TORRENTS,
+                  "a new swarm at max_torrents");
+    check_refused(c.announce_raw(fresh, v4(2), {.no_new_swarm = true}), CHIHAYA_ADDRESS_LIMIT,
+                  CHIHAYA_BUDGET_NEW_SWARM, "a new swarm with NO_NEW_SWARM");
+    check_refused(c.announce_raw(h, v4(3), {.max_peers = 1}), CHIHAYA_FULL, CHIHAYA_BUDGET_MAX_PEERS,
+                  "a new peer at max_peers");
+    check_refused(c.announce_raw(h, v4(7), {.max_peers_per_address = 1, .port = 4001}), CHIHAYA_ADDRESS_LIMIT,
+                  CHIHAYA_BUDGET_PEERS_PER_ADDRESS, "a second port at max_peers_per_address = 1");
+    const chihaya_scrape_entry f = c.scrape(fresh);
+    CHECK(f.complete + f.incomplete + f.downloaded == 0);
+    CHECK(c.scrape(h).incomplete == 2);
+    if (stats) CHECK(since(base, stats_of(c)) == Stats{0, 0, 0, 0, 0, 0, 0});
+    // None of them left a swarm behind: the next announce of `fresh` is the one that creates it.
+    CHECK(c.announce(fresh, v4(2)).result.created_swarm == 1);
 }
 
 TEST_CASE("stats agree with the announces made, per family, as peers come, move and go") {

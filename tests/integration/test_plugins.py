@@ -266,6 +266,19 @@ class DriverErrors(unittest.TestCase):
         finally:
             shutil.rmtree(d)
 
+    def test_a_2_3_cache_that_does_not_declare_limits_is_warned_about(self):
+        """Built for 2.3 is not enough to enforce [limits]: without CHIHAYA_DRIVER_PROVIDES_LIMITS
+        start-up says they are not enforced; the memory driver declares it and is not warned about."""
+        d = plugins_with(["double_done.so"])
+        try:
+            with Tracker({"cache": {"driver": "double_done"}}, plugins_dir=d) as t:
+                self.assertIn('cache driver "double_done" does not declare CHIHAYA_DRIVER_PROVIDES_LIMITS: '
+                              'it does not enforce [limits]', t.log_text())
+            with Tracker(plugins_dir=d) as t:
+                self.assertNotIn("does not enforce [limits]", t.log_text())
+        finally:
+            shutil.rmtree(d)
+
 
 class OlderMinorPlugins(unittest.TestCase):
     def test_plugins_built_against_abi_2_0_serve_open_mode(self):
@@ -275,7 +288,7 @@ class OlderMinorPlugins(unittest.TestCase):
             log = t.log_text()
             self.assertIn("abi2.0", log)  # the 2.0 builds were the ones loaded
             # [limits] travel in the 2.3 request: a 2.0 driver never sees them, and start-up says so.
-            self.assertIn('cache driver "memory" was built for ABI 2.0: it cannot enforce [limits]', log)
+            self.assertIn('cache driver "memory" was built for ABI 2.0: it does not enforce [limits]', log)
             h = random_hash()
             with t.http(V4) as c:
                 r = c.get(announce_path(h, peer_id(), 7000, event="started", left=0))

@@ -295,9 +295,12 @@ typedef struct chihaya_announce_request {
      *     the store's (every host sharing it together) and may lag by what is expired but not
      *     yet swept; a driver may overshoot by the announces in flight at once, never more.
      *   - max_peers_per_address: a new peer whose (family, addr) already has this many peers
-     *     in this swarm (any ports) is refused with CHIHAYA_ADDRESS_LIMIT. A driver may count
-     *     through a table of counters shared by hash (never fewer than the truth), so it may
-     *     refuse early under a hash collision, never admit more. */
+     *     in this swarm (any ports) is refused with CHIHAYA_ADDRESS_LIMIT. A driver may group
+     *     IPv6 addresses by /64 (one host holds a whole /64; the memory driver does), and the
+     *     host's value is then per address as grouped. A driver may count through a table of
+     *     counters shared by hash (never fewer than the truth), so it may refuse early under a
+     *     hash collision, never admit more. A driver that enforces these budgets says so with
+     *     CHIHAYA_DRIVER_PROVIDES_LIMITS. */
     uint32_t max_peers_per_address;
     uint32_t reserved_limits;
     uint64_t max_torrents;
@@ -591,13 +594,23 @@ typedef struct chihaya_storage_vtable {
     chihaya_status (*health)(chihaya_instance* instance, char* message, size_t message_cap);
 } chihaya_storage_vtable;
 
+/* Capabilities a driver declares in chihaya_driver_descriptor.flags (2.3).
+ * CHIHAYA_DRIVER_PROVIDES_LIMITS: a cache driver that enforces the announce request's budgets
+ * (max_torrents, max_peers, max_peers_per_address, NO_NEW_SWARM) and reports created_swarm.
+ * Seeing the members (built for 2.3) is not enough: without this flag the host warns at start-up
+ * that [limits] are not enforced. (C++ layer: `static constexpr uint32_t driver_flags =
+ * CHIHAYA_DRIVER_PROVIDES_LIMITS;` in the driver class.) */
+#define CHIHAYA_DRIVER_PROVIDES_LIMITS 0x1u
+
 /* One driver a plugin offers. */
 typedef struct chihaya_driver_descriptor {
     uint32_t struct_size;
     chihaya_driver_kind kind;
     const char* name; /* NUL-terminated, [a-z0-9_-]+, unique per kind across all plugins */
     uint32_t config_key_count;
-    uint32_t reserved;
+    /* (2.3; a reserved 0 before, so the layout is unchanged) CHIHAYA_DRIVER_* capabilities. The
+     * host reads them only from a plugin built for 2.3 or later. */
+    uint32_t flags;
     const chihaya_config_key* config_keys; /* walk with CHIHAYA_AT */
     /* Points at a chihaya_cache_vtable or chihaya_storage_vtable, according to kind. */
     const void* vtable;

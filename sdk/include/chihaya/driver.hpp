@@ -13,6 +13,8 @@
 //     // optional: void scrape_all(chihaya_scrape_visit, void*, chihaya::Completion);
 //     // optional: void tick(uint64_t now_ms);
 //     // optional (2.2): chihaya_status stats(chihaya_cache_stats& out);  // cheap: /metrics
+//     // optional (2.3): capabilities, e.g. when announce enforces the request's [limits] budgets:
+//     // static constexpr uint32_t driver_flags = CHIHAYA_DRIVER_PROVIDES_LIMITS;
 //   };
 //   CHIHAYA_REGISTER_CACHE("mycache", MyCache)
 //   ```
@@ -254,6 +256,16 @@ constexpr auto has_config_keys(int) -> decltype(sizeof(T::config_keys), true) { 
 template <class T>
 constexpr bool has_config_keys(...) { return false; }
 
+// Capabilities (abi.h CHIHAYA_DRIVER_*): `static constexpr uint32_t driver_flags = ...;` in the
+// driver class, 0 without it.
+template <class T>
+constexpr uint32_t driver_flags() {
+    if constexpr (requires { { T::driver_flags } -> std::convertible_to<uint32_t>; })
+        return T::driver_flags;
+    else
+        return 0;
+}
+
 template <class T>
 constexpr const chihaya_config_key* config_keys() {
     if constexpr (has_config_keys<T>(0)) return T::config_keys; else return nullptr;
@@ -445,14 +457,14 @@ constexpr const char* checked_name(const char* name) {
 template <class T, const char* const* Name>
 constexpr chihaya_driver_descriptor cache_driver() {
     return {sizeof(chihaya_driver_descriptor), CHIHAYA_KIND_CACHE, detail::checked_name(*Name),
-            detail::config_key_count<T>(), 0, detail::config_keys<T>(),
+            detail::config_key_count<T>(), detail::driver_flags<T>(), detail::config_keys<T>(),
             &detail::cache_vtable<T, Name>};
 }
 
 template <class T, const char* const* Name>
 constexpr chihaya_driver_descriptor storage_driver() {
     return {sizeof(chihaya_driver_descriptor), CHIHAYA_KIND_STORAGE, detail::checked_name(*Name),
-            detail::config_key_count<T>(), 0, detail::config_keys<T>(),
+            detail::config_key_count<T>(), detail::driver_flags<T>(), detail::config_keys<T>(),
             &detail::storage_vtable<T, Name>};
 }
 
