@@ -318,13 +318,17 @@ void Tracker::announce(AnnounceCall& call) const {
     // [limits]: the store enforces the budgets; the new-swarm rate is ours (the client's own
     // address: behind a trusted proxy the forwarded one, never ip=), and only the store knows
     // whether this announce would create a swarm, so an address out of tokens is flagged.
+    // Private mode has no new-swarm rate: only registered torrents get this far, so there is no
+    // flood of invented info_hashes to slow, and a seedbox re-announcing its thousands of
+    // torrents after a restart (no snapshot) must not be refused for minutes.
     r.max_peers_per_address = limits.max_peers_per_address;
     r.reserved_limits = 0;
     r.max_torrents = limits.max_torrents;
     r.max_peers = limits.max_peers;
-    if (!new_swarms_->may_create(client_of(in), now, limits.new_torrents_per_address))
+    const bool rate_new_swarms = !private_.policy;
+    if (rate_new_swarms && !new_swarms_->may_create(client_of(in), now, limits.new_torrents_per_address))
         r.flags |= CHIHAYA_ANNOUNCE_NO_NEW_SWARM;
-    call.new_swarms = new_swarms_.get();
+    call.new_swarms = rate_new_swarms ? new_swarms_.get() : nullptr;
     call.new_swarm_rate = limits.new_torrents_per_address;
 
     chihaya_announce_result& res = call.abi_result;

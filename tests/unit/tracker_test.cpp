@@ -1,8 +1,12 @@
 // The tracker core: normalisation before the driver, and how completions come back.
+#include "accounting/ledger.hpp"
+#include "private/directory.hpp"
+#include "private/policy.hpp"
 #include "tracker/tracker.hpp"
 
 #include <doctest/doctest.h>
 
+#include <cstring>
 #include <string>
 #include <thread>
 
@@ -203,6 +207,48 @@ TEST_CASE("a client that created new_torrents_per_address swarms is flagged NO_N
     other.request.peer.addr = {198, 51, 100, 9};
     for (int i = 0; i < 20; ++i) {
         tracker.announce(other);
+        CHECK((s.seen.flags & CHIHAYA_ANNOUNCE_NO_NEW_SWARM) == 0);
+    }
+}
+
+TEST_CASE("private mode has no new-swarm rate: a seedbox re-announces its registered torrents") {
+    Script s;
+    script = &s;
+    s.created_swarm = 1;
+    Directory directory;
+    chihaya_user u{};
+    u.struct_size = sizeof u;
+    u.id = 1;
+    u.passkey = {"alpha", 5};
+    u.flags = CHIHAYA_ENABLED;
+    u.upload_multiplier = u.download_multiplier = 1000;
+    directory.put_user(u);
+    for (uint8_t t = 1; t <= 20; ++t) {
+        chihaya_torrent row{};
+        row.struct_size = sizeof row;
+        row.id = t;
+        std::memset(row.info_hash, t, 20);
+        row.flags = CHIHAYA_ENABLED;
+        row.upload_multiplier = row.download_multiplier = 1000;
+        directory.put_torrent(row);
+    }
+    directory.mark_loaded();
+    Policy policy(directory, 600);
+    Ledger ledger;
+    LimitsConfig limits;
+    limits.new_torrents_per_address = 5;
+    Tracker tracker(TrackerConfig{}, {&vtable, nullptr}, PrivateMode{&policy, &ledger}, limits);
+    uint8_t peers[600];
+    Result result;
+    AnnounceCall call = make_call(peers, 100, result);
+    call.request.peer.addr = {192, 0, 2, 1};
+    call.request.passkey = "alpha";
+    std::memcpy(call.request.peer_id.bytes.data(), "-lt2000-000000000000", 20);
+    // 20 registered torrents, each creating its swarm, from one address: none is flagged.
+    for (uint8_t t = 1; t <= 20; ++t) {
+        call.request.info_hash.bytes.fill(t);
+        tracker.announce(call);
+        CHECK(call.response.failure == nullptr);
         CHECK((s.seen.flags & CHIHAYA_ANNOUNCE_NO_NEW_SWARM) == 0);
     }
 }
