@@ -48,13 +48,15 @@ struct LimitsConfig {
     // "tracker full". At least max_torrents (each swarm holds a peer), else max_torrents is moot.
     // ~100 MB beyond the torrents' first peers at the default.
     uint64_t max_peers = 5000000;
-    // Peers of one address (as the driver sees it: IPv4, or a whole IPv6 address) in one swarm,
-    // over all its ports. Caps what one address can put in a swarm (a port flood).
+    // Peers of one address (as the driver groups it: the memory driver counts IPv6 per /64) in
+    // one swarm, over all its ports. Caps what one address can put in a swarm (a port flood),
+    // not in all of them: 64 in every swarm it names, which only max_peers bounds. Refused with
+    // [http] allow_ip_param = true, whose ip= would name a new address per peer.
     uint32_t max_peers_per_address = 64;
     // Swarms one client address (IPv6: per /64) may create per minute, as a token bucket of that
     // size refilled at that rate; announces into existing swarms are never limited by it. The
     // address is the client's own (the socket's, or its trusted proxy's X-Forwarded-For), never
-    // the announce's ip= parameter.
+    // the announce's ip= parameter. Not applied in private mode (registered torrents only).
     uint32_t new_torrents_per_address = 300;
 };
 

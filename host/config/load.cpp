@@ -217,7 +217,7 @@ Config read(const toml::table& root, const std::string& file) {
         LimitsConfig& c = config.limits;
         r.u64("max_torrents", c.max_torrents, 0, 1'000'000'000);
         r.u64("max_peers", c.max_peers, 0, 10'000'000'000);
-        // The memory driver counts an address's peers in 16-bit counters (one per port at most).
+        // At most one peer per port.
         r.u32("max_peers_per_address", c.max_peers_per_address, 0, 65535);
         r.u32("new_torrents_per_address", c.new_torrents_per_address, 0, 1'000'000);
         r.finish();
@@ -258,6 +258,13 @@ Config read(const toml::table& root, const std::string& file) {
         r.strings("trusted_proxies", c.trusted_proxies, check_proxy);
         r.string("real_ip_header", c.real_ip_header);
         r.boolean("allow_ip_param", c.allow_ip_param);
+        // ip= names any address, so a client would get max_peers_per_address peers per address
+        // it names, without end: the two cannot be on together (the operator chooses).
+        if (c.allow_ip_param && config.limits.max_peers_per_address != 0)
+            fail(file, r.node_of("allow_ip_param")->source(), "http.allow_ip_param",
+                 "true lets a client announce any address with ip=, which defeats [limits] "
+                 "max_peers_per_address (" + std::to_string(config.limits.max_peers_per_address) +
+                     "): set max_peers_per_address = 0 to accept that, or keep allow_ip_param = false");
         if (c.enabled && c.listen.empty())
             fail(file, t->source(), "http.listen", "empty while http.enabled = true (disable HTTP instead)");
         r.finish();

@@ -195,7 +195,7 @@ class ClientAddress(TrackerCase):
         self.assertEqual(compact_peers(d[b"peers"], socket.AF_INET), [(V4, 7951)])
 
     def test_ip_param_believed_when_allowed(self):
-        with Tracker({"http": {"allow_ip_param": True}}) as t:
+        with Tracker({"http": {"allow_ip_param": True}, "limits": {"max_peers_per_address": 0}}) as t:
             h = random_hash()
             with t.http() as c:
                 r = c.get(announce_path(h, peer_id(), 7955, event="started", left=1,

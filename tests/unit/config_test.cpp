@@ -194,3 +194,11 @@ TEST_CASE("[limits]: safe defaults, read, range-checked, and max_peers below max
     CHECK(error_of("[limits]\nmax_torrents = 10000000\n").find("x.toml:2: limits.max_peers: 5000000 is below max_torrents") == 0);
     CHECK(error_of("[limits]\nmax_torrents = 100\nmax_peers = 0\n").empty());  // no peer budget
 }
+
+TEST_CASE("[http] allow_ip_param with [limits] max_peers_per_address is refused: ip= would bypass the cap") {
+    CHECK(error_of("[http]\nallow_ip_param = true\n").find(
+              "x.toml:2: http.allow_ip_param: true lets a client announce any address with ip=, which defeats "
+              "[limits] max_peers_per_address (64)") == 0);
+    CHECK(error_of("[limits]\nmax_peers_per_address = 0\n[http]\nallow_ip_param = true\n").empty());
+    CHECK(error_of("[http]\nallow_ip_param = false\n").empty());
+}
