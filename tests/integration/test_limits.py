@@ -35,7 +35,15 @@ def settled_rss_kib(pid):
 
 
 class Flooder:
-    """Announces from one loopback source address, WINDOW at a time, counting what comes back."""
+    """Announces from one loopback source address, WINDOW at a time, counting what comes back.
+
+    A loaded host may drop a datagram or answer after the timeout: an announce without a reply is
+    sent again (the same bytes, at most RETRIES times), which the tracker answers as it answered
+    the first (a held peer is refreshed, a refused one refused again). So the replies count every
+    announce once; only the tracker's own refusal counter may count a retried refusal twice, by
+    at most `retried`."""
+
+    RETRIES = 3
 
     def __init__(self, source, port):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -44,7 +52,9 @@ class Flooder:
         self.connection_id = None
         self.ok = 0
         self.errors = {}   # failure reason -> count
-        self.lost = 0
+        self.lost = 0      # announces still unanswered after every retry
+        self.retried = 0   # announces sent again
+        self.next_id = 0   # transaction ids, unique over the flooder's life
         self.peer_id = peer_id(b"-FL0001-")
 
     def close(self):
@@ -73,24 +83,37 @@ class Flooder:
             if sent % 20000 == 0:
                 self.connect()  # a fresh connection id now and then (they expire after minutes)
             n = min(WINDOW, count - sent)
+            pending = {}  # transaction id -> datagram
             for k in range(n):
                 info_hash, port = packets(sent + k)
-                self.sock.send(struct.pack(">QII20s20sQQQIIIiH", self.connection_id, UDP_ANNOUNCE,
-                                           sent + k, info_hash, self.peer_id, 0, 1000, 0, 0, 0, 0, 0,
-                                           port))
-            self.sock.settimeout(2.0)
-            for _ in range(n):
-                try:
-                    reply = self.sock.recv(2048)
-                except socket.timeout:
-                    self.lost += n
+                tid = self.next_id
+                self.next_id = (self.next_id + 1) & 0xFFFFFFFF
+                pending[tid] = struct.pack(">QII20s20sQQQIIIiH", self.connection_id, UDP_ANNOUNCE,
+                                           tid, info_hash, self.peer_id, 0, 1000, 0, 0, 0, 0, 0, port)
+            for attempt in range(1 + self.RETRIES):
+                if attempt:
+                    self.retried += len(pending)
+                for datagram in pending.values():
+                    self.sock.send(datagram)
+                self.sock.settimeout(2.0)
+                while pending:
+                    try:
+                        reply = self.sock.recv(2048)
+                    except socket.timeout:
+                        break
+                    if len(reply) < 8:
+                        continue
+                    action, tid = struct.unpack(">II", reply[:8])
+                    if pending.pop(tid, None) is None:
+                        continue  # a late answer to an announce already answered (retried)
+                    if action == UDP_ANNOUNCE:
+                        self.ok += 1
+                    elif action == UDP_ERROR:
+                        reason = reply[8:].decode("utf-8", "replace")
+                        self.errors[reason] = self.errors.get(reason, 0) + 1
+                if not pending:
                     break
-                action = struct.unpack(">I", reply[:4])[0]
-                if action == UDP_ANNOUNCE:
-                    self.ok += 1
-                elif action == UDP_ERROR:
-                    reason = reply[8:].decode("utf-8", "replace")
-                    self.errors[reason] = self.errors.get(reason, 0) + 1
+            self.lost += len(pending)
             sent += n
 
 
@@ -165,8 +188,9 @@ class TorrentFlood(unittest.TestCase):
                 self.assertEqual(d.get(b"failure reason"), b"tracker full: no new torrents accepted now")
                 d = http.get(announce_path(swarm, peer_id(), 7005, left=1000)).bencoded()
                 self.assertNotIn(b"failure reason", d)
-            self.assertEqual(metric(t, "chihaya_limit_hits_total", 'limit="max_torrents"'),
-                             float(self.TOTAL - created + 2))
+            hits = metric(t, "chihaya_limit_hits_total", 'limit="max_torrents"')
+            self.assertGreaterEqual(hits, float(self.TOTAL - created + 2))
+            self.assertLessEqual(hits, float(self.TOTAL - created + 2 + flood.retried))
             print("\ntorrent flood: RSS %d KiB at start, %d KiB with %d swarms (the budget), "
                   "%d KiB after %d announces (+%d KiB); %d checks of the second address"
                   % (base, filled, created + 1, after, self.TOTAL, after - filled, checks))
@@ -220,8 +244,9 @@ class PortFlood(unittest.TestCase):
             with UdpClient(V4, t.udp_port) as scraper:
                 scraped = scraper.scrape(swarms[1:])
             self.assertEqual([s["leechers"] for s in scraped], [self.PER_ADDRESS] * (self.SWARMS - 1))
-            self.assertEqual(metric(t, "chihaya_limit_hits_total", 'limit="max_peers_per_address"'),
-                             float(refused))
+            hits = metric(t, "chihaya_limit_hits_total", 'limit="max_peers_per_address"')
+            self.assertGreaterEqual(hits, float(refused))
+            self.assertLessEqual(hits, float(refused + flood.retried))
             print("\nport flood: RSS %d KiB at start, %d KiB with %d peers (the budget), %d KiB after "
                   "%d announces (+%d KiB)" % (base, filled, flood.ok, after,
                                               self.SWARMS * self.PORTS, after - filled))
