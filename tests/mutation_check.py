@@ -512,9 +512,9 @@ MUTATIONS = {
         unit("memory_limits_test", "max_torrents:*")),
     "no-peer-budget": (
         "the memory driver ignores max_peers",
-        "plugins/memory/memory_cache.cpp",
-        [("    admission.store_full = budgets.max_peers != 0 && peer_total() >= budgets.max_peers;",
-          "    admission.store_full = false;")],
+        "plugins/memory/swarm.cpp",
+        [("            admission.peer_total->load(std::memory_order_relaxed) >= admission.max_peers) {",
+          "            false) {")],
         ["memory_limits_test"],
         unit("memory_limits_test", "max_peers:*")),
     "no-address-cap": (
@@ -545,7 +545,7 @@ MUTATIONS = {
     "no-new-swarm-rate": (
         "the host never flags NO_NEW_SWARM: one address creates swarms at any rate",
         "host/tracker/tracker.cpp",
-        [("    if (!new_swarms_->may_create(client_of(in), now, limits.new_torrents_per_address))",
+        [("    if (rate_new_swarms && !new_swarms_->may_create(client_of(in), now, limits.new_torrents_per_address))",
           "    if (false)")],
         ["chihaya"],
         integration("test_limits.py", "NewSwarmRate")),
@@ -568,6 +568,66 @@ MUTATIONS = {
         [("        if (c.max_peers != 0 && c.max_torrents > c.max_peers) {", "        if (false) {")],
         ["config_test"],
         unit("config_test", "[limits]*")),
+    "swarm-rate-stale-now": (
+        "a clock read a little before a bucket's stamp wraps the elapsed time: the bucket refills whole",
+        "host/tracker/new_swarm_rate.cpp",
+        [("    if (stale(state, now_ms)) return deficit;  // an earlier `now` refills nothing\n", "")],
+        ["new_swarm_rate_test"],
+        unit("new_swarm_rate_test", "a stale now*")),
+    "address-counts-per-shard": (
+        "the per-address counters are crowded like a per-shard slice (4,096): a big swarm meets false refusals",
+        "plugins/memory/memory_cache.cpp",
+        [("    address_mask_ = counters - 1;", "    address_mask_ = (counters - 1) & 4095;")],
+        ["memory_limits_test"],
+        unit("memory_limits_test", "*a swarm of 300*")),
+    "address-v6-whole": (
+        "the per-address cap counts an IPv6 address whole: one /64 holds a peer per address",
+        "plugins/memory/address_counts.hpp",
+        [("        std::memcpy(&w, endpoint, addr_bytes);\n",
+          "        std::memcpy(&w, endpoint, addr_bytes);\n"
+          "        if constexpr (Peer::endpoint_bytes == 18) { uint64_t iid; std::memcpy(&iid, endpoint + 8, 8); w ^= mix64(iid); }\n")],
+        ["memory_limits_test"],
+        unit("memory_limits_test", "*an IPv6 address is counted per /64*")),
+    "address-count-saturates": (
+        "a per-address counter that reached 0xffff sticks: the address stays refused after its peers left",
+        "plugins/memory/address_counts.hpp",
+        [("        if (counts) counter<Peer>(endpoint).fetch_sub(1, std::memory_order_relaxed);",
+          "        if (counts && counter<Peer>(endpoint).load(std::memory_order_relaxed) < 0xffff) "
+          "counter<Peer>(endpoint).fetch_sub(1, std::memory_order_relaxed);")],
+        ["memory_limits_test"],
+        unit("memory_limits_test", "address counters never stick*")),
+    "new-swarm-past-max-peers-allocated": (
+        "a new swarm refused by max_peers is made (a map node) and erased again",
+        "plugins/memory/memory_cache.cpp",
+        [("        if (budgets.max_peers != 0 && peer_total() >= budgets.max_peers)\n"
+          "            return refuse(result, \"memory: max_peers reached\", NewSwarmRefusal::MaxPeers);\n", "")],
+        ["memory_limits_test"],
+        unit("memory_limits_test", "max_peers: a new swarm refused at the budget*")),
+    "scrape-expiry-keeps-count": (
+        "a peer expired by a scrape stays counted against its address",
+        "plugins/memory/memory_cache.cpp",
+        [("it->second.expire(now_s, kExpireSlice, tally_of(shard, seed_of(entry.info_hash)));",
+          "it->second.expire(now_s, kExpireSlice);")],
+        ["memory_limits_test"],
+        unit("memory_limits_test", "*a peer expired by a scrape*")),
+    "new-swarm-rate-in-private": (
+        "private mode applies the new-swarm rate: a seedbox re-announcing its registered torrents is refused",
+        "host/tracker/tracker.cpp",
+        [("    const bool rate_new_swarms = !private_.policy;", "    const bool rate_new_swarms = true;")],
+        ["tracker_test"],
+        unit("tracker_test", "private mode has no new-swarm rate*")),
+    "ip-param-bypasses-cap": (
+        "[http] allow_ip_param is accepted with max_peers_per_address: ip= names a new address per peer",
+        "host/config/load.cpp",
+        [("        if (c.allow_ip_param && config.limits.max_peers_per_address != 0)", "        if (false)")],
+        ["config_test"],
+        unit("config_test", "[http] allow_ip_param*")),
+    "limits-flag-ignored": (
+        "a 2.3 cache driver that does not declare CHIHAYA_DRIVER_PROVIDES_LIMITS is taken to enforce [limits]",
+        "host/main.cpp",
+        [("    if ((cache.flags() & CHIHAYA_DRIVER_PROVIDES_LIMITS) == 0 &&", "    if (cache.abi_minor() < 3 &&")],
+        ["chihaya"],
+        integration("test_plugins.py", "DriverErrors.test_a_2_3_cache_that_does_not_declare_limits_is_warned_about")),
 }
 
 
