@@ -111,7 +111,7 @@ chihaya_status Swarm::announce_in(PeerList<Peer>& peers, const chihaya_announce_
 
     // Budgets (abi.h 2.3) bind only a peer the swarm does not hold yet; checked before anything
     // is allocated for it, so a refusal changes nothing. The address's count is a counter of the
-    // shard's tally, not a scan: O(1) in a swarm of any size.
+    // cache's table (address_counts.hpp), not a scan: O(1) in a swarm of any size.
     if (i == peers.npos) {
         if (admission.max_peers != 0 && admission.peer_total &&
             admission.peer_total->load(std::memory_order_relaxed) >= admission.max_peers) {

@@ -27,7 +27,7 @@ struct FamilyCounts {
 // What one announce may add, as MemoryCache decided it from the request's budgets (abi.h 2.3)
 // and the store's totals. The default admits everything and counts nothing (tests).
 struct PeerAdmission {
-    AddressTally tally;            // the shard's per-address counters, seeded for this swarm
+    AddressTally tally;            // the cache's per-address counters, seeded for this swarm
     // The store's peers (read only when a new peer would join) and its budget: a new peer while
     // it holds max_peers is refused (FULL); 0 = no limit.
     const std::atomic<uint64_t>* peer_total = nullptr;
