@@ -579,7 +579,7 @@ MUTATIONS = {
     "redis-no-torrent-budget": (
         "the redis announce script never refuses a new swarm at max_torrents",
         "plugins/redis/scripts.hpp",
-        [("          if n + others_t >= maxt then return true end", "")],
+        [("          if n + others_t >= maxt then return 3 end", "")],
         ["redis"],
         redis_limits("*flood of new swarms*")),
     "redis-no-address-cap": (

@@ -245,12 +245,8 @@ public:
 #ifdef CHIHAYA_ADDRESS_LIMIT
         // Only an announce that carried a budget can be refused for one (the script sees none
         // otherwise), so a host older than 2.3 never gets these statuses.
-        if (r[0]->integer == 2) {
-            fail(CHIHAYA_ADDRESS_LIMIT, "redis: address limit reached");
-            return;
-        }
-        if (r[0]->integer == 3) {
-            fail(CHIHAYA_FULL, "redis: store budget reached");
+        if (r[0]->integer >= 2 && r[0]->integer <= 5) {
+            refused(static_cast<int>(r[0]->integer));
             return;
         }
         if (CHIHAYA_HAS_MEMBER(&result_, chihaya_announce_result, created_swarm))
@@ -275,6 +271,35 @@ public:
         delete this;
         done(CHIHAYA_OK);
     }
+
+#ifdef CHIHAYA_ADDRESS_LIMIT
+    // A budget's refusal (script status 2-5, scripts.hpp), with the budget named when the
+    // host's result has refused_by.
+    void refused(int why) noexcept {
+        static constexpr struct {
+            chihaya_status status;
+            uint8_t budget;
+            const char* message;
+        } kRefusals[] = {
+#ifdef CHIHAYA_BUDGET_MAX_TORRENTS
+            {CHIHAYA_ADDRESS_LIMIT, CHIHAYA_BUDGET_PEERS_PER_ADDRESS, "redis: max_peers_per_address reached"},
+            {CHIHAYA_FULL, CHIHAYA_BUDGET_MAX_TORRENTS, "redis: max_torrents reached"},
+            {CHIHAYA_FULL, CHIHAYA_BUDGET_MAX_PEERS, "redis: max_peers reached"},
+            {CHIHAYA_ADDRESS_LIMIT, CHIHAYA_BUDGET_NEW_SWARM, "redis: no new swarm for this address now"},
+#else
+            {CHIHAYA_ADDRESS_LIMIT, 0, "redis: max_peers_per_address reached"},
+            {CHIHAYA_FULL, 0, "redis: max_torrents reached"},
+            {CHIHAYA_FULL, 0, "redis: max_peers reached"},
+            {CHIHAYA_ADDRESS_LIMIT, 0, "redis: no new swarm for this address now"},
+#endif
+        };
+        const auto& r = kRefusals[why - 2];
+#ifdef CHIHAYA_BUDGET_MAX_TORRENTS
+        if (CHIHAYA_HAS_MEMBER(&result_, chihaya_announce_result, refused_by)) result_.refused_by = r.budget;
+#endif
+        fail(r.status, r.message);
+    }
+#endif
 
     void fail(chihaya_status status, const char* why) noexcept {
         chihaya::write_message(result_.message, CHIHAYA_MESSAGE_CAP, why);

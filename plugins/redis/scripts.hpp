@@ -34,7 +34,8 @@ namespace chihaya::redis::scripts {
 //   With the ledger key, two more: the torrents and the peers of every other slot's ledger
 //   ("0" on a single node, where one ledger counts everything).
 // Returns 9 flat elements per announce, in order:
-//   status (0 ok, 1 key mismatch, 2 address limit, 3 full: nothing changed), complete,
+//   status (0 ok; refused, nothing changed: 1 key mismatch, 2 max_peers_per_address,
+//   3 max_torrents, 4 max_peers, 5 NO_NEW_SWARM), complete,
 //   incomplete, downloaded, had_previous, prev_uploaded, prev_downloaded, peers, created_swarm
 //
 // Budgets (ABI 2.3; README.md "Memory budgets" has the reasons and the precision):
@@ -233,7 +234,7 @@ for i = 1, nann do
   if refuse == 0 and event ~= 3 and not old then
     created = not (present or sc[2] or sp[1] or sp[2]) and call('ZCARD', k4) == 0
     if created and no_new == 1 then
-      refuse = 2
+      refuse = 5
     else
       local mine
       trimmed, mine = trim(k, kp, ae ~= nil, ae)
@@ -249,26 +250,26 @@ for i = 1, nann do
     end
     if refuse == 0 and led then
       local h = string.sub(k4, -43, -4)
+      -- The budget this announce would exceed: 3 max_torrents, 4 max_peers, 0 none.
       local over = function()
-        local n = 0
         if maxt > 0 and created then
-          n = call('ZCARD', L)
+          local n = call('ZCARD', L)
           if lv[2] then n = n - 1 end
-          if n + others_t >= maxt then return true end
+          if n + others_t >= maxt then return 3 end
         end
-        if maxp <= 0 then return false end
+        if maxp <= 0 then return 0 end
         local held = -tonumber(lv[2] or 0)
         if lv[1] then held = held - trimmed end  -- the ledger still counts what trim() removed
-        return held + others_p >= maxp
+        if held + others_p >= maxp then return 4 end
+        return 0
       end
-      if over() then
+      refuse = over()
+      if refuse ~= 0 then
         -- At a budget: give back what TTL expiry dropped, then look again.
         local gone = prune(64)
         if next(gone) then
           lv = call('ZMSCORE', L, h, '#p')
-          if over() then refuse = 3 end
-        else
-          refuse = 3
+          refuse = over()
         end
       end
     end

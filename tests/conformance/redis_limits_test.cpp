@@ -272,6 +272,7 @@ TEST_CASE("created_swarm says which announce made the swarm; NO_NEW_SWARM makes 
     const long long keys = dbsize();
     Call& refused = c.announce(hash_of(2), {3, 6881}, spent);
     CHECK(refused.status == CHIHAYA_ADDRESS_LIMIT);
+    CHECK(refused.result.refused_by == CHIHAYA_BUDGET_NEW_SWARM);
     CHECK(refused.result.created_swarm == 0);
     CHECK(dbsize() == keys);
     // IPv6 the same.
@@ -306,8 +307,8 @@ TEST_CASE("a flood of new swarms from one address stops at max_torrents; existin
     for (Call* call : calls) {
         REQUIRE(call->wait());
         if (call->status == CHIHAYA_OK) created += call->result.created_swarm;
-        else if (call->status == CHIHAYA_FULL) ++full;
-        else FAIL("unexpected status " << call->status);
+        else if (call->status == CHIHAYA_FULL && call->result.refused_by == CHIHAYA_BUDGET_MAX_TORRENTS) ++full;
+        else FAIL("unexpected status " << call->status << ", refused_by " << int(call->result.refused_by));
     }
     CHECK(created == 35);
     CHECK(full == 165);
@@ -354,10 +355,10 @@ TEST_CASE("a port flood into one swarm stops at max_peers_per_address; others st
     Hash h = hash_of(7);
     int ok = 0, limited = 0;
     for (uint16_t port = 1; port <= 100; ++port) {
-        chihaya_status s = c.status(h, {1, port}, budget);
-        if (s == CHIHAYA_OK) ++ok;
-        else if (s == CHIHAYA_ADDRESS_LIMIT) ++limited;
-        else FAIL("unexpected status " << s);
+        Call& a = c.announce(h, {1, port}, budget);
+        if (a.status == CHIHAYA_OK) ++ok;
+        else if (a.status == CHIHAYA_ADDRESS_LIMIT && a.result.refused_by == CHIHAYA_BUDGET_PEERS_PER_ADDRESS) ++limited;
+        else FAIL("unexpected status " << a.status << ", refused_by " << int(a.result.refused_by));
     }
     CHECK(ok == 8);
     CHECK(limited == 92);
@@ -380,7 +381,9 @@ TEST_CASE("max_peers: a new peer is refused at the budget, known peers are serve
     Instance c;
     const Budget budget{.peers = 20};
     for (uint32_t a = 1; a <= 20; ++a) REQUIRE(c.status(hash_of(a % 4), {a, 6881}, budget) == CHIHAYA_OK);
-    CHECK(c.status(hash_of(0), {21, 6881}, budget) == CHIHAYA_FULL);
+    Call& full = c.announce(hash_of(0), {21, 6881}, budget);
+    CHECK(full.status == CHIHAYA_FULL);
+    CHECK(full.result.refused_by == CHIHAYA_BUDGET_MAX_PEERS);
     CHECK(c.status(hash_of(99), {21, 6881}, budget) == CHIHAYA_FULL);
     Call& known = c.announce(hash_of(1), {1, 6881}, budget, CHIHAYA_EVENT_NONE, 300, true);
     REQUIRE(known.status == CHIHAYA_OK);
