@@ -28,8 +28,9 @@ constexpr const char* kScrapeKeys[] = {"4", "6"};
 constexpr size_t kMaxBatch = 64;
 // Elements per announce in the script's reply (scripts.hpp).
 constexpr size_t kReplyWidth = 9;
-// Ledger totals refreshed per tick (Cluster with budgets): all slots every 4 ticks (about 4 s).
-constexpr uint32_t kTotalsPerTick = kSlotCount / 4;
+// Ledger totals refreshed per tick (Cluster with budgets): all slots every 8 ticks (about 8 s),
+// in bursts small enough (a few hundred per connection) not to delay announces behind them.
+constexpr uint32_t kTotalsPerTick = kSlotCount / 8;
 
 // Errors that say "Redis cannot serve this now" rather than "this request is wrong".
 chihaya_status status_for(std::string_view error) {

@@ -40,8 +40,8 @@ public:
                   chihaya::Completion done) noexcept;
     void scrape(chihaya_scrape_request& request, chihaya::Completion done) noexcept;
     // About once a second from the main thread. Cluster with budgets asked (ABI 2.3): refreshes
-    // a quarter of the slots' ledger totals (scripts::kLedgerTotals), so every slot's announces
-    // see the other slots' torrents and peers as of at most about 4 s ago.
+    // an eighth of the slots' ledger totals (scripts::kLedgerTotals), so every slot's announces
+    // see the other slots' torrents and peers as of at most about 8 s ago.
     void tick(uint64_t now_ms) noexcept;
 
 private:

@@ -238,8 +238,11 @@ public:
 
     // Cluster: one full round of per-slot ledger totals, and time for its replies.
     void sum_slots() {
-        for (int i = 0; i < 4; ++i) driver().vtable->tick(handle_, chihaya_test::host_now_ms());
-        std::this_thread::sleep_for(300ms);
+        for (int i = 0; i < 8; ++i) {
+            driver().vtable->tick(handle_, chihaya_test::host_now_ms());
+            std::this_thread::sleep_for(50ms);
+        }
+        std::this_thread::sleep_for(200ms);
     }
 
     void forget_calls() {
@@ -472,7 +475,7 @@ TEST_CASE("Cluster: per-slot ledgers summed by the tick bound a flood at max_tor
             Call& a = c.announce(random_hash(rng), {1, 6881}, budget);
             if (a.status == CHIHAYA_OK) created += a.result.created_swarm;
             else if (a.status == CHIHAYA_FULL) ++full;
-            else FAIL("unexpected status " << a.status);
+            else FAIL("unexpected status " << a.status << ": " << a.result.message);
         }
         c.sum_slots();
     }
