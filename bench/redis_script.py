@@ -7,6 +7,11 @@ IPv4 peers through the script itself, then replays announces of known peers in b
 (INFO cpu, user + sys) and used_memory per peer. Loopback only; every loop is bounded.
 
   bench/redis_script.py [--script plugins/redis/scripts.hpp] [--torrents 20000] [--batch 16]
+                        [--limits all|global|address]
+
+--limits sends every announce with ABI 2.3 budgets high enough never to refuse: `global`
+max_torrents and max_peers (the script keeps its ledger), `address` max_peers_per_address (the
+per-address counts), `all` both: the cost of [limits] on a single node.
 """
 import argparse
 import os
@@ -18,6 +23,7 @@ import sys
 import time
 
 OLD = False
+LIMITS = None
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 from redis_fixture import RedisServer  # noqa: E402
@@ -67,7 +73,9 @@ class Conn:
 
 
 def member(t, p):
-    return bytes([10, (t >> 16) & 255, (t >> 8) & 255, t & 255]) + struct.pack(">H", 1000 + p)
+    # One address per peer, as in real swarms (what max_peers_per_address keeps a count of).
+    a = (t * 1024 + p) & 0xffffff
+    return bytes([10, (a >> 16) & 255, (a >> 8) & 255, a & 255]) + struct.pack(">H", 1000 + p)
 
 
 def single(sha, items, prefix=b"chihaya"):
@@ -90,7 +98,14 @@ def batch(sha, items, prefix=b"chihaya"):
         base = prefix + b":{" + ("%040x" % t).encode() + b"}:"
         keys += [base + b"4", base + b"6", base + b"p"]
         ctl = struct.pack(">BBBIII", event, seeder, 0, 50, 3600, 0x1000 + p)
+        if LIMITS:  # '>BI4dd': no_new_swarm, max_peers_per_address, max_torrents, max_peers
+            per_address = 0 if LIMITS == "global" else 1000
+            budget = 0 if LIMITS == "address" else 1e9
+            ctl += struct.pack(">BIdd", 0, per_address, budget, budget)
         argv += [member(t, p), ctl, b""]
+    if LIMITS in ("all", "global"):  # the ledger, and what other slots hold (none: one node)
+        keys.append(prefix + b":{limits}")
+        argv += [b"0", b"0"]
     return resp([b"EVALSHA", sha, str(len(keys))] + keys + argv)  # keys: 3 per announce
 
 
@@ -122,9 +137,12 @@ def main():
     ap.add_argument("--announces", type=int, default=50000)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--old", action="store_true", help="--script holds the one-call-per-announce layout")
+    ap.add_argument("--limits", choices=("all", "global", "address"),
+                    help="every announce carries ABI 2.3 budgets (never reached)")
     a = ap.parse_args()
-    global OLD
+    global OLD, LIMITS
     OLD = a.old
+    LIMITS = a.limits
     text = script_text(a.script)
     with RedisServer() as server:
         c = Conn(server.port)

@@ -31,6 +31,13 @@ def unit(binary, case):
     return [os.path.join(BUILD, "tests", "bin", binary), "--test-case=" + case]
 
 
+def redis_limits(case, cluster=False):
+    """tests/conformance/redis_limits_test on a throwaway Redis (run_redis_limits.py)."""
+    return ([PYTHON, os.path.join(SOURCE, "tests", "conformance", "run_redis_limits.py")] +
+            (["--cluster"] if cluster else []) +
+            [os.path.join(BUILD, "tests", "bin", "redis_limits_test"), "--test-case=" + case])
+
+
 # name: (what it breaks, file, [(old, new), ...], build targets, test command)
 MUTATIONS = {
     "key-ignored": (
@@ -628,6 +635,57 @@ MUTATIONS = {
         [("    if ((cache.flags() & CHIHAYA_DRIVER_PROVIDES_LIMITS) == 0 &&", "    if (cache.abi_minor() < 3 &&")],
         ["chihaya"],
         integration("test_plugins.py", "DriverErrors.test_a_2_3_cache_that_does_not_declare_limits_is_warned_about")),
+    # Issue 11's budgets on the redis driver (plugins/redis/scripts.hpp, redis_cache.cpp).
+    "redis-no-torrent-budget": (
+        "the redis announce script never refuses a new swarm at max_torrents",
+        "plugins/redis/scripts.hpp",
+        [("          if n + others_t >= maxt then return 3 end", "")],
+        ["redis"],
+        redis_limits("*flood of new swarms*")),
+    "redis-no-address-cap": (
+        "the redis announce script lets one address add any number of ports to a swarm",
+        "plugins/redis/scripts.hpp",
+        [("      if ae and ac >= ppa then refuse = 2 end", "")],
+        ["redis"],
+        redis_limits("*port flood*")),
+    "redis-stop-keeps-budget": (
+        "a stopped peer stays in the redis ledger's peer count: max_peers fills up for good",
+        "plugins/redis/scripts.hpp",
+        [("        if present then dp = dp - 1 end", "")],
+        ["redis"],
+        redis_limits("max_peers*")),
+    "redis-no-prune": (
+        "swarms Redis dropped by TTL are never given back to max_torrents",
+        "plugins/redis/scripts.hpp",
+        [("  local got = call('ZRANGEBYSCORE', L, '(0', lcut, 'WITHSCORES', 'LIMIT', 0, limit)",
+          "  local got = {}")],
+        ["redis"],
+        redis_limits("budgets come back*")),
+    "redis-trim-uncounted": (
+        "expired peers trimmed from a swarm stay in the redis ledger's peer count",
+        "plugins/redis/scripts.hpp",
+        [("      local dp = -trimmed\n", "      local dp = 0\n")],
+        ["redis"],
+        redis_limits("budgets come back*")),
+    "redis-ignores-no-new-swarm": (
+        "the redis driver creates a swarm for an address that has used its new-swarm rate",
+        "plugins/redis/scripts.hpp",
+        [("    if created and no_new == 1 then", "    if false then")],
+        ["redis"],
+        redis_limits("created_swarm*")),
+    "redis-created-swarm-unset": (
+        "the redis driver never reports created_swarm",
+        "plugins/redis/redis_cache.cpp",
+        [("            result_.created_swarm = reply_uint(r[8]) ? 1 : 0;", "            (void)0;")],
+        ["redis"],
+        redis_limits("created_swarm*")),
+    "redis-cluster-no-sum": (
+        "on a Redis Cluster the tick never sums the per-slot ledgers: each slot has the whole budget",
+        "plugins/redis/redis_cache.cpp",
+        [("    if (!slot_torrents_ || !budgets_asked_.load(std::memory_order_relaxed)) return;",
+          "    return;")],
+        ["redis"],
+        redis_limits("Cluster*", cluster=True)),
 }
 
 

@@ -50,8 +50,9 @@ public:
     void scrape(chihaya_scrape_request& request, chihaya::Completion done) {
         cache_.scrape(request, done);
     }
-    // No scrape_all (full scrape is opt-in and would SCAN every node) and no tick (expiry is
-    // server-side): see README.md.
+    // Expiry is server-side; the tick only sums a Cluster's per-slot budget ledgers (README.md).
+    void tick(uint64_t now_ms) { cache_.tick(now_ms); }
+    // No scrape_all (full scrape is opt-in and would SCAN every node): see README.md.
 
 private:
     static RedisCacheOptions options(const chihaya::Config& config) {

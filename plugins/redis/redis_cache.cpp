@@ -26,6 +26,11 @@ constexpr const char* kScrapeKeys[] = {"4", "6"};
 // Announces per script call: long enough to amortise a call (about 15 us of Redis' thread),
 // short enough that one batch holds Redis for well under a millisecond.
 constexpr size_t kMaxBatch = 64;
+// Elements per announce in the script's reply (scripts.hpp).
+constexpr size_t kReplyWidth = 9;
+// Ledger totals refreshed per tick (Cluster with budgets): all slots every 8 ticks (about 8 s),
+// in bursts small enough (a few hundred per connection) not to delay announces behind them.
+constexpr uint32_t kTotalsPerTick = kSlotCount / 8;
 
 // Errors that say "Redis cannot serve this now" rather than "this request is wrong".
 chihaya_status status_for(std::string_view error) {
@@ -68,6 +73,39 @@ uint32_t announce_key(const chihaya_announce_request& request) noexcept {
     (void)request;
     return 0;
 #endif
+}
+
+// ABI 2.3 budgets as the script's ctl tail ('>BI4dd', scripts.hpp): appended only when the host
+// set one, so an announce without [limits] costs what it did. Doubles hold counts exactly below
+// 2^53; a larger budget is no budget in practice.
+struct Budgets {
+    bool any = false, global = false;
+    uint8_t no_new_swarm = 0;
+    uint32_t per_address = 0;
+    double torrents = 0, peers = 0;
+};
+
+Budgets announce_budgets(const chihaya_announce_request& request) noexcept {
+    Budgets b;
+#ifdef CHIHAYA_ADDRESS_LIMIT
+    if (!CHIHAYA_HAS_MEMBER(&request, chihaya_announce_request, max_peers)) return b;
+    constexpr uint64_t kExact = uint64_t(1) << 53;
+    b.no_new_swarm = (request.flags & CHIHAYA_ANNOUNCE_NO_NEW_SWARM) ? 1 : 0;
+    b.per_address = request.max_peers_per_address;
+    b.torrents = double(request.max_torrents < kExact ? request.max_torrents : kExact);
+    b.peers = double(request.max_peers < kExact ? request.max_peers : kExact);
+    b.global = request.max_torrents != 0 || request.max_peers != 0;
+    b.any = b.global || b.no_new_swarm || b.per_address != 0;
+#else
+    (void)request;
+#endif
+    return b;
+}
+
+void put_be64_double(uint8_t* p, double v) {
+    uint64_t bits;
+    std::memcpy(&bits, &v, sizeof bits);
+    for (int i = 0; i < 8; ++i) p[i] = uint8_t(bits >> (56 - 8 * i));
 }
 
 }  // namespace
@@ -191,7 +229,7 @@ public:
     }
     void on_failure(const char* why) noexcept override { fail(CHIHAYA_UNAVAILABLE, why); }
 
-    // Its 8 elements of the batch's reply (scripts.hpp).
+    // Its kReplyWidth elements of the batch's reply (scripts.hpp).
     void finish(redisReply* const* r) noexcept {
         if (r[0]->type != REDIS_REPLY_INTEGER || r[7]->type != REDIS_REPLY_STRING) {
             fail(CHIHAYA_INTERNAL, "redis: unexpected reply to the announce script");
@@ -203,6 +241,20 @@ public:
 #else
             fail(CHIHAYA_INVALID, "redis: key mismatch");
 #endif
+            return;
+        }
+#ifdef CHIHAYA_ADDRESS_LIMIT
+        // Only an announce that carried a budget can be refused for one (the script sees none
+        // otherwise), so a host older than 2.3 never gets these statuses.
+        if (r[0]->integer >= 2 && r[0]->integer <= 5) {
+            refused(static_cast<int>(r[0]->integer));
+            return;
+        }
+        if (CHIHAYA_HAS_MEMBER(&result_, chihaya_announce_result, created_swarm))
+            result_.created_swarm = reply_uint(r[8]) ? 1 : 0;
+#endif
+        if (r[0]->integer != 0) {
+            fail(CHIHAYA_INTERNAL, "redis: unexpected status from the announce script");
             return;
         }
         result_.complete = clamp32(reply_uint(r[1]));
@@ -221,6 +273,35 @@ public:
         done(CHIHAYA_OK);
     }
 
+#ifdef CHIHAYA_ADDRESS_LIMIT
+    // A budget's refusal (script status 2-5, scripts.hpp), with the budget named when the
+    // host's result has refused_by.
+    void refused(int why) noexcept {
+        static constexpr struct {
+            chihaya_status status;
+            uint8_t budget;
+            const char* message;
+        } kRefusals[] = {
+#ifdef CHIHAYA_BUDGET_MAX_TORRENTS
+            {CHIHAYA_ADDRESS_LIMIT, CHIHAYA_BUDGET_PEERS_PER_ADDRESS, "redis: max_peers_per_address reached"},
+            {CHIHAYA_FULL, CHIHAYA_BUDGET_MAX_TORRENTS, "redis: max_torrents reached"},
+            {CHIHAYA_FULL, CHIHAYA_BUDGET_MAX_PEERS, "redis: max_peers reached"},
+            {CHIHAYA_ADDRESS_LIMIT, CHIHAYA_BUDGET_NEW_SWARM, "redis: no new swarm for this address now"},
+#else
+            {CHIHAYA_ADDRESS_LIMIT, 0, "redis: max_peers_per_address reached"},
+            {CHIHAYA_FULL, 0, "redis: max_torrents reached"},
+            {CHIHAYA_FULL, 0, "redis: max_peers reached"},
+            {CHIHAYA_ADDRESS_LIMIT, 0, "redis: no new swarm for this address now"},
+#endif
+        };
+        const auto& r = kRefusals[why - 2];
+#ifdef CHIHAYA_BUDGET_MAX_TORRENTS
+        if (CHIHAYA_HAS_MEMBER(&result_, chihaya_announce_result, refused_by)) result_.refused_by = r.budget;
+#endif
+        fail(r.status, r.message);
+    }
+#endif
+
     void fail(chihaya_status status, const char* why) noexcept {
         chihaya::write_message(result_.message, CHIHAYA_MESSAGE_CAP, why);
         result_.peer_count = 0;
@@ -231,6 +312,7 @@ public:
 
     uint16_t slot = 0;
     size_t split = 0;
+    bool ledger = false;  // carries max_torrents or max_peers: its batch needs the slot's ledger
 
 private:
     chihaya_announce_result& result_;
@@ -244,26 +326,33 @@ private:
 // announces see each other in order; a failure of the call fails every announce it carries.
 class RedisCache::AnnounceBatch final : public ScriptCall {
 public:
-    AnnounceBatch(RedisCache& cache, std::vector<AnnounceCall*> items)
-        : ScriptCall(cache, cache.announce_sha_, scripts::kAnnounce, 4 + 6 * items.size()),
+    AnnounceBatch(RedisCache& cache, std::vector<AnnounceCall*> items, bool ledger)
+        : ScriptCall(cache, cache.announce_sha_, scripts::kAnnounce, 4 + 6 * items.size() + (ledger ? 3 : 0)),
           items_(std::move(items)) {
         weight = static_cast<uint32_t>(items_.size());
         slot = items_.front()->slot;
-        size_t bytes = wire.size() + 64;
+        size_t bytes = wire.size() + 128;
         for (const AnnounceCall* a : items_) bytes += a->wire.size();
         wire.reserve(bytes);
-        resp::bulk(wire, uint64_t(3 * items_.size()));
+        resp::bulk(wire, uint64_t(3 * items_.size() + (ledger ? 1 : 0)));
         for (const AnnounceCall* a : items_) wire.append(a->wire, 0, a->split);
+        if (ledger) resp::bulk(wire, cache.ledger_key(slot));
         resp::bulk(wire, uint64_t(random_seed()));
         for (const AnnounceCall* a : items_) wire.append(a->wire, a->split, std::string::npos);
+        if (ledger) {
+            uint64_t torrents = 0, peers = 0;
+            cache.other_slots(slot, torrents, peers);
+            resp::bulk(wire, torrents);
+            resp::bulk(wire, peers);
+        }
     }
 
 private:
     void finish(redisReply* r) noexcept override {
         const size_t n = items_.size();
-        const bool ok = r->type == REDIS_REPLY_ARRAY && r->elements == 8 * n;
+        const bool ok = r->type == REDIS_REPLY_ARRAY && r->elements == kReplyWidth * n;
         for (size_t i = 0; i < n; ++i) {
-            if (ok) items_[i]->finish(r->element + 8 * i);
+            if (ok) items_[i]->finish(r->element + kReplyWidth * i);
             else items_[i]->fail(CHIHAYA_INTERNAL, "redis: unexpected reply to the announce script");
         }
         delete this;
@@ -336,11 +425,37 @@ private:
     uint32_t index_;
 };
 
+// One slot's ledger totals (scripts::kLedgerTotals), for the other slots' announces.
+class RedisCache::LedgerTotals final : public ScriptCall {
+public:
+    LedgerTotals(RedisCache& cache, uint16_t of_slot)
+        : ScriptCall(cache, cache.totals_sha_, scripts::kLedgerTotals, 3 + 1), cache_(cache) {
+        slot = of_slot;
+        resp::bulk(wire, "1");
+        resp::bulk(wire, cache.ledger_key(of_slot));
+    }
+
+private:
+    void finish(redisReply* r) noexcept override {
+        if (r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
+            uint64_t t = reply_uint(r->element[0]), p = reply_uint(r->element[1]);
+            cache_.sum_torrents_.fetch_add(t - cache_.slot_torrents_[slot].exchange(t));
+            cache_.sum_peers_.fetch_add(p - cache_.slot_peers_[slot].exchange(p));
+        }
+        delete this;
+    }
+    // The slot keeps its last totals; the next round asks again.
+    void fail(chihaya_status, const char*) noexcept override { delete this; }
+
+    RedisCache& cache_;
+};
+
 RedisCache::RedisCache(const chihaya::Host& host, RedisCacheOptions options)
     : host_(host),
       options_(std::move(options)),
       announce_sha_(sha1_hex(scripts::kAnnounce)),
       scrape_sha_(sha1_hex(scripts::kScrape)),
+      totals_sha_(sha1_hex(scripts::kLedgerTotals)),
       io_(options_.io_threads),
       topology_(io_, options_.connection, options_.connections, options_.cluster, host_) {
     const std::string& prefix = options_.key_prefix;
@@ -351,7 +466,25 @@ RedisCache::RedisCache(const chihaya::Host& host, RedisCacheOptions options)
         throw std::invalid_argument("redis: database must be 0 with cluster = true (Redis Cluster has only db 0)");
     // Every (re)connect loads the scripts first, so EVALSHA finds them and the EVAL fallback
     // on NOSCRIPT stays for a server flushed mid-connection.
-    options_.connection.scripts = {scripts::kAnnounce, scripts::kScrape};
+    options_.connection.scripts = {scripts::kAnnounce, scripts::kScrape, scripts::kLedgerTotals};
+    // Budgets' ledgers (scripts.hpp): a Cluster runs a script on one slot's keys only, so each
+    // slot gets its own, named "limits-<n>" with the first n whose CRC16 lands in that slot.
+    if (options_.cluster) {
+        ledger_keys_.resize(kSlotCount);
+        size_t left = kSlotCount;
+        for (uint64_t n = 0; left; ++n) {
+            std::string tag = "limits-" + std::to_string(n);
+            std::string& key = ledger_keys_[crc16(tag) & (kSlotCount - 1)];
+            if (key.empty()) {
+                key = key_head_ + tag + "}";
+                --left;
+            }
+        }
+        slot_torrents_ = std::make_unique<std::atomic<uint64_t>[]>(kSlotCount);
+        slot_peers_ = std::make_unique<std::atomic<uint64_t>[]>(kSlotCount);
+    } else {
+        ledger_keys_.push_back(key_head_ + "limits}");
+    }
     options_.connection.coalescer = this;
     io_.start();
     try {
@@ -434,7 +567,23 @@ void RedisCache::announce(const chihaya_announce_request& request, chihaya_annou
         be32(ctl + 3, want);
         be32(ctl + 7, request.peer_ttl_s ? request.peer_ttl_s : 1);
         be32(ctl + 11, announce_key(request));
-        resp::bulk(w, std::string_view(reinterpret_cast<const char*>(ctl), sizeof ctl));
+        const Budgets budgets = announce_budgets(request);
+        if (budgets.any) {
+            // + struct '>BI4dd': no_new_swarm, max_peers_per_address, max_torrents, max_peers.
+            uint8_t full[sizeof ctl + 21];
+            std::memcpy(full, ctl, sizeof ctl);
+            full[sizeof ctl] = budgets.no_new_swarm;
+            be32(full + sizeof ctl + 1, budgets.per_address);
+            put_be64_double(full + sizeof ctl + 5, budgets.torrents);
+            put_be64_double(full + sizeof ctl + 13, budgets.peers);
+            resp::bulk(w, std::string_view(reinterpret_cast<const char*>(full), sizeof full));
+            if (budgets.global) {
+                call->ledger = true;
+                budgets_asked_.store(true, std::memory_order_relaxed);
+            }
+        } else {
+            resp::bulk(w, std::string_view(reinterpret_cast<const char*>(ctl), sizeof ctl));
+        }
         if (track) {
             char counters[48];
             char* p = std::to_chars(counters, counters + 20, request.uploaded).ptr;
@@ -490,7 +639,10 @@ void RedisCache::coalesce(std::vector<Command*>& commands) noexcept {
         size_t j = i + 1;
         while (j < announces.size() && j - i < kMaxBatch && (!cluster || announces[j]->slot == announces[i]->slot)) ++j;
         try {
-            auto* batch = new AnnounceBatch(*this, std::vector<AnnounceCall*>(announces.begin() + i, announces.begin() + j));
+            bool ledger = false;
+            for (size_t k = i; k < j; ++k) ledger = ledger || announces[k]->ledger;
+            auto* batch = new AnnounceBatch(*this, std::vector<AnnounceCall*>(announces.begin() + i, announces.begin() + j),
+                                            ledger);
             commands.push_back(batch);
         } catch (...) {
             for (size_t k = i; k < j; ++k) announces[k]->fail(CHIHAYA_INTERNAL, "redis: out of memory");
@@ -526,6 +678,33 @@ void RedisCache::scrape(chihaya_scrape_request& request, chihaya::Completion don
         else item->on_failure("redis: no node serves this torrent's slot");
     }
     batch->item_done(CHIHAYA_OK, nullptr);
+}
+
+void RedisCache::other_slots(uint16_t slot, uint64_t& torrents, uint64_t& peers) const noexcept {
+    torrents = peers = 0;
+    if (!slot_torrents_) return;  // a single node: its one ledger counts everything
+    uint64_t t = sum_torrents_.load(std::memory_order_relaxed), p = sum_peers_.load(std::memory_order_relaxed);
+    uint64_t own_t = slot_torrents_[slot].load(std::memory_order_relaxed);
+    uint64_t own_p = slot_peers_[slot].load(std::memory_order_relaxed);
+    torrents = t > own_t ? t - own_t : 0;
+    peers = p > own_p ? p - own_p : 0;
+}
+
+void RedisCache::tick(uint64_t) noexcept {
+    // A single node's one ledger is exact inside the script and pruned by it; and a Cluster whose
+    // hosts asked no budget has no ledger to sum.
+    if (!slot_torrents_ || !budgets_asked_.load(std::memory_order_relaxed)) return;
+    for (uint32_t i = 0; i < kTotalsPerTick; ++i) {
+        const auto slot = static_cast<uint16_t>(totals_cursor_);
+        totals_cursor_ = (totals_cursor_ + 1) % kSlotCount;
+        try {
+            auto* call = new LedgerTotals(*this, slot);
+            if (Connection* to = topology_.route(slot)) to->submit(call);
+            else call->on_failure("redis: no node serves this slot");
+        } catch (const std::bad_alloc&) {
+            return;  // the next tick goes on
+        }
+    }
 }
 
 }  // namespace chihaya::redis
