@@ -12,6 +12,11 @@ using chihaya::redis::RedisCacheOptions;
 
 class RedisCacheDriver {
 public:
+#ifdef CHIHAYA_DRIVER_PROVIDES_LIMITS  // not in the frozen 2.0 headers (tests/abi)
+    // Enforces [limits] (abi.h 2.3) whenever an announce carries them; README.md says how
+    // precisely, and why the kit's --provides limits is not claimed.
+    static constexpr uint32_t driver_flags = CHIHAYA_DRIVER_PROVIDES_LIMITS;
+#endif
     // Names are shared with the bench and the integration tests: keep them.
     static constexpr chihaya_config_key config_keys[] = {
         chihaya::config_string("addresses", "\"127.0.0.1:6379\"",
