@@ -16,6 +16,11 @@
 // Every loop is bounded by time (--duration, --prepopulate-seconds) and count (--max-requests,
 // torrents x peers).
 //
+// --rate R turns the steady phase into a paced one: at most R announces per second over all
+// threads (each thread its share), still with at most --connections x --inflight outstanding, so
+// a tracker that falls behind shows as a rate below R rather than as an unbounded queue
+// (bench/soak.py runs at a fraction of the measured capacity this way). Phase 1 is never paced.
+//
 // --workload zipf replaces this workload with a realistic one (Zipf swarm sizes, churn, scrapes,
 // IPv6 peers, thousands of source addresses; UDP only): workload_zipf.hpp and zipf_udp.cpp.
 //
@@ -79,7 +84,9 @@ struct Options {
     uint32_t inflight = 16;    // UDP requests outstanding per socket
     uint32_t threads = 1;
     uint32_t numwant = 50;
+    double rate = 0;           // steady-phase announces/s over all threads; 0 = closed loop
     uint64_t seed = 1;
+    uint64_t run = 0;          // varies the steady phase's random choices, not the swarms
     uint32_t timeout_ms = 2000;
     bool print_info_hashes = false;
     uint32_t passkeys = 0;     // private mode: users; 0 = open tracker URLs
@@ -123,7 +130,11 @@ void usage(FILE* out) {
         "  --inflight N             UDP requests outstanding per socket (default 16)\n"
         "  --threads N              generator threads sharing the connections (default 1)\n"
         "  --numwant N              peers asked for (default 50)\n"
+        "  --rate R                 steady phase paced to R announces/s over all threads\n"
+        "                           (default 0: closed loop, as fast as the tracker answers)\n"
         "  --seed N                 workload seed (default 1)\n"
+        "  --run N                  another sequence of steady-phase announces over the same\n"
+        "                           swarms (default 0), for runs that follow one another\n"
         "  --timeout-ms N           a request unanswered this long is a timeout (default 2000)\n"
         "  --print-info-hashes      print the workload's info_hashes in hex, one a line, and exit\n"
         "  --passkeys N             private mode: N users, /<passkey>/announce (HTTP) and BEP 41\n"
@@ -196,7 +207,9 @@ std::optional<Options> parse_options(int argc, char** argv) {
         else if (a == "--inflight") ok = parse_number(value(), o.inflight) && o.inflight > 0 && o.inflight <= 4096;
         else if (a == "--threads") ok = parse_number(value(), o.threads) && o.threads > 0 && o.threads <= 64;
         else if (a == "--numwant") ok = parse_number(value(), o.numwant) && o.numwant <= 1000;
+        else if (a == "--rate") ok = parse_share(value(), o.rate, 1, 1e8);
         else if (a == "--seed") ok = parse_number(value(), o.seed);
+        else if (a == "--run") ok = parse_number(value(), o.run);
         else if (a == "--timeout-ms") ok = parse_number(value(), o.timeout_ms) && o.timeout_ms > 0;
         else if (a == "--print-info-hashes") o.print_info_hashes = true;
         else if (a == "--passkeys") ok = parse_number(value(), o.passkeys) && o.passkeys <= 100'000'000;
@@ -225,6 +238,10 @@ std::optional<Options> parse_options(int argc, char** argv) {
     }
     if (o.target.empty() && !o.print_info_hashes && !o.print_passkeys) {
         std::fprintf(stderr, "chihaya_loadgen: --target is required\n");
+        return std::nullopt;
+    }
+    if (o.zipf && o.rate > 0) {
+        std::fprintf(stderr, "chihaya_loadgen: --rate is for the uniform workload\n");
         return std::nullopt;
     }
     if (o.zipf && o.mode != Mode::Udp) {
@@ -295,13 +312,14 @@ struct Announce {
     uint64_t left;
 };
 
-// One thread's stream of announces; `stream` (the thread index) only changes the steady phase's
-// random choices. Info hashes and peer ids depend on the seed alone, so every thread and every
-// run of the same seed address the same swarms.
+// One thread's stream of announces; `stream` (the thread index) and --run only change the
+// steady phase's random choices. Info hashes and peer ids depend on the seed alone, so every
+// thread and every run of the same seed address the same swarms.
 class Workload {
 public:
     Workload(const Options& o, uint32_t stream)
-        : o_(o), rng_(splitmix64(o.seed ^ 0x5EEDull ^ (uint64_t(stream) << 40))) {}
+        : o_(o), rng_(splitmix64(o.seed ^ 0x5EEDull ^ (uint64_t(stream) << 40) ^
+                                 (o.run ? splitmix64(o.run) : 0))) {}
 
     void info_hash(uint32_t torrent, uint8_t out[20]) const { fill(out, 20, 0x1000'0000'0000ull + torrent, 0); }
     void peer_id(uint32_t torrent, uint32_t peer, uint8_t out[20]) const {
@@ -353,11 +371,18 @@ struct Source {
     uint64_t limit;  // announces this thread issues
     int64_t deadline_us;
     uint64_t first = 0, stride = 1;  // phase 1 striping
+    double per_us = 0;               // --rate: this thread's announces per microsecond; 0 = unpaced
+    int64_t start_us = 0;
     uint64_t issued = 0;
     std::vector<Announce> returned;
 
     bool exhausted(int64_t now) const {
         return (issued >= limit && returned.empty()) || now >= deadline_us;
+    }
+    // Paced: the next announce is due once the schedule since start_us has reached it. One handed
+    // back was already counted, so it is always due.
+    bool due(int64_t now) const {
+        return per_us == 0 || !returned.empty() || double(issued) < per_us * double(now - start_us);
     }
     Announce next() {
         if (!returned.empty()) {
@@ -466,7 +491,7 @@ public:
                 if (expiring) expire(*s, now, st);
                 if (sending) fill(*s, src, st, now);
             }
-            int n = epoll_wait(epoll_, events.data(), int(events.size()), 5);
+            int n = epoll_wait(epoll_, events.data(), int(events.size()), o_.rate > 0 ? 1 : 5);
             if (n < 0 && errno != EINTR) { std::perror("epoll_wait"); break; }
             for (int k = 0; k < n; ++k) receive(*sockets_[events[k].data.u32], st);
         }
@@ -531,7 +556,7 @@ private:
             queue(s, count, 0, 16);
         }
         if (s.connected_us >= 0) {
-            for (uint32_t i = 1; i < s.slots.size() && !src.exhausted(now); ++i) {
+            for (uint32_t i = 1; i < s.slots.size() && !src.exhausted(now) && src.due(now); ++i) {
                 if (s.slots[i].busy) continue;
                 Announce a = src.next();
                 uint8_t* p = packet(s, i);
@@ -753,7 +778,8 @@ public:
                     ++st.timeouts;
                     drop(c);
                 }
-                if (c.state == State::Idle && sending && !src.exhausted(now)) start(c, i, src, st, now);
+                if (c.state == State::Idle && sending && !src.exhausted(now) && src.due(now))
+                    start(c, i, src, st, now);
                 busy += c.state != State::Idle;
             }
             if (!sending) {
@@ -761,7 +787,7 @@ public:
                 if (drain_until == 0) drain_until = now + int64_t(o_.timeout_ms) * 1000;
                 if (now > drain_until) break;
             }
-            int n = epoll_wait(epoll_, events.data(), int(events.size()), 5);
+            int n = epoll_wait(epoll_, events.data(), int(events.size()), o_.rate > 0 ? 1 : 5);
             if (n < 0 && errno != EINTR) { std::perror("epoll_wait"); break; }
             for (int k = 0; k < n; ++k) step(conns_[events[k].data.u32], st);
         }
@@ -1000,7 +1026,9 @@ void run_phase(std::vector<std::unique_ptr<Engine>>& engines, std::vector<Worklo
     for (uint64_t k = 0; k < threads; ++k) {
         // Thread k's share of `total` when dealt out one at a time from k with stride `threads`.
         uint64_t share = total / threads + (k < total % threads ? 1 : 0);
-        sources.push_back(Source{&workloads[k], prepopulating, share, deadline, k, threads, 0, {}});
+        double per_us = prepopulating ? 0 : o.rate / 1e6 / double(threads);
+        sources.push_back(Source{&workloads[k], prepopulating, share, deadline, k, threads, per_us,
+                                 now_us(), 0, {}});
     }
     std::vector<std::thread> pool;
     for (uint64_t k = 1; k < threads; ++k)

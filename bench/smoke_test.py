@@ -76,6 +76,17 @@ class Smoke(unittest.TestCase):
     def test_http_connection_per_request(self):
         self.run_loadgen("http-close", addr_port(V4, self.tracker.http_port), ["--connections", "4"])
 
+    def test_paced(self):
+        # --rate (bench/soak.py): the steady phase holds the asked rate, well under capacity,
+        # UDP and HTTP alike, every reply still validated.
+        for mode, port in (("udp", self.tracker.udp_port), ("http", self.tracker.http_port)):
+            with self.subTest(mode=mode):
+                phases = self.run_loadgen(mode, addr_port(V4, port),
+                                          ["--rate", "2000", "--duration", "1.5", "--run", "3"])
+                rate = float(phases["steady"]["rate"])
+                self.assertGreater(rate, 1500, phases["steady"])
+                self.assertLess(rate, 2200, phases["steady"])
+
     def test_zipf(self):
         # The realistic workload, small: 4,096 source addresses (one connect each), IPv6 peers,
         # scrapes and churn. Its own seed: other info_hashes than the uniform tests' swarms.
