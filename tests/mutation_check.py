@@ -497,6 +497,14 @@ MUTATIONS = {
         [("    if (in_flight > expired) {", "    if (in_flight > 0) {")],
         ["chihaya"],
         integration("test_deadline.py", "SlowDriver.test_stop_with_calls_the_driver_never_completes")),
+    "no-redis-reconnect": (
+        "the redis driver never reconnects once Redis dies: announces fail until the tracker restarts",
+        "plugins/redis/connection.cpp",
+        [("        if (ec == asio::error::operation_aborted || closing_) return;\n        connect();\n",
+          "        if (ec == asio::error::operation_aborted || closing_) return;\n")],
+        ["redis"],
+        [PYTHON, os.path.join(SOURCE, "bench", "chaos.py"), "--cycles", "5", "--seed", "11",
+         "--duration", "60"]),
     "peers-freed-at-deadline": (
         "an HTTP session frees its peers buffer at the deadline, while the driver may still write it",
         "host/frontend/http/session.cpp",
