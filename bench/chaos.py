@@ -256,6 +256,9 @@ class Chaos:
         self.workdir = self.redis.dir  # a temporary dir that goes with the redis fixture
         self.snapshot = os.path.join(self.workdir, "swarms.snapshot")
         secret = "%032x" % rng.getrandbits(128)
+        # Probes announce to one torrent: a new one per probe would spend the address's
+        # [limits] new_torrents_per_address (every client here is 127.0.0.1), which stays on.
+        self.probe_hash = random_hash()
         self.r_overrides = {
             "cache": {"driver": "redis"},
             "cache.redis": {"addresses": self.redis.address,
@@ -345,7 +348,7 @@ class Chaos:
     def probe_ok(self, name, info_hash=None, port=7001):
         """A fresh HTTP and UDP announce both ok: the tracker serves. Returns the HTTP peers."""
         t = self.tracker(name)
-        h = info_hash or random_hash()
+        h = info_hash or self.probe_hash
         outcome, conn, peers = http_announce(t.http_port, None, h, peer_id(), port, left=1,
                                              timeout=3.0)
         _close(conn)
@@ -372,12 +375,12 @@ class Chaos:
         for proto in ("http", "udp"):
             t0 = time.monotonic()
             if proto == "http":
-                outcome, conn, _ = http_announce(self.r.http_port, None, random_hash(), peer_id(),
+                outcome, conn, _ = http_announce(self.r.http_port, None, self.probe_hash, peer_id(),
                                                  7101, left=1, timeout=ARGS.failure_bound + 3)
                 _close(conn)
             else:
                 with UdpClient(V4, self.r.udp_port, timeout=ARGS.failure_bound + 3) as c:
-                    outcome, _ = udp_announce(c, random_hash(), peer_id(), 7102, left=1)
+                    outcome, _ = udp_announce(c, self.probe_hash, peer_id(), 7102, left=1)
             took = time.monotonic() - t0
             if outcome != "unavailable" or took > ARGS.failure_bound:
                 raise Violation("Redis down: a %s announce got %r after %.2f s (expected %r "
