@@ -180,6 +180,7 @@ class Traffic:
         self.stopping = threading.Event()
         self.lock = threading.Lock()
         self.results = []
+        self.in_flight = {}  # thread name -> start of its request under way
         rng = random.Random(seed)
         self.torrents = [bytes(rng.getrandbits(8) for _ in range(20)) for _ in range(16)]
         self.threads = [threading.Thread(target=f, daemon=True, name="%s-%s" % (name, f.__name__))
@@ -197,14 +198,25 @@ class Traffic:
         if any(t.is_alive() for t in self.threads):
             raise Violation("a %s traffic thread did not stop" % self.name)
 
+    def _begin(self, t0):
+        with self.lock:
+            self.in_flight[threading.current_thread().name] = t0
+
     def _record(self, t0, proto, outcome):
         with self.lock:
+            self.in_flight.pop(threading.current_thread().name, None)
             self.results.append((t0, time.monotonic(), proto, outcome))
+
+    def settled(self, t):
+        """True when no request that started before t is still under way."""
+        with self.lock:
+            return all(t0 >= t for t0 in self.in_flight.values())
 
     def _http(self):
         pid, conn, i = peer_id(b"-CH0001-"), None, 0
         while not self.stopping.is_set():
             t0 = time.monotonic()
+            self._begin(t0)
             outcome, conn, _ = http_announce(self.tracker.http_port, conn, self.torrents[i % 16], pid, 20001,
                                              left=1, timeout=3.0)
             self._record(t0, "http", outcome)
@@ -217,6 +229,7 @@ class Traffic:
         with UdpClient(V4, self.tracker.udp_port, timeout=3.0) as client:
             while not self.stopping.is_set():
                 t0 = time.monotonic()
+                self._begin(t0)
                 outcome, _ = udp_announce(client, self.torrents[i % 16], pid, 20002, left=1)
                 self._record(t0, "udp", outcome)
                 i += 1
@@ -329,6 +342,11 @@ class Chaos:
 
     # -- checks shared by the kinds --
 
+    def settle(self, t):
+        """Waits (bounded by the clients' 3 s timeout) for the background requests under way at t
+        to end, so that each is judged with the window it belongs to, not the next cycle's."""
+        wait_for(lambda: all(tr.settled(t) for tr in self.traffic), 4.0, step_s=0.02)
+
     def check_background(self, name, t_from, t_to, allowed, what, started=False):
         """Background answers of tracker `name` under way in [t_from, t_to] (`started`: only
         those that started in it) must all be in `allowed`."""
@@ -401,6 +419,7 @@ class Chaos:
                             % (RECOVERY_BOUND_S, REDIS_BACKOFF_CAP_S, CONNECT_TIMEOUT_MS / 1000,
                                ARGS.slack, self.r.log_text()))
         self.require_alive("R", "after Redis came back")
+        self.settle(t_ok)
         # Background: while Redis was down, only the clear failure; around it, ok or that failure.
         down = self.check_background("R", t_kill + IN_FLIGHT_S, t_restart, {"unavailable"},
                                      "Redis down", started=True)
@@ -436,6 +455,7 @@ class Chaos:
         if keep and (V4, port) not in peers:
             raise Violation("tracker %s after %s: the peer announced before is gone (peers %r)"
                             % (name, signal.Signals(sig).name, peers))
+        self.settle(t_ok)
         # Under way while it was down: refused, or unanswered (UDP); started once it serves: ok.
         self.check_background(name, t_kill, t_serving, {"ok", "down", "timeout"}, "down")
         self.check_background(name, t_serving, t_ok, {"ok"}, "after the restart", started=True)
