@@ -8,7 +8,7 @@
 
 namespace chihaya::metrics {
 
-thread_local WorkerMetrics* t_worker = nullptr;
+constinit thread_local WorkerMetrics* t_worker = nullptr;
 
 WorkerMetrics& shared() noexcept {
     static WorkerMetrics metrics;

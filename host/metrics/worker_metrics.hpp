@@ -148,7 +148,7 @@ struct alignas(64) WorkerMetrics {
 // in tests, where a lost increment is harmless and still free of undefined behaviour).
 WorkerMetrics& shared() noexcept;
 // Constant-initialised (no TLS wrapper call on access).
-extern thread_local WorkerMetrics* t_worker;
+extern constinit thread_local WorkerMetrics* t_worker;
 inline bool bound() noexcept { return t_worker != nullptr; }
 inline WorkerMetrics& current() noexcept { return t_worker ? *t_worker : shared(); }
 inline void bind(WorkerMetrics& worker) noexcept { t_worker = &worker; }

@@ -12,6 +12,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tracker_fixture  # noqa: E402
 from tracker_fixture import (ConnectionClosed, HttpConn, Tracker, announce_path, peer_id,
                              random_hash, unittest_main)
 
@@ -234,7 +235,14 @@ class LeastPrivilege(unittest.TestCase):
         import tempfile
         with tempfile.TemporaryDirectory() as jail:
             os.chmod(jail, 0o755)
-            with Tracker({"process": {"user": "nobody", "chroot": jail}}, threads=1) as t:
+            wrapper = ()
+            if tracker_fixture.SANITIZER == "address":
+                # LeakSanitizer's check at exit needs /proc, which the empty jail has not (it
+                # stops with "LeakSanitizer has encountered a fatal error"): no leak check in
+                # this one run; ASan and UBSan still check everything else.
+                wrapper = ("env", "ASAN_OPTIONS=%s:detect_leaks=0" % os.environ.get("ASAN_OPTIONS", ""))
+            with Tracker({"process": {"user": "nobody", "chroot": jail}}, threads=1,
+                         wrapper=wrapper) as t:
                 self.assertEqual(os.readlink("/proc/%d/root" % t.proc.pid), jail)
                 self.assertTrue(announce_answered(t))
 

@@ -4,6 +4,7 @@
 
 import os
 import random
+import re
 import signal
 import socket
 import struct
@@ -22,6 +23,14 @@ CHIHAYA_SOURCE_DIR = os.environ.get(
     "CHIHAYA_SOURCE_DIR",
     os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 
+# The build's sanitizer ("address": ASan + UBSan, "thread": TSan, "" for none), set by ctest
+# (cmake/sanitizers.cmake): tests that cannot run under it skip themselves with the reason.
+SANITIZER = os.environ.get("CHIHAYA_SANITIZE", "")
+# The first line of any ASan, LSan, UBSan or TSan report. A report in a tracker's log fails the
+# test even when the process exited as the test expected (a leak found at exit, a race).
+SANITIZER_REPORT = re.compile(r"^(==\d+==)?(ERROR|WARNING): \w+Sanitizer|^\S+:\d+:\d+: runtime error: ",
+                              re.M)
+
 V4 = "127.0.0.1"
 V6 = "::1"
 FAMILIES = {V4: socket.AF_INET, V6: socket.AF_INET6}
@@ -35,6 +44,19 @@ STOP_TIMEOUT_S = 8.0
 UDP_PROTOCOL_ID = 0x41727101980
 UDP_CONNECT, UDP_ANNOUNCE, UDP_SCRAPE, UDP_ERROR = 0, 1, 2, 3
 EVENT_CODES = {None: 0, "none": 0, "completed": 1, "started": 2, "stopped": 3}
+
+
+def skip_under_sanitizer(test, why):
+    """Skips `test` (a TestCase) in a sanitizer build, saying why it cannot run there."""
+    if SANITIZER:
+        test.skipTest("cannot run under -fsanitize=%s: %s" % (SANITIZER, why))
+
+
+def assert_no_sanitizer_report(output, what):
+    """Raises with the report when `output` (a process's stdout + stderr) holds a sanitizer's."""
+    m = SANITIZER_REPORT.search(output)
+    if m:
+        raise AssertionError("sanitizer report in %s:\n%s" % (what, output[m.start():][:12000]))
 
 
 def require_binary():
@@ -314,7 +336,9 @@ class Tracker:
         self.kill()
         if self.proc is not None:
             self._log.close()
+        log = self.log_text(full=True)
         self.dir.cleanup()
+        assert_no_sanitizer_report(log, "the tracker's log")
 
     def __enter__(self):
         return self.start()
@@ -369,7 +393,9 @@ def run_binary(args, timeout=15):
     require_binary()
     p = subprocess.run([CHIHAYA_BIN] + list(args), stdin=subprocess.DEVNULL,
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
-    return p.returncode, p.stdout.decode("utf-8", "replace")
+    output = p.stdout.decode("utf-8", "replace")
+    assert_no_sanitizer_report(output, "chihaya %s" % " ".join(args))
+    return p.returncode, output
 
 
 # ---- bencode -----------------------------------------------------------------------------------

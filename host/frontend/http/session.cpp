@@ -3,6 +3,7 @@
 
 #include "net/address.hpp"
 #include "frontend/http/bencode.hpp"
+#include "frontend/kept_for_driver.hpp"
 #include "frontend/http/query.hpp"
 #include "frontend/http/request_head.hpp"
 #include "log/access_log.hpp"
@@ -329,6 +330,7 @@ void Session::on_driver_deadline() {
                                                     : false;
     if (!expired) return;  // the done won: finish_* is queued and answers
     answered_at_deadline_ = true;
+    kept_for_driver(this);  // freed by the late done, if one comes
     work_.reset();
     keep_alive_ = false;
     respond_failure(call == Awaiting::Announce ? announce_call_.response.failure : scrape_call_.failure);

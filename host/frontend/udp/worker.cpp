@@ -24,6 +24,7 @@
 #include "frontend/udp/udp_frontend.hpp"
 
 #include "net/address.hpp"
+#include "frontend/kept_for_driver.hpp"
 #include "frontend/udp/codec.hpp"
 #include "frontend/udp/connect_limiter.hpp"
 #include "frontend/udp/pending_calls.hpp"
@@ -618,7 +619,7 @@ UdpFrontend::~UdpFrontend() {
     if (impl_ && impl_->in_flight > 0) {
         log::error("udp", std::to_string(impl_->in_flight) +
                               " calls still in flight at shutdown; leaking their buffers");
-        (void)impl_.release();
+        kept_for_driver(impl_.release());
     }
 }
 
