@@ -29,7 +29,12 @@ inline constexpr const char* kSelectClients = "SELECT id, prefix FROM client_whi
 
 // ---- registry: following the change log -------------------------------------------------------
 
-inline constexpr const char* kListen = "LISTEN chihaya_changes";
+// The listener's session: no JIT. Its poll (below) runs every poll_interval_ms, and after a bulk
+// import by the web application (200,000 rows in chihaya_changes until they are pruned) the
+// planner's estimate for it passed jit_above_cost: every poll then compiled LLVM code, about
+// 1-2 % of a core for as long as the rows stayed (perf, bench/private.py's 100,000 users and
+// torrents), for a query that returns nothing.
+inline constexpr const char* kListen = "SET jit = off; LISTEN chihaya_changes";
 
 // The change rows committed since snapshot $1 (visible now, invisible then), the snapshot they
 // were read in, and whether pruning may have removed rows that $1 had not seen yet (then the
