@@ -21,6 +21,8 @@ import subprocess
 import tempfile
 import time
 
+import ports
+
 PG_BIN = os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin")
 HOST = "127.0.0.1"
 DATABASE = "chihaya"
@@ -39,6 +41,10 @@ def have_postgres():
 
 
 def free_port():
+    """A loopback port below the ephemeral range (ports.py says why)."""
+    for port in ports.candidates():
+        if _port_free(port):
+            return port
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         s.bind((HOST, 0))

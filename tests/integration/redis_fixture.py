@@ -10,6 +10,8 @@ import subprocess
 import tempfile
 import time
 
+import ports
+
 REDIS_SERVER = os.environ.get("REDIS_SERVER", "/usr/bin/redis-server")
 REDIS_CLI = os.environ.get("REDIS_CLI", "/usr/bin/redis-cli")
 
@@ -33,18 +35,26 @@ def _port_free(port):
         s.close()
 
 
+def _kernel_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
 def free_port(taken=()):
-    """A loopback TCP port whose cluster bus port (port + 10000) is free as well."""
-    for _ in range(200):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            s.bind((HOST, 0))
-            port = s.getsockname()[1]
-        finally:
-            s.close()
+    """A loopback TCP port whose cluster bus port (port + 10000) is free as well.
+
+    Both are drawn below the kernel's ephemeral range: a port from there (bind to 0) stays free
+    only until some outgoing connection takes it as its source port, and a starting cluster opens
+    many (redis-cli, the nodes' bus links), so a bus port checked free a moment ago was sometimes
+    taken by the time its node listened on it ("Address already in use"). ports.py says more."""
+    for port in ports.candidates(span=CLUSTER_BUS_OFFSET) + [_kernel_port() for _ in range(50)]:
         if port in taken or port + CLUSTER_BUS_OFFSET > 65535:
             continue
-        if _port_free(port + CLUSTER_BUS_OFFSET):
+        if _port_free(port) and _port_free(port + CLUSTER_BUS_OFFSET):
             return port
     raise RuntimeError("no loopback port free together with its cluster bus port")
 

@@ -17,6 +17,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+import ports
+
 CHIHAYA_BIN = os.environ.get("CHIHAYA_BIN", "")
 CHIHAYA_PLUGINS_DIR = os.environ.get("CHIHAYA_PLUGINS_DIR", "")
 CHIHAYA_SOURCE_DIR = os.environ.get(
@@ -85,10 +87,11 @@ def _free_on(family, host, kind, port):
 def free_port(kind, taken=()):
     """A port free for `kind` (SOCK_STREAM/SOCK_DGRAM) on both 127.0.0.1 and ::1.
 
-    The kernel picks it on IPv4; we then check IPv6 too, because the tracker binds both and a
-    port free on one family only would make start-up fail for reasons unrelated to the test."""
-    for _ in range(200):
-        port = _free_on(socket.AF_INET, V4, kind, 0)
+    Drawn below the ephemeral range (ports.py says why), the kernel's choice as a fallback; free
+    on IPv6 too, because the tracker binds both and a port free on one family only would make
+    start-up fail for reasons unrelated to the test."""
+    for port in ports.candidates() + [0] * 200:
+        port = _free_on(socket.AF_INET, V4, kind, port)
         if port and port not in taken and _free_on(socket.AF_INET6, V6, kind, port):
             return port
     raise RuntimeError("no loopback port free on both IPv4 and IPv6")
