@@ -52,6 +52,14 @@ MUTATIONS = {
         [("        if (uint32_t* k = keys()) k[to] = k[from];\n", "")],
         ["memory_swarm_test"],
         unit("memory_swarm_test", "*keys follow their peers through moves*")),
+    "counters-left-behind": (
+        "a growing peer list leaves its counters where the old capacity put them",
+        "plugins/memory/peer_list.hpp",
+        [("            block_ = static_cast<Header*>(p);\n            char* base = reinterpret_cast<char*>(block_);\n"
+          "            std::memmove(", "            block_ = static_cast<Header*>(p);\n            char* base = reinterpret_cast<char*>(block_);\n"
+          "            if (false) std::memmove(")],
+        ["memory_swarm_test"],
+        unit("memory_swarm_test", "*keeps counters in its block*")),
     "keep-root": (
         "[process] user is never applied: the tracker keeps running as root",
         "host/main.cpp",

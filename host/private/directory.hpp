@@ -84,11 +84,14 @@ public:
     void reset();
     void mark_loaded();
 
+    // Mixes every byte, cheaply (no keyed hash needed: a client chooses the keys it looks up,
+    // not the keys in the table, so it cannot make a probe run long). Every bit of the result
+    // depends on every byte: the table takes its slot from the low bits and the shard from
+    // bits 40 and up. (Public for its distribution test.)
+    static uint64_t passkey_hash(std::string_view passkey) noexcept;
+
 private:
     static constexpr size_t kShards = 64;
-    // Mixes every byte, cheaply (no keyed hash needed: a client chooses the keys it looks up,
-    // not the keys in the table, so it cannot make a probe run long).
-    static uint64_t passkey_hash(std::string_view passkey) noexcept;
     // Every byte counts: real info_hashes are SHA-1 digests, but a registry is the web
     // application's data, and one whose hashes share most bytes (test data, an importer's
     // placeholder) must not pile into one run (it did: 300,000 such torrents never loaded).

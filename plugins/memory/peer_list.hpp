@@ -105,9 +105,14 @@ inline uint64_t endpoint_hash(const uint8_t* e) noexcept {
 //
 // Storage is one malloc'd block, header then records, and nullptr while empty: an empty family
 // costs one pointer. The capacity is whatever the allocator's chunk holds (malloc_usable_size),
-// so no byte the allocator hands out is wasted. What only some families need lives in a separate
-// Extension, allocated on first use, so that the common small family pays one pointer for it:
-//   - the parallel Counters array (TRACK_COUNTERS, private mode), so open trackers never pay;
+// so no byte the allocator hands out is wasted. The Counters of TRACK_COUNTERS (private mode) are
+// a parallel array in the same block, behind the records (8-aligned), once enable_counters ran:
+// open trackers never pay for them, and a private announce finds its peer's counters a few lines
+// from its record instead of behind two more pointers (the extension, then a separate array: two
+// dependent cache misses on every private announce). Such a block's capacity is exactly what
+// resize asked for, since the counters' place depends on it. What only some families need lives
+// in a separate Extension, allocated on first use, so that the common small family pays one
+// pointer for it:
 //   - the hash index of a family of kIndexFrom peers or more: positions in an open-addressing
 //     table (linear probing, backward-shift deletion, at most half full), kept in step with every
 //     move, so find() is O(1) in a swarm of a million peers;
@@ -143,7 +148,10 @@ public:
     const Peer& operator[](uint32_t i) const noexcept { return peers()[i]; }
 
     // Null until enable_counters succeeded; then one entry per record, same index.
-    Counters* counters() const noexcept { return ext() ? ext()->counters : nullptr; }
+    Counters* counters() const noexcept {
+        if (!block_ || !block_->has_counters()) return nullptr;
+        return reinterpret_cast<Counters*>(reinterpret_cast<char*>(block_) + counters_offset(block_->cap));
+    }
     // Null until enable_keys succeeded; then one BEP 7 key per record (0 = the peer gave none).
     uint32_t* keys() const noexcept { return ext() ? ext()->keys : nullptr; }
 
@@ -167,12 +175,13 @@ public:
     // Makes room for and zeroes the parallel counters; false when out of memory.
     bool enable_counters() noexcept {
         if (!block_ && !grow()) return false;
-        if (counters()) return true;
-        Extension* x = ensure_ext();
-        if (!x) return false;
-        auto* c = static_cast<Counters*>(std::calloc(block_->cap, sizeof(Counters)));
-        if (!c) return false;
-        x->counters = c;
+        if (block_->has_counters()) return true;
+        const uint32_t cap = block_->cap;
+        void* p = std::realloc(block_, block_bytes(cap, true));
+        if (!p) return false;
+        block_ = static_cast<Header*>(p);
+        block_->set_has_counters();
+        std::memset(counters(), 0, size_t(cap) * sizeof(Counters));
         return true;
     }
 
@@ -303,7 +312,6 @@ public:
 
 private:
     struct Extension {
-        Counters* counters = nullptr;
         uint32_t* keys = nullptr;   // parallel BEP 7 keys, once a peer of the family gave one
         uint32_t* slots = nullptr;  // position + 1 per used slot, 0 = empty
         uint32_t mask = 0;          // slot count - 1 (a power of two)
@@ -311,24 +319,38 @@ private:
     };
 
     // 20 bytes, alignment 4: the extension pointer is stored as bytes so the header does not pad
-    // to 24 (a 5-peer IPv4 family then fits a 72-byte usable chunk: 20 + 5 * 10).
+    // to 24 (a 5-peer IPv4 family then fits a 72-byte usable chunk: 20 + 5 * 10). Its low bit
+    // (an Extension is malloc'd, so aligned) says that the block holds counters.
     struct Header {
         uint32_t size;
         uint32_t cap;
         uint32_t leechers;
         unsigned char ext_bytes[sizeof(Extension*)];
 
-        Extension* ext() const noexcept {
-            Extension* x;
-            std::memcpy(&x, ext_bytes, sizeof x);
-            return x;
+        uintptr_t word() const noexcept {
+            uintptr_t w;
+            std::memcpy(&w, ext_bytes, sizeof w);
+            return w;
         }
-        void set_ext(Extension* x) noexcept { std::memcpy(ext_bytes, &x, sizeof x); }
+        void set_word(uintptr_t w) noexcept { std::memcpy(ext_bytes, &w, sizeof w); }
+        Extension* ext() const noexcept { return reinterpret_cast<Extension*>(word() & ~uintptr_t(1)); }
+        void set_ext(Extension* x) noexcept { set_word(reinterpret_cast<uintptr_t>(x) | (word() & 1)); }
+        bool has_counters() const noexcept { return (word() & 1) != 0; }
+        void set_has_counters() noexcept { set_word(word() | 1); }
     };
     static_assert(sizeof(Header) == 20);
 
     Peer* peers() const noexcept { return reinterpret_cast<Peer*>(block_ + 1); }
     Extension* ext() const noexcept { return block_ ? block_->ext() : nullptr; }
+
+    // Where a block of `cap` records keeps its counters, and how big such a block is.
+    static constexpr size_t counters_offset(uint32_t cap) noexcept {
+        return (sizeof(Header) + size_t(cap) * sizeof(Peer) + alignof(Counters) - 1) & ~(alignof(Counters) - 1);
+    }
+    static constexpr size_t block_bytes(uint32_t cap, bool with_counters) noexcept {
+        return with_counters ? counters_offset(cap) + size_t(cap) * sizeof(Counters)
+                             : sizeof(Header) + size_t(cap) * sizeof(Peer);
+    }
 
     Extension* ensure_ext() noexcept {
         if (Extension* x = ext()) return x;
@@ -461,25 +483,41 @@ private:
     // Reallocates to at least `want` records (failure leaves everything as it was). Positions do
     // not change, so the index stays valid.
     bool resize(uint32_t want) noexcept {
-        size_t bytes = sizeof(Header) + size_t(want) * sizeof(Peer);
-        Counters* counters = this->counters();
+        if (block_ && block_->has_counters()) return resize_with_counters(want);
+        size_t bytes = block_bytes(want, false);
         void* p = std::realloc(block_, bytes);
         if (!p) return false;
         bool fresh = block_ == nullptr;
         block_ = static_cast<Header*>(p);
         if (fresh) *block_ = Header{0, 0, 0, {}};
         uint32_t cap = uint32_t((malloc_usable_size(p) - sizeof(Header)) / sizeof(Peer));
-        if (counters && cap > block_->cap) {
-            auto* c = static_cast<Counters*>(std::realloc(counters, size_t(cap) * sizeof(Counters)));
-            if (!c) return false;  // the block grew but `cap` stays: counters remain parallel
-            block_->ext()->counters = c;
-        } else if (counters && cap < block_->cap) {
-            // A larger counters array than needed is harmless, so a failed shrink is ignored.
-            if (auto* c = static_cast<Counters*>(std::realloc(counters, size_t(cap) * sizeof(Counters))))
-                block_->ext()->counters = c;
-        }
         if (!resize_parallel(block_->ext() ? &block_->ext()->keys : nullptr, cap)) return false;
         block_->cap = cap;
+        return true;
+    }
+
+    // resize() of a block that holds counters: its capacity becomes `want` exactly, and the
+    // counters of the live records move to their new place (behind the records, so it moves
+    // with the capacity): after the realloc when growing, before it when shrinking.
+    bool resize_with_counters(uint32_t want) noexcept {
+        const uint32_t cap = block_->cap, live = block_->size;
+        if (want == cap) return true;
+        if (want > cap) {
+            // The keys first: a failure there leaves the block as it was.
+            if (!resize_parallel(block_->ext() ? &block_->ext()->keys : nullptr, want)) return false;
+            void* p = std::realloc(block_, block_bytes(want, true));
+            if (!p) return false;  // a keys array longer than the capacity is harmless
+            block_ = static_cast<Header*>(p);
+            char* base = reinterpret_cast<char*>(block_);
+            std::memmove(base + counters_offset(want), base + counters_offset(cap), size_t(live) * sizeof(Counters));
+        } else {
+            char* base = reinterpret_cast<char*>(block_);
+            std::memmove(base + counters_offset(want), base + counters_offset(cap), size_t(live) * sizeof(Counters));
+            // A failed shrink keeps the bigger block, which holds the moved counters just as well.
+            if (void* p = std::realloc(block_, block_bytes(want, true))) block_ = static_cast<Header*>(p);
+            resize_parallel(block_->ext() ? &block_->ext()->keys : nullptr, want);
+        }
+        block_->cap = want;
         return true;
     }
 
@@ -495,7 +533,6 @@ private:
     void release() noexcept {
         if (!block_) return;
         if (Extension* x = ext()) {
-            std::free(x->counters);
             std::free(x->keys);
             std::free(x->slots);
             std::free(x);

@@ -392,6 +392,51 @@ TEST_CASE("PeerList keeps the leecher/seeder partition and counters through rand
     }
 }
 
+// Counters live in the records' block, behind them (peer_list.hpp): enabling them on a full
+// block, growing and shrinking move them, for records of both sizes (10 and 22 bytes).
+template <class Peer>
+void counters_survive_resizes() {
+    PeerList<Peer> list;
+    auto make = [](uint32_t id) {
+        Peer p{};
+        std::memcpy(p.endpoint, &id, 4);
+        return p;
+    };
+    auto check_all = [&](uint32_t from, uint32_t to) {
+        REQUIRE(list.size() == to - from);
+        for (uint32_t id = from; id < to; ++id) {
+            uint32_t j = list.find(make(id).endpoint);
+            REQUIRE(j != list.npos);
+            CHECK(list.counters()[j].uploaded == 1000 + id);
+            CHECK(list.counters()[j].downloaded == 7 * uint64_t(id));
+        }
+    };
+    for (uint32_t id = 0; id < 5; ++id) REQUIRE(list.insert(make(id), id % 2 == 0) != list.npos);
+    REQUIRE(list.counters() == nullptr);
+    REQUIRE(list.enable_counters());  // on a block that already holds records
+    for (uint32_t id = 0; id < 5; ++id) {
+        uint32_t j = list.find(make(id).endpoint);
+        CHECK(list.counters()[j].uploaded == 0);
+        list.counters()[j] = Counters{1000 + id, 7 * uint64_t(id)};
+    }
+    for (uint32_t id = 5; id < 1000; ++id) {  // many growths, and the index from kIndexFrom on
+        uint32_t j = list.insert(make(id), id % 3 == 0);
+        REQUIRE(j != list.npos);
+        CHECK(list.counters()[j].uploaded == 0);
+        list.counters()[j] = Counters{1000 + id, 7 * uint64_t(id)};
+    }
+    check_all(0, 1000);
+    const uint32_t big = list.capacity();
+    for (uint32_t id = 0; id < 990; ++id) list.remove(list.find(make(id).endpoint));
+    CHECK(list.capacity() < big / 4);  // it shrank, moving the counters down
+    check_all(990, 1000);
+}
+
+TEST_CASE("PeerList keeps counters in its block through enabling, growth and shrinking") {
+    counters_survive_resizes<PeerV4>();
+    counters_survive_resizes<PeerV6>();
+}
+
 TEST_CASE("PeerList frees its block when empty and shrinks when sparse") {
     PeerList<PeerV6> list;
     for (uint32_t id = 0; id < 1000; ++id) {
