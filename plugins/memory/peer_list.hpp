@@ -521,7 +521,7 @@ private:
         return true;
     }
 
-    // Keeps a parallel array of 4-byte entries at `cap` records (as resize does for counters):
+    // Keeps a separately allocated parallel array of 4-byte entries (the keys) at `cap` records:
     // a failed growth leaves `cap` unchanged (false), a failed shrink is harmless.
     bool resize_parallel(uint32_t** array, uint32_t cap) noexcept {
         if (!array || !*array || cap == block_->cap) return true;
