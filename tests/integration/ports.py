@@ -7,6 +7,7 @@
 # it draws.
 
 import random
+import socket
 
 FLOOR = 10000
 _rng = random.SystemRandom()
@@ -28,3 +29,14 @@ def candidates(count=200, span=0):
     if top <= FLOOR + 100:
         return []
     return [_rng.randrange(FLOOR, top) for _ in range(count)]
+
+
+def kernel_port(host="127.0.0.1"):
+    """A TCP port the kernel picks (from the ephemeral range): the fallback when the range
+    leaves no room below it."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()

@@ -2,6 +2,7 @@
 # Stdlib only, like tracker_fixture.py: used by tests/integration/test_redis*.py and by
 # tests/conformance/run_with_redis.py. Every wait is bounded; every process is ours to stop.
 
+import itertools
 import os
 import shutil
 import signal
@@ -35,15 +36,6 @@ def _port_free(port):
         s.close()
 
 
-def _kernel_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
-
-
 def free_port(taken=()):
     """A loopback TCP port whose cluster bus port (port + 10000) is free as well.
 
@@ -51,7 +43,8 @@ def free_port(taken=()):
     only until some outgoing connection takes it as its source port, and a starting cluster opens
     many (redis-cli, the nodes' bus links), so a bus port checked free a moment ago was sometimes
     taken by the time its node listened on it ("Address already in use"). ports.py says more."""
-    for port in ports.candidates(span=CLUSTER_BUS_OFFSET) + [_kernel_port() for _ in range(50)]:
+    fallback = (ports.kernel_port(HOST) for _ in range(50))
+    for port in itertools.chain(ports.candidates(span=CLUSTER_BUS_OFFSET), fallback):
         if port in taken or port + CLUSTER_BUS_OFFSET > 65535:
             continue
         if _port_free(port) and _port_free(port + CLUSTER_BUS_OFFSET):
