@@ -60,6 +60,13 @@ MUTATIONS = {
           "            if (false) std::memmove(")],
         ["memory_swarm_test"],
         unit("memory_swarm_test", "*keeps counters in its block*")),
+    "grow-by-half": (
+        "small peer lists grow by half again, as big ones do (spare records in most swarms)",
+        "plugins/memory/peer_list.hpp",
+        [("        uint32_t want = cap < 64 ? cap + cap / 4 : cap + cap / 2;",
+          "        uint32_t want = cap + cap / 2;")],
+        ["memory_swarm_test"],
+        unit("memory_swarm_test", "*grow by a quarter*")),
     "keep-root": (
         "[process] user is never applied: the tracker keeps running as root",
         "host/main.cpp",
