@@ -441,7 +441,6 @@ class Chaos:
             rc = t.stop(signal.SIGTERM)  # raises past the fixture's stop timeout
             if rc != 0:
                 raise Violation("tracker %s exited %r on SIGTERM:\n%s" % (name, rc, t.log_text()))
-        t._log.close()
         time.sleep(self.rng.uniform(0.0, 1.0))
         t_start = time.monotonic()
         self.start_tracker(name)

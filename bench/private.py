@@ -46,7 +46,7 @@ BUILD = os.path.abspath(os.environ.get("BUILD_DIR", os.path.join(REPO, "build"))
 os.environ.setdefault("CHIHAYA_BIN", os.path.join(BUILD, "chihaya"))
 os.environ.setdefault("CHIHAYA_PLUGINS_DIR", os.path.join(BUILD, "plugins"))
 from postgres_fixture import PostgresServer  # noqa: E402
-from tracker_fixture import V4, Tracker, addr_port  # noqa: E402
+from tracker_fixture import V4, Tracker, addr_port, cpu_seconds  # noqa: E402
 
 LOADGEN = os.path.join(BUILD, "chihaya_loadgen")
 RUNS = int(os.environ.get("RUNS", "3"))
@@ -90,13 +90,6 @@ def fill_registry(pg):
         pg.sql_file(path, timeout=600)
     finally:
         os.unlink(path)
-
-
-def cpu_seconds(pid):
-    """User + system CPU time of every thread of `pid` so far."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def fill(tracker, passkeys):

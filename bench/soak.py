@@ -33,7 +33,6 @@ import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
@@ -68,7 +67,7 @@ ARGS = parse_args()
 os.environ.setdefault("CHIHAYA_BIN", os.path.join(ARGS.build_dir, "chihaya"))
 os.environ.setdefault("CHIHAYA_PLUGINS_DIR", os.path.join(ARGS.build_dir, "plugins"))
 os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
-from tracker_fixture import V4, Tracker, addr_port  # noqa: E402
+from tracker_fixture import V4, Tracker, addr_port, cpu_seconds, rss_kib  # noqa: E402
 
 LOADGEN = os.environ.get("CHIHAYA_LOADGEN", os.path.join(ARGS.build_dir, "chihaya_loadgen"))
 
@@ -118,20 +117,14 @@ def run_side_by_side(runs):
 
 
 def proc_figures(pid):
-    with open("/proc/%d/status" % pid) as f:
-        rss_kb = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-    fds = len(os.listdir("/proc/%d/fd" % pid))
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    cpu_s = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return rss_kb, fds, cpu_s
+    return rss_kib(pid), len(os.listdir("/proc/%d/fd" % pid)), cpu_seconds(pid)
 
 
 def swarm_gauges(tracker):
     """(live peers, torrents) from /metrics: the memory driver's own counters."""
-    url = "http://%s/metrics" % addr_port(V4, tracker.admin_port)
-    with urllib.request.urlopen(url, timeout=5) as r:
-        text = r.read().decode()
+    status, text = tracker.admin_get("/metrics")
+    if status != 200:
+        raise RuntimeError("/metrics answered %d" % status)
     peers = torrents = 0
     for line in text.splitlines():
         if line.startswith("chihaya_peers{"):

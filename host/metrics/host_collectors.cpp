@@ -105,6 +105,11 @@ void add_swarm_collector(Registry& registry, CacheHandle cache, uint32_t refresh
     auto state = std::make_shared<State>();
     registry.add_collector([cache, refresh_s, state, has_stats, has_walk](Exposition& out) {
         if (has_stats) {
+            const auto failures = [&out](uint64_t n) {
+                out.family("chihaya_cache_stats_failures_total", "counter",
+                           "Scrapes of /metrics at which the cache driver's stats could not answer.");
+                out.sample("chihaya_cache_stats_failures_total", {}, double(n));
+            };
             // The driver's own counters, per family, read at every scrape (abi.h: cheap).
             chihaya_cache_stats s{};
             s.struct_size = sizeof s;
@@ -120,18 +125,13 @@ void add_swarm_collector(Registry& registry, CacheHandle cache, uint32_t refresh
                 out.sample("chihaya_peers", {{"family", "ipv4"}, {"role", "leecher"}}, double(s.leechers_ipv4));
                 out.sample("chihaya_peers", {{"family", "ipv6"}, {"role", "seeder"}}, double(s.seeders_ipv6));
                 out.sample("chihaya_peers", {{"family", "ipv6"}, {"role", "leecher"}}, double(s.leechers_ipv6));
-                out.family("chihaya_cache_stats_failures_total", "counter",
-                           "Scrapes of /metrics at which the cache driver's stats could not answer.");
-                out.sample("chihaya_cache_stats_failures_total", {}, double(state->stats_failures.load()));
+                failures(state->stats_failures.load());
                 return;
             }
             // Cannot answer now: this scrape has no swarm gauges rather than the walk's, whose
             // chihaya_peers has no family label; a series whose labels flip with the driver's
             // health breaks every query and alert written against it.
-            const uint64_t failures = state->stats_failures.fetch_add(1) + 1;
-            out.family("chihaya_cache_stats_failures_total", "counter",
-                       "Scrapes of /metrics at which the cache driver's stats could not answer.");
-            out.sample("chihaya_cache_stats_failures_total", {}, double(failures));
+            failures(state->stats_failures.fetch_add(1) + 1);
             return;
         }
         if (!has_walk) return;

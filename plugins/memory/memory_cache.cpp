@@ -161,7 +161,7 @@ chihaya_status MemoryCache::announce(const chihaya_announce_request& request,
         created = true;
     }
     PeerAdmission admission;
-    admission.tally = tally_of(shard, seed);
+    admission.tally = tally_of(seed);
     admission.max_peers = budgets.max_peers;
     admission.peer_total = &totals_.peers;
     admission.max_per_address = budgets.max_peers_per_address;
@@ -192,7 +192,7 @@ chihaya_status MemoryCache::scrape(chihaya_scrape_request& request) noexcept {
             if (it != shard.swarms.end()) {
                 if (it->second.may_expire(now_s)) {
                     const FamilyCounts before = it->second.family_counts();
-                    it->second.expire(now_s, kExpireSlice, tally_of(shard, seed_of(entry.info_hash)));
+                    it->second.expire(now_s, kExpireSlice, tally_of(seed_of(entry.info_hash)));
                     shard.tally.move(before, it->second.family_counts(), totals_);
                 }
                 counts = it->second.counts();
@@ -246,7 +246,7 @@ void MemoryCache::sweep(Shard& shard, uint32_t now_s) noexcept {
         // Most swarms have nothing due: their peer records are not even looked at.
         if (it->second.may_expire(now_s)) {
             const FamilyCounts before = it->second.family_counts();
-            it->second.expire(now_s, kTickSlice, tally_of(shard, seed_of(it->first.bytes)));
+            it->second.expire(now_s, kTickSlice, tally_of(seed_of(it->first.bytes)));
             shard.tally.move(before, it->second.family_counts(), totals_);
         }
         if (it->second.empty())

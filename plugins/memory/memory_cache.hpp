@@ -148,7 +148,7 @@ private:
         return InfoHashHasher::keyed_hash(info_hash, hash_key_);
     }
     // A swarm's per-address counters: the cache's table, keyed by the swarm's seed.
-    AddressTally tally_of(const Shard&, uint64_t seed) const noexcept {
+    AddressTally tally_of(uint64_t seed) const noexcept {
         return AddressTally{address_counts_.get(), address_mask_, seed};
     }
     void sweep(Shard& shard, uint32_t now_s) noexcept;

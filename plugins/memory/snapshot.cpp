@@ -282,8 +282,8 @@ MemoryCache::SnapshotCounts MemoryCache::load_snapshot(const std::string& path, 
             auto [it, fresh] = shard.swarms.try_emplace(key);
             if (!fresh) throw std::runtime_error("corrupt (a torrent listed twice)");
             it->second.set_downloaded(downloaded);
-            read_family<PeerV4>(r, it->second, now_s, down_s, counts, tally_of(shard, seed));
-            read_family<PeerV6>(r, it->second, now_s, down_s, counts, tally_of(shard, seed));
+            read_family<PeerV4>(r, it->second, now_s, down_s, counts, tally_of(seed));
+            read_family<PeerV6>(r, it->second, now_s, down_s, counts, tally_of(seed));
             shard.tally.move({}, it->second.family_counts(), totals_);
             if (it->second.empty()) shard.swarms.erase(it);
             else ++counts.torrents;

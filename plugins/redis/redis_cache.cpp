@@ -281,23 +281,14 @@ public:
             chihaya_status status;
             uint8_t budget;
             const char* message;
-        } kRefusals[] = {
-#ifdef CHIHAYA_BUDGET_MAX_TORRENTS
+        } kRefusals[] = {  // (the CHIHAYA_BUDGET_* names come with CHIHAYA_ADDRESS_LIMIT, in 2.3)
             {CHIHAYA_ADDRESS_LIMIT, CHIHAYA_BUDGET_PEERS_PER_ADDRESS, "redis: max_peers_per_address reached"},
             {CHIHAYA_FULL, CHIHAYA_BUDGET_MAX_TORRENTS, "redis: max_torrents reached"},
             {CHIHAYA_FULL, CHIHAYA_BUDGET_MAX_PEERS, "redis: max_peers reached"},
             {CHIHAYA_ADDRESS_LIMIT, CHIHAYA_BUDGET_NEW_SWARM, "redis: no new swarm for this address now"},
-#else
-            {CHIHAYA_ADDRESS_LIMIT, 0, "redis: max_peers_per_address reached"},
-            {CHIHAYA_FULL, 0, "redis: max_torrents reached"},
-            {CHIHAYA_FULL, 0, "redis: max_peers reached"},
-            {CHIHAYA_ADDRESS_LIMIT, 0, "redis: no new swarm for this address now"},
-#endif
         };
         const auto& r = kRefusals[why - 2];
-#ifdef CHIHAYA_BUDGET_MAX_TORRENTS
         if (CHIHAYA_HAS_MEMBER(&result_, chihaya_announce_result, refused_by)) result_.refused_by = r.budget;
-#endif
         fail(r.status, r.message);
     }
 #endif

@@ -230,7 +230,8 @@ for i = 1, nann do
   -- A new peer: does its swarm exist (keys present, expired peers included), and may it join?
   -- The set is trimmed first, so that expired peers count against no budget.
   local created, trimmed, lv = false, 0, nil
-  if refuse == 0 and led then lv = call('ZMSCORE', L, string.sub(k4, -43, -4), '#p') end
+  local h = led and string.sub(k4, -43, -4)  -- the swarm's ledger member: its 40 hex digits
+  if refuse == 0 and led then lv = call('ZMSCORE', L, h, '#p') end
   if refuse == 0 and event ~= 3 and not old then
     created = not (present or sc[2] or sp[1] or sp[2]) and call('ZCARD', k4) == 0
     if created and no_new == 1 then
@@ -244,12 +245,11 @@ for i = 1, nann do
     if refuse == 0 and led and created and lv[1] then
       -- The ledger still holds the swarm Redis dropped by TTL (within its slack): give it back.
       local sv = tonumber(lv[1])
-      call('ZREM', L, string.sub(k4, -43, -4))
+      call('ZREM', L, h)
       if sv % C > 0 then call('ZINCRBY', L, sv % C, '#p') end
-      lv = call('ZMSCORE', L, string.sub(k4, -43, -4), '#p')
+      lv = call('ZMSCORE', L, h, '#p')
     end
     if refuse == 0 and led then
-      local h = string.sub(k4, -43, -4)
       -- The budget this announce would exceed: 3 max_torrents, 4 max_peers, 0 none.
       local over = function()
         if maxt > 0 and created then
@@ -280,7 +280,6 @@ for i = 1, nann do
   local account
   if led then account = function(dp, at, gone_all)
     local slack = math.floor(ttl_s / 8)
-    local h = string.sub(k4, -43, -4)
     local sv = lv[1] and tonumber(lv[1])
     if gone_all then
       if sv then

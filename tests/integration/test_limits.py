@@ -13,19 +13,12 @@ import time
 import unittest
 
 from tracker_fixture import (UDP_ANNOUNCE, UDP_CONNECT, UDP_ERROR, UDP_PROTOCOL_ID, Tracker,
+                             rss_kib,
                              UdpClient, UdpError, V4, announce_path, peer_id, random_hash,
                              unittest_main)
 
 FLOOD_DEADLINE_S = 90.0  # for one flood phase; a loaded 2-core machine does ~20k announces/s
 WINDOW = 64              # announces in flight at once: well inside the socket buffers
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS in /proc/%d/status" % pid)
 
 
 def settled_rss_kib(pid):

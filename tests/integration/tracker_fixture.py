@@ -97,6 +97,24 @@ def free_port(kind, taken=()):
     raise RuntimeError("no loopback port free on both IPv4 and IPv6")
 
 
+# ---- a process's figures -----------------------------------------------------------------------
+
+def rss_kib(pid):
+    """VmRSS of `pid` in KiB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS in /proc/%d/status" % pid)
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of every thread of `pid` so far."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 # ---- config ------------------------------------------------------------------------------------
 
 def toml_value(v):
@@ -323,6 +341,8 @@ class Tracker:
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        if self.proc is not None:
+            self._log.close()  # as stop() does: a killed tracker writes no more
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -337,8 +357,6 @@ class Tracker:
 
     def cleanup(self):
         self.kill()
-        if self.proc is not None:
-            self._log.close()
         log = self.log_text(full=True)
         self.dir.cleanup()
         assert_no_sanitizer_report(log, "the tracker's log")
