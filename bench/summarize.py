@@ -69,23 +69,23 @@ def main(path):
                    errors(t, mode), len(steady[(t, mode)]), ratio))
 
     print()
-    print("%-18s %9s %9s %9s %14s %14s %12s" %
-          ("memory", "RSS0 MB", "RSS1 MB", "end MB", "B/peer (delta)", "B/peer (RSS1)", "redis B/peer"))
+    print("%-18s %10s %9s %9s %9s %14s %14s %12s" %
+          ("memory", "peers", "RSS0 MB", "RSS1 MB", "end MB", "B/peer (delta)", "B/peer (RSS1)", "redis B/peer"))
     per_peer = {}
     for t in trackers:
         if t == "responder" or t not in memory:
             continue
         ms = memory[t]
-        peers = int(ms[0]["peers"])
+        peers = median([int(m["peers"]) for m in ms])
         r0 = median([int(m["rss0_kb"]) for m in ms]) * 1024
         r1 = median([int(m["rss1_kb"]) for m in ms]) * 1024
         r2 = median([int(m["rss2_kb"]) for m in ms]) * 1024
-        delta = median([(int(m["rss1_kb"]) - int(m["rss0_kb"])) * 1024 / peers for m in ms])
-        absolute = r1 / peers
-        redis = median([(int(m["redis1"]) - int(m["redis0"])) / peers for m in ms])
+        delta = median([(int(m["rss1_kb"]) - int(m["rss0_kb"])) * 1024 / int(m["peers"]) for m in ms])
+        absolute = median([int(m["rss1_kb"]) * 1024 / int(m["peers"]) for m in ms])
+        redis = median([(int(m["redis1"]) - int(m["redis0"])) / int(m["peers"]) for m in ms])
         per_peer[t] = (delta, absolute)
-        print("%-18s %9.1f %9.1f %9.1f %14.1f %14.1f %12s" %
-              (t, r0 / 2**20, r1 / 2**20, r2 / 2**20, delta, absolute, fmt(redis, 1) if redis else "-"))
+        print("%-18s %10d %9.1f %9.1f %9.1f %14.1f %14.1f %12s" %
+              (t, peers, r0 / 2**20, r1 / 2**20, r2 / 2**20, delta, absolute, fmt(redis, 1) if redis else "-"))
 
     if fill:
         zipf_table(trackers, steady, fill, model)

@@ -55,11 +55,15 @@ MUTATIONS = {
     "counters-left-behind": (
         "a growing peer list leaves its counters where the old capacity put them",
         "plugins/memory/peer_list.hpp",
-        [("            block_ = static_cast<Header*>(p);\n            char* base = reinterpret_cast<char*>(block_);\n"
-          "            std::memmove(", "            block_ = static_cast<Header*>(p);\n            char* base = reinterpret_cast<char*>(block_);\n"
-          "            if (false) std::memmove(")],
+        [("        if (to > from) { counters(); keys(); }", "        if (to > from) { keys(); }")],
         ["memory_swarm_test"],
-        unit("memory_swarm_test", "*keeps counters in its block*")),
+        unit("memory_swarm_test", "*keeps keys and counters in its block*")),
+    "keys-overwrite-counters": (
+        "keys enabled after counters take the counters' place instead of moving them up",
+        "plugins/memory/peer_list.hpp",
+        [("        if (before & kCounters)\n            std::memmove(", "        if (false)\n            std::memmove(")],
+        ["memory_swarm_test"],
+        unit("memory_swarm_test", "*keeps keys and counters in its block*")),
     "grow-by-half": (
         "small peer lists grow by half again, as big ones do (spare records in most swarms)",
         "plugins/memory/peer_list.hpp",

@@ -103,16 +103,19 @@ inline uint64_t endpoint_hash(const uint8_t* e) noexcept {
 // so a seeder's answer (leechers only) is a contiguous range and needs no filtering.
 // Order within each part is arbitrary (removal moves the last element into the hole).
 //
-// Storage is one malloc'd block, header then records, and nullptr while empty: an empty family
-// costs one pointer. The capacity is whatever the allocator's chunk holds (malloc_usable_size),
-// so no byte the allocator hands out is wasted. The Counters of TRACK_COUNTERS (private mode) are
-// a parallel array in the same block, behind the records (8-aligned), once enable_counters ran:
-// open trackers never pay for them, and a private announce finds its peer's counters a few lines
-// from its record instead of behind two more pointers (the extension, then a separate array: two
-// dependent cache misses on every private announce). Such a block's capacity is exactly what
-// resize asked for, since the counters' place depends on it. What only some families need lives
-// in a separate Extension, allocated on first use, so that the common small family pays one
-// pointer for it:
+// Storage is one malloc'd block and nullptr while empty: an empty family costs one pointer. The
+// block is the header, the records, then the parallel arrays the family has needed so far, each
+// one entry per record at the same index:
+//   - the BEP 7 keys (4 bytes, 4-aligned), once a peer of the family announced with a key;
+//   - the Counters of TRACK_COUNTERS (16 bytes, 8-aligned), once private mode enabled them.
+// So an open tracker never pays for counters, a family whose peers send no key pays nothing for
+// keys, and a peer's key and counters are a few lines from its record rather than behind a
+// pointer to a separate array. Keys were such a separate array in an Extension once: most clients
+// send a key, so a 10-peer IPv4 family cost a 32-byte and a 48-byte chunk more where the block now
+// grows by 48 bytes (bench/run, 20,000,000 peers: 29.2 bytes a peer before, 25.9 after). The capacity is
+// the most records the allocator's chunk holds with those arrays (malloc_usable_size), so no byte
+// it hands out is wasted; the arrays' places depend on the capacity, so a resize moves them.
+// What only big families need lives in a separate Extension, allocated on first use:
 //   - the hash index of a family of kIndexFrom peers or more: positions in an open-addressing
 //     table (linear probing, backward-shift deletion, at most half full), kept in step with every
 //     move, so find() is O(1) in a swarm of a million peers;
@@ -149,11 +152,14 @@ public:
 
     // Null until enable_counters succeeded; then one entry per record, same index.
     Counters* counters() const noexcept {
-        if (!block_ || !block_->has_counters()) return nullptr;
-        return reinterpret_cast<Counters*>(reinterpret_cast<char*>(block_) + counters_offset(block_->cap));
+        if (!block_ || !(block_->flags() & kCounters)) return nullptr;
+        return reinterpret_cast<Counters*>(base() + counters_offset(block_->cap, block_->flags()));
     }
     // Null until enable_keys succeeded; then one BEP 7 key per record (0 = the peer gave none).
-    uint32_t* keys() const noexcept { return ext() ? ext()->keys : nullptr; }
+    uint32_t* keys() const noexcept {
+        if (!block_ || !(block_->flags() & kKeys)) return nullptr;
+        return reinterpret_cast<uint32_t*>(base() + keys_offset(block_->cap));
+    }
 
     // O(1) through the index when there is one; else a scan of fewer than kIndexFrom records.
     uint32_t find(const uint8_t* endpoint) const noexcept {
@@ -172,31 +178,9 @@ public:
         return npos;
     }
 
-    // Makes room for and zeroes the parallel counters; false when out of memory.
-    bool enable_counters() noexcept {
-        if (!block_ && !grow()) return false;
-        if (block_->has_counters()) return true;
-        const uint32_t cap = block_->cap;
-        void* p = std::realloc(block_, block_bytes(cap, true));
-        if (!p) return false;
-        block_ = static_cast<Header*>(p);
-        block_->set_has_counters();
-        std::memset(counters(), 0, size_t(cap) * sizeof(Counters));
-        return true;
-    }
-
-    // Makes room for and zeroes the parallel keys; false when out of memory. Only a family in
-    // which some peer announced with a key pays for them (4 bytes per record).
-    bool enable_keys() noexcept {
-        if (!block_ && !grow()) return false;
-        if (keys()) return true;
-        Extension* x = ensure_ext();
-        if (!x) return false;
-        auto* k = static_cast<uint32_t*>(std::calloc(block_->cap, sizeof(uint32_t)));
-        if (!k) return false;
-        x->keys = k;
-        return true;
-    }
+    // Make room for and zero a parallel array; false when out of memory (nothing changed).
+    bool enable_counters() noexcept { return enable(kCounters); }
+    bool enable_keys() noexcept { return enable(kKeys); }
 
     // Adds a peer in its part; returns its index, or npos when out of memory (nothing changed).
     uint32_t insert(const Peer& peer, bool seeder) noexcept {
@@ -312,15 +296,17 @@ public:
 
 private:
     struct Extension {
-        uint32_t* keys = nullptr;   // parallel BEP 7 keys, once a peer of the family gave one
         uint32_t* slots = nullptr;  // position + 1 per used slot, 0 = empty
         uint32_t mask = 0;          // slot count - 1 (a power of two)
         uint32_t cursor = 0;        // expire_some's position
     };
 
+    // Which parallel arrays a block holds: the low bits of the header's extension word (an
+    // Extension is malloc'd, so at least 8-aligned and those bits are free).
+    static constexpr uintptr_t kKeys = 1, kCounters = 2, kArrays = kKeys | kCounters;
+
     // 20 bytes, alignment 4: the extension pointer is stored as bytes so the header does not pad
-    // to 24 (a 5-peer IPv4 family then fits a 72-byte usable chunk: 20 + 5 * 10). Its low bit
-    // (an Extension is malloc'd, so aligned) says that the block holds counters.
+    // to 24 (a 5-peer IPv4 family then fits a 72-byte usable chunk: 20 + 5 * 10).
     struct Header {
         uint32_t size;
         uint32_t cap;
@@ -333,23 +319,57 @@ private:
             return w;
         }
         void set_word(uintptr_t w) noexcept { std::memcpy(ext_bytes, &w, sizeof w); }
-        Extension* ext() const noexcept { return reinterpret_cast<Extension*>(word() & ~uintptr_t(1)); }
-        void set_ext(Extension* x) noexcept { set_word(reinterpret_cast<uintptr_t>(x) | (word() & 1)); }
-        bool has_counters() const noexcept { return (word() & 1) != 0; }
-        void set_has_counters() noexcept { set_word(word() | 1); }
+        Extension* ext() const noexcept { return reinterpret_cast<Extension*>(word() & ~kArrays); }
+        void set_ext(Extension* x) noexcept { set_word(reinterpret_cast<uintptr_t>(x) | flags()); }
+        uintptr_t flags() const noexcept { return word() & kArrays; }
+        void add_flags(uintptr_t f) noexcept { set_word(word() | f); }
     };
     static_assert(sizeof(Header) == 20);
+    static_assert(alignof(std::max_align_t) > kArrays);
 
+    char* base() const noexcept { return reinterpret_cast<char*>(block_); }
     Peer* peers() const noexcept { return reinterpret_cast<Peer*>(block_ + 1); }
     Extension* ext() const noexcept { return block_ ? block_->ext() : nullptr; }
 
-    // Where a block of `cap` records keeps its counters, and how big such a block is.
-    static constexpr size_t counters_offset(uint32_t cap) noexcept {
-        return (sizeof(Header) + size_t(cap) * sizeof(Peer) + alignof(Counters) - 1) & ~(alignof(Counters) - 1);
+    // The layout of a block of `cap` records holding the arrays of `flags`: where each array
+    // starts, how big the block is, and the most records a block of `bytes` holds.
+    static constexpr size_t align_up(size_t n, size_t a) noexcept { return (n + a - 1) & ~(a - 1); }
+    static constexpr size_t keys_offset(uint32_t cap) noexcept {
+        return align_up(sizeof(Header) + size_t(cap) * sizeof(Peer), alignof(uint32_t));
     }
-    static constexpr size_t block_bytes(uint32_t cap, bool with_counters) noexcept {
-        return with_counters ? counters_offset(cap) + size_t(cap) * sizeof(Counters)
-                             : sizeof(Header) + size_t(cap) * sizeof(Peer);
+    static constexpr size_t counters_offset(uint32_t cap, uintptr_t flags) noexcept {
+        return align_up(keys_offset(cap) + ((flags & kKeys) ? size_t(cap) * sizeof(uint32_t) : 0), alignof(Counters));
+    }
+    static constexpr size_t block_bytes(uint32_t cap, uintptr_t flags) noexcept {
+        if (flags & kCounters) return counters_offset(cap, flags) + size_t(cap) * sizeof(Counters);
+        if (flags & kKeys) return keys_offset(cap) + size_t(cap) * sizeof(uint32_t);
+        return sizeof(Header) + size_t(cap) * sizeof(Peer);
+    }
+    static uint32_t capacity_for(size_t bytes, uintptr_t flags) noexcept {
+        const size_t per = sizeof(Peer) + ((flags & kKeys) ? sizeof(uint32_t) : 0) +
+                           ((flags & kCounters) ? sizeof(Counters) : 0);
+        uint32_t cap = uint32_t((bytes - sizeof(Header)) / per);
+        while (cap > 0 && block_bytes(cap, flags) > bytes) --cap;  // alignment padding
+        return cap;
+    }
+
+    // Adds the parallel array `flag` to the block, zeroed: the counters, being last, move up
+    // when the keys come in before them.
+    bool enable(uintptr_t flag) noexcept {
+        if (!block_ && !grow()) return false;
+        const uintptr_t before = block_->flags(), after = before | flag;
+        if (before == after) return true;
+        const uint32_t cap = block_->cap;
+        void* p = std::realloc(block_, block_bytes(cap, after));
+        if (!p) return false;
+        block_ = static_cast<Header*>(p);
+        if (before & kCounters)
+            std::memmove(base() + counters_offset(cap, after), base() + counters_offset(cap, before),
+                         size_t(block_->size) * sizeof(Counters));
+        block_->add_flags(flag);
+        if (flag == kKeys) std::memset(keys(), 0, size_t(cap) * sizeof(uint32_t));
+        else std::memset(counters(), 0, size_t(cap) * sizeof(Counters));
+        return true;
     }
 
     Extension* ensure_ext() noexcept {
@@ -474,10 +494,11 @@ private:
     }
 
     // Small families grow by a quarter, big ones by half: most swarms are small, and 1.5x left a
-    // 10-peer IPv4 family in a 160-byte chunk (room for 13) where 128 bytes hold it (bench/run,
-    // 2,000,000 torrents x 10 peers: 24.0 bytes per peer before, 22.7 after). Below 64 records a
-    // realloc copies at most 660 bytes, so the extra reallocs (10.4 instead of 7.1 on average to
-    // reach sizes 1-64) cost less than the bytes they save; growth stays geometric either way.
+    // 10-peer IPv4 family in a 160-byte chunk (room for 13) where 128 bytes hold it
+    // (chihaya_bench_memory, 2,000,000 torrents x 10 peers: 24.2 bytes per peer before, 21.0
+    // after; 30.6 and 25.8 with keys). Below 64 records a realloc copies at most 2.7 KiB, so the
+    // extra reallocs (10.4 instead of 7.1 on average to reach sizes 1-64) cost less than the bytes
+    // they save; growth stays geometric either way.
     bool grow() noexcept {
         uint32_t cap = capacity();
         uint32_t want = cap < 64 ? cap + cap / 4 : cap + cap / 2;
@@ -488,57 +509,60 @@ private:
     // Reallocates to at least `want` records (failure leaves everything as it was). Positions do
     // not change, so the index stays valid.
     bool resize(uint32_t want) noexcept {
-        if (block_ && block_->has_counters()) return resize_with_counters(want);
-        size_t bytes = block_bytes(want, false);
-        void* p = std::realloc(block_, bytes);
+        const uintptr_t flags = block_ ? block_->flags() : 0;
+        if (flags != 0) return resize_with_arrays(want, flags);
+        void* p = std::realloc(block_, block_bytes(want, 0));
         if (!p) return false;
         bool fresh = block_ == nullptr;
         block_ = static_cast<Header*>(p);
         if (fresh) *block_ = Header{0, 0, 0, {}};
-        uint32_t cap = uint32_t((malloc_usable_size(p) - sizeof(Header)) / sizeof(Peer));
-        if (!resize_parallel(block_->ext() ? &block_->ext()->keys : nullptr, cap)) return false;
-        block_->cap = cap;
+        block_->cap = capacity_for(malloc_usable_size(p), 0);
         return true;
     }
 
-    // resize() of a block that holds counters: its capacity becomes `want` exactly, and the
-    // counters of the live records move to their new place (behind the records, so it moves
-    // with the capacity): after the realloc when growing, before it when shrinking.
-    bool resize_with_counters(uint32_t want) noexcept {
-        const uint32_t cap = block_->cap, live = block_->size;
+    // resize() of a block with parallel arrays: the live records' entries move to the arrays'
+    // places for the new capacity, after the realloc when growing (to the most records the new
+    // chunk holds), before it when shrinking (to exactly `want`).
+    bool resize_with_arrays(uint32_t want, uintptr_t flags) noexcept {
+        const uint32_t cap = block_->cap;
         if (want == cap) return true;
         if (want > cap) {
-            // The keys first: a failure there leaves the block as it was.
-            if (!resize_parallel(block_->ext() ? &block_->ext()->keys : nullptr, want)) return false;
-            void* p = std::realloc(block_, block_bytes(want, true));
-            if (!p) return false;  // a keys array longer than the capacity is harmless
+            void* p = std::realloc(block_, block_bytes(want, flags));
+            if (!p) return false;
             block_ = static_cast<Header*>(p);
-            char* base = reinterpret_cast<char*>(block_);
-            std::memmove(base + counters_offset(want), base + counters_offset(cap), size_t(live) * sizeof(Counters));
+            const uint32_t fit = capacity_for(malloc_usable_size(p), flags);  // at least want
+            move_arrays(cap, fit, flags);
+            block_->cap = fit;
         } else {
-            char* base = reinterpret_cast<char*>(block_);
-            std::memmove(base + counters_offset(want), base + counters_offset(cap), size_t(live) * sizeof(Counters));
-            // A failed shrink keeps the bigger block, which holds the moved counters just as well.
-            if (void* p = std::realloc(block_, block_bytes(want, true))) block_ = static_cast<Header*>(p);
-            resize_parallel(block_->ext() ? &block_->ext()->keys : nullptr, want);
+            move_arrays(cap, want, flags);
+            // A failed shrink keeps the bigger block, which holds the moved arrays just as well.
+            if (void* p = std::realloc(block_, block_bytes(want, flags))) block_ = static_cast<Header*>(p);
+            block_->cap = want;
         }
-        block_->cap = want;
         return true;
     }
 
-    // Keeps a separately allocated parallel array of 4-byte entries (the keys) at `cap` records:
-    // a failed growth leaves `cap` unchanged (false), a failed shrink is harmless.
-    bool resize_parallel(uint32_t** array, uint32_t cap) noexcept {
-        if (!array || !*array || cap == block_->cap) return true;
-        auto* a = static_cast<uint32_t*>(std::realloc(*array, size_t(cap) * sizeof(uint32_t)));
-        if (a) *array = a;
-        return a != nullptr || cap < block_->cap;
+    // Moves the live entries of the arrays from their places at capacity `from` to those at `to`.
+    // Every array starts further up at a bigger capacity, so growing moves the last (counters)
+    // first and shrinking the first (keys) first: no move overwrites entries still to be moved.
+    void move_arrays(uint32_t from, uint32_t to, uintptr_t flags) noexcept {
+        const size_t live = block_->size;
+        const auto counters = [&] {
+            if (flags & kCounters)
+                std::memmove(base() + counters_offset(to, flags), base() + counters_offset(from, flags),
+                             live * sizeof(Counters));
+        };
+        const auto keys = [&] {
+            if (flags & kKeys)
+                std::memmove(base() + keys_offset(to), base() + keys_offset(from), live * sizeof(uint32_t));
+        };
+        if (to > from) { counters(); keys(); }
+        else { keys(); counters(); }
     }
 
     void release() noexcept {
         if (!block_) return;
         if (Extension* x = ext()) {
-            std::free(x->keys);
             std::free(x->slots);
             std::free(x);
         }

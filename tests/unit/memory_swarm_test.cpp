@@ -392,15 +392,20 @@ TEST_CASE("PeerList keeps the leecher/seeder partition and counters through rand
     }
 }
 
-// Counters live in the records' block, behind them (peer_list.hpp): enabling them on a full
-// block, growing and shrinking move them, for records of both sizes (10 and 22 bytes).
+// Keys and counters live in the records' block, behind them (peer_list.hpp): enabling either on
+// a block that holds records (the keys then push the counters up), growing and shrinking move
+// them, for records of both sizes (10 and 22 bytes) and either order of enabling.
 template <class Peer>
-void counters_survive_resizes() {
+void arrays_survive_resizes(bool counters_first) {
     PeerList<Peer> list;
     auto make = [](uint32_t id) {
         Peer p{};
         std::memcpy(p.endpoint, &id, 4);
         return p;
+    };
+    auto set = [&](uint32_t j, uint32_t id) {
+        if (list.counters()) list.counters()[j] = Counters{1000 + id, 7 * uint64_t(id)};
+        if (list.keys()) list.keys()[j] = 50000 + id;
     };
     auto check_all = [&](uint32_t from, uint32_t to) {
         REQUIRE(list.size() == to - from);
@@ -409,32 +414,49 @@ void counters_survive_resizes() {
             REQUIRE(j != list.npos);
             CHECK(list.counters()[j].uploaded == 1000 + id);
             CHECK(list.counters()[j].downloaded == 7 * uint64_t(id));
+            CHECK(list.keys()[j] == 50000 + id);
+        }
+    };
+    auto enable = [&](bool counters) {  // on a block that already holds records
+        REQUIRE((counters ? list.enable_counters() : list.enable_keys()));
+        for (uint32_t id = 0; id < list.size(); ++id) {
+            uint32_t j = list.find(make(id).endpoint);
+            if (counters) {
+                CHECK(list.counters()[j].uploaded == 0);
+                list.counters()[j] = Counters{1000 + id, 7 * uint64_t(id)};
+                if (list.keys()) CHECK(list.keys()[j] == 50000 + id);  // untouched
+            } else {
+                CHECK(list.keys()[j] == 0);
+                list.keys()[j] = 50000 + id;
+                if (list.counters()) CHECK(list.counters()[j].uploaded == 1000 + id);  // moved up
+            }
         }
     };
     for (uint32_t id = 0; id < 5; ++id) REQUIRE(list.insert(make(id), id % 2 == 0) != list.npos);
     REQUIRE(list.counters() == nullptr);
-    REQUIRE(list.enable_counters());  // on a block that already holds records
-    for (uint32_t id = 0; id < 5; ++id) {
-        uint32_t j = list.find(make(id).endpoint);
-        CHECK(list.counters()[j].uploaded == 0);
-        list.counters()[j] = Counters{1000 + id, 7 * uint64_t(id)};
-    }
-    for (uint32_t id = 5; id < 1000; ++id) {  // many growths, and the index from kIndexFrom on
+    REQUIRE(list.keys() == nullptr);
+    enable(counters_first);
+    for (uint32_t id = 5; id < 9; ++id) set(list.insert(make(id), id % 3 == 0), id);
+    enable(!counters_first);
+    for (uint32_t id = 9; id < 1000; ++id) {  // many growths, and the index from kIndexFrom on
         uint32_t j = list.insert(make(id), id % 3 == 0);
         REQUIRE(j != list.npos);
         CHECK(list.counters()[j].uploaded == 0);
-        list.counters()[j] = Counters{1000 + id, 7 * uint64_t(id)};
+        CHECK(list.keys()[j] == 0);
+        set(j, id);
     }
     check_all(0, 1000);
     const uint32_t big = list.capacity();
     for (uint32_t id = 0; id < 990; ++id) list.remove(list.find(make(id).endpoint));
-    CHECK(list.capacity() < big / 4);  // it shrank, moving the counters down
+    CHECK(list.capacity() < big / 4);  // it shrank, moving the arrays down
     check_all(990, 1000);
 }
 
-TEST_CASE("PeerList keeps counters in its block through enabling, growth and shrinking") {
-    counters_survive_resizes<PeerV4>();
-    counters_survive_resizes<PeerV6>();
+TEST_CASE("PeerList keeps keys and counters in its block through enabling, growth and shrinking") {
+    for (bool counters_first : {true, false}) {
+        arrays_survive_resizes<PeerV4>(counters_first);
+        arrays_survive_resizes<PeerV6>(counters_first);
+    }
 }
 
 // Most swarms are small, so a small family's block must not carry half its size again in spare
