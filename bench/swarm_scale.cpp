@@ -44,7 +44,8 @@ int main(int argc, char** argv) {
     std::printf("%10s %14s %14s %14s %14s\n", "peers", "fill us/peer", "known us", "new us", "stopped us");
     for (uint32_t size : {1000u, 100000u, 1000000u}) {
         if (size > max_peers) break;
-        Swarm swarm;
+        const uint8_t info_hash[20] = {};
+        Swarm swarm(info_hash);
         chihaya_announce_result result{};
         result.struct_size = sizeof result;
         result.peers = out.data();

@@ -64,6 +64,19 @@ MUTATIONS = {
         [("        if (before & kCounters)\n            std::memmove(", "        if (false)\n            std::memmove(")],
         ["memory_swarm_test"],
         unit("memory_swarm_test", "*keeps keys and counters in its block*")),
+    "swarm-table-wrap": (
+        "erasing a swarm shifts entries of a probe run that wraps around the table's end past their home",
+        "plugins/memory/swarm_table.hpp",
+        [("const bool stays = hole <= at ? (want > hole && want <= at) : (want > hole || want <= at);",
+          "const bool stays = hole <= at ? (want > hole && want <= at) : false;")],
+        ["memory_swarm_test"],
+        unit("memory_swarm_test", "*colliding and wrapped probe runs*")),
+    "swarm-table-sweep-skips": (
+        "a sweep that erases a swarm steps past the slot the next swarm shifted into",
+        "plugins/memory/swarm_table.hpp",
+        [("                erase_at(i);\n                continue;", "                erase_at(i);\n                ++i;\n                continue;")],
+        ["memory_swarm_test"],
+        unit("memory_swarm_test", "*colliding and wrapped probe runs*")),
     "grow-by-half": (
         "small peer lists grow by half again, as big ones do (spare records in most swarms)",
         "plugins/memory/peer_list.hpp",

@@ -22,8 +22,6 @@ MemoryCache::MemoryCache(MemoryCacheOptions options, uint64_t epoch_ms)
     if (sodium_init() < 0) throw std::runtime_error("memory: libsodium failed to initialise");
     randombytes_buf(hash_key_, sizeof hash_key_);
     shards_ = std::make_unique<Shard[]>(count_);
-    for (uint32_t i = 0; i < count_; ++i)
-        shards_[i].swarms = decltype(Shard::swarms)(0, InfoHashHasher{hash_key_});
     uint32_t counters = 64;
     while (uint64_t(counters) * 2 <= options.address_counters) counters *= 2;
     address_counts_.reset(static_cast<uint32_t*>(std::calloc(counters, sizeof(uint32_t))));
@@ -126,17 +124,15 @@ void ShardTally::clear() noexcept {
 
 chihaya_status MemoryCache::announce(const chihaya_announce_request& request,
                                      chihaya_announce_result& result) noexcept {
-    InfoHash key;
-    std::memcpy(key.bytes, request.info_hash, 20);
     const uint64_t seed = seed_of(request.info_hash);
     const Budgets budgets = budgets_of(request);
     Shard& shard = shard_of_seed(seed);
     std::lock_guard lock(shard.mutex);
-    auto it = shard.swarms.find(key);
+    Swarm* swarm = shard.swarms.find(seed, request.info_hash);
     FamilyCounts before;
     bool created = false;
-    if (it != shard.swarms.end()) {
-        before = it->second.family_counts();
+    if (swarm) {
+        before = swarm->family_counts();
     } else {
         if (request.event == CHIHAYA_EVENT_STOPPED) {
             // Nothing to remove; do not create a swarm only to drop it.
@@ -149,12 +145,11 @@ chihaya_status MemoryCache::announce(const chihaya_announce_request& request,
             return refuse(result, "memory: this address may create no swarm now", NewSwarmRefusal::NewSwarmRate);
         if (budgets.max_torrents != 0 && torrent_total() >= budgets.max_torrents)
             return refuse(result, "memory: max_torrents reached", NewSwarmRefusal::MaxTorrents);
-        // A new swarm comes with a new peer: refused before a map node is made only to be erased.
+        // A new swarm comes with a new peer: refused before a swarm is made only to be erased.
         if (budgets.max_peers != 0 && peer_total() >= budgets.max_peers)
             return refuse(result, "memory: max_peers reached", NewSwarmRefusal::MaxPeers);
-        try {
-            it = shard.swarms.try_emplace(key).first;
-        } catch (const std::bad_alloc&) {
+        swarm = shard.swarms.emplace(seed, request.info_hash);
+        if (!swarm) {
             write_message(result.message, CHIHAYA_MESSAGE_CAP, "memory: out of memory for a swarm");
             return CHIHAYA_INTERNAL;
         }
@@ -166,10 +161,10 @@ chihaya_status MemoryCache::announce(const chihaya_announce_request& request,
     admission.peer_total = &totals_.peers;
     admission.max_per_address = budgets.max_peers_per_address;
     chihaya_status status =
-        it->second.announce(request, seconds(request.now_ms), result, Rng::for_this_thread(), admission);
-    shard.tally.move(before, it->second.family_counts(), totals_);
-    if (it->second.empty()) {
-        shard.swarms.erase(it);  // also a new swarm whose first peer was refused
+        swarm->announce(request, seconds(request.now_ms), result, Rng::for_this_thread(), admission);
+    shard.tally.move(before, swarm->family_counts(), totals_);
+    if (swarm->empty()) {
+        shard.swarms.erase(swarm);  // also a new swarm whose first peer was refused
     } else if (created) {
 #ifdef CHIHAYA_ADDRESS_LIMIT
         result.created_swarm = 1;
@@ -182,21 +177,19 @@ chihaya_status MemoryCache::scrape(chihaya_scrape_request& request) noexcept {
     uint32_t now_s = seconds(request.now_ms);
     for (uint32_t n = 0; n < request.count; ++n) {
         chihaya_scrape_entry& entry = *CHIHAYA_AT(chihaya_scrape_entry, request.entries, n);
-        InfoHash key;
-        std::memcpy(key.bytes, entry.info_hash, 20);
+        const uint64_t seed = seed_of(entry.info_hash);
         SwarmCounts counts;
-        Shard& shard = shard_for(entry.info_hash);
+        Shard& shard = shard_of_seed(seed);
         {
             std::lock_guard lock(shard.mutex);
-            auto it = shard.swarms.find(key);
-            if (it != shard.swarms.end()) {
-                if (it->second.may_expire(now_s)) {
-                    const FamilyCounts before = it->second.family_counts();
-                    it->second.expire(now_s, kExpireSlice, tally_of(seed_of(entry.info_hash)));
-                    shard.tally.move(before, it->second.family_counts(), totals_);
+            if (Swarm* swarm = shard.swarms.find(seed, entry.info_hash)) {
+                if (swarm->may_expire(now_s)) {
+                    const FamilyCounts before = swarm->family_counts();
+                    swarm->expire(now_s, kExpireSlice, tally_of(seed));
+                    shard.tally.move(before, swarm->family_counts(), totals_);
                 }
-                counts = it->second.counts();
-                if (it->second.empty()) shard.swarms.erase(it);
+                counts = swarm->counts();
+                if (swarm->empty()) shard.swarms.erase(swarm);
             }
         }
         entry.complete = counts.complete;
@@ -218,16 +211,16 @@ chihaya_status MemoryCache::scrape_all(uint64_t now_ms, chihaya_scrape_visit vis
                 std::lock_guard lock(shard.mutex);
                 sweep(shard, now_s);
                 batch.reserve(shard.swarms.size());
-                for (const auto& [hash, swarm] : shard.swarms) {
+                shard.swarms.for_each([&batch](const Swarm& swarm) {
                     chihaya_scrape_entry e{};
                     e.struct_size = sizeof e;
-                    std::memcpy(e.info_hash, hash.bytes, 20);
+                    std::memcpy(e.info_hash, swarm.info_hash(), 20);
                     SwarmCounts c = swarm.counts();
                     e.complete = c.complete;
                     e.incomplete = c.incomplete;
                     e.downloaded = c.downloaded;
-                    batch.push_back(e);
-                }
+                    batch.push_back(e);  // reserved above: does not throw
+                });
             }
             for (const auto& e : batch)
                 if (visit(ctx, &e) == 0) return CHIHAYA_OK;
@@ -242,18 +235,15 @@ void MemoryCache::sweep(Shard& shard, uint32_t now_s) noexcept {
     // Housekeeping takes bigger slices of big swarms than an announce does: a million-peer swarm
     // is examined whole every few minutes by ticks alone.
     constexpr uint32_t kTickSlice = 4096;
-    for (auto it = shard.swarms.begin(); it != shard.swarms.end();) {
+    shard.swarms.sweep([&](Swarm& swarm) {
         // Most swarms have nothing due: their peer records are not even looked at.
-        if (it->second.may_expire(now_s)) {
-            const FamilyCounts before = it->second.family_counts();
-            it->second.expire(now_s, kTickSlice, tally_of(seed_of(it->first.bytes)));
-            shard.tally.move(before, it->second.family_counts(), totals_);
+        if (swarm.may_expire(now_s)) {
+            const FamilyCounts before = swarm.family_counts();
+            swarm.expire(now_s, kTickSlice, tally_of(seed_of(swarm.info_hash())));
+            shard.tally.move(before, swarm.family_counts(), totals_);
         }
-        if (it->second.empty())
-            it = shard.swarms.erase(it);
-        else
-            ++it;
-    }
+        return !swarm.empty();
+    });
 }
 
 void MemoryCache::tick(uint64_t now_ms) noexcept {
@@ -294,7 +284,7 @@ size_t MemoryCache::peer_count() const noexcept {
     size_t total = 0;
     for (uint32_t s = 0; s < count_; ++s) {
         std::lock_guard lock(shards_[s].mutex);
-        for (const auto& [hash, swarm] : shards_[s].swarms) total += swarm.peer_count();
+        shards_[s].swarms.for_each([&total](const Swarm& swarm) { total += swarm.peer_count(); });
     }
     return total;
 }

@@ -122,12 +122,21 @@ inline uint64_t endpoint_hash(const uint8_t* e) noexcept {
 //   - the cursor of incremental expiry.
 // Records are trivially copyable, hence realloc rather than new[].
 //
+// Prefix > 0: the allocation starts with Prefix bytes the list does not interpret (a Swarm keeps
+// its info_hash, counts and other family there, swarm.hpp), so that a swarm and its IPv4 peers
+// are one allocation. Such a list owns the prefix's memory: create() allocates it, an empty list
+// keeps a bare header instead of freeing its block, and every resize may move the prefix (so
+// nobody may hold a pointer into it across a change to this list).
+//
 // Not thread-safe: the owning shard's mutex guards it. Allocation failure is reported by return
 // value, never thrown. (Growing an index rehashes it under that mutex: amortized O(1) per insert,
 // but an O(n) step at each doubling, a few milliseconds once for a million-peer family.)
-template <class Peer>
+template <class Peer, size_t Prefix = 0>
 class PeerList {
+    static_assert(Prefix % 8 == 0, "the arrays' alignment is reckoned from the header");
+
 public:
+    using peer_type = Peer;
     static constexpr uint32_t npos = UINT32_MAX;
 
     PeerList() noexcept = default;
@@ -135,10 +144,24 @@ public:
     PeerList& operator=(const PeerList&) = delete;
     PeerList(PeerList&& other) noexcept : block_(other.block_) { other.block_ = nullptr; }
     PeerList& operator=(PeerList&& other) noexcept {
-        if (this != &other) { release(); block_ = other.block_; other.block_ = nullptr; }
+        if (this != &other) { destroy(); block_ = other.block_; other.block_ = nullptr; }
         return *this;
     }
-    ~PeerList() { release(); }
+    ~PeerList() { destroy(); }
+
+    // Prefix > 0: allocates the prefix (uninitialized) and an empty list; false when out of memory.
+    bool create() noexcept {
+        static_assert(Prefix > 0);
+        destroy();
+        void* p = std::malloc(Prefix + sizeof(Header));
+        if (!p) return false;
+        block_ = reinterpret_cast<Header*>(static_cast<char*>(p) + Prefix);
+        *block_ = Header{0, 0, 0, {}};
+        return true;
+    }
+    // The prefix's first byte (Prefix > 0, after create()); valid until the next change to this list.
+    char* prefix() const noexcept { return base() - Prefix; }
+    bool has_block() const noexcept { return block_ != nullptr; }
 
     uint32_t size() const noexcept { return block_ ? block_->size : 0; }
     uint32_t capacity() const noexcept { return block_ ? block_->cap : 0; }
@@ -360,9 +383,9 @@ private:
         const uintptr_t before = block_->flags(), after = before | flag;
         if (before == after) return true;
         const uint32_t cap = block_->cap;
-        void* p = std::realloc(block_, block_bytes(cap, after));
+        void* p = std::realloc(allocation(), Prefix + block_bytes(cap, after));
         if (!p) return false;
-        block_ = static_cast<Header*>(p);
+        adopt(p);
         if (before & kCounters)
             std::memmove(base() + counters_offset(cap, after), base() + counters_offset(cap, before),
                          size_t(block_->size) * sizeof(Counters));
@@ -511,12 +534,12 @@ private:
     bool resize(uint32_t want) noexcept {
         const uintptr_t flags = block_ ? block_->flags() : 0;
         if (flags != 0) return resize_with_arrays(want, flags);
-        void* p = std::realloc(block_, block_bytes(want, 0));
+        void* p = std::realloc(allocation(), Prefix + block_bytes(want, 0));
         if (!p) return false;
         bool fresh = block_ == nullptr;
-        block_ = static_cast<Header*>(p);
+        adopt(p);
         if (fresh) *block_ = Header{0, 0, 0, {}};
-        block_->cap = capacity_for(malloc_usable_size(p), 0);
+        block_->cap = capacity_for(malloc_usable_size(p) - Prefix, 0);
         return true;
     }
 
@@ -527,16 +550,16 @@ private:
         const uint32_t cap = block_->cap;
         if (want == cap) return true;
         if (want > cap) {
-            void* p = std::realloc(block_, block_bytes(want, flags));
+            void* p = std::realloc(allocation(), Prefix + block_bytes(want, flags));
             if (!p) return false;
-            block_ = static_cast<Header*>(p);
-            const uint32_t fit = capacity_for(malloc_usable_size(p), flags);  // at least want
+            adopt(p);
+            const uint32_t fit = capacity_for(malloc_usable_size(p) - Prefix, flags);  // at least want
             move_arrays(cap, fit, flags);
             block_->cap = fit;
         } else {
             move_arrays(cap, want, flags);
             // A failed shrink keeps the bigger block, which holds the moved arrays just as well.
-            if (void* p = std::realloc(block_, block_bytes(want, flags))) block_ = static_cast<Header*>(p);
+            if (void* p = std::realloc(allocation(), Prefix + block_bytes(want, flags))) adopt(p);
             block_->cap = want;
         }
         return true;
@@ -560,14 +583,37 @@ private:
         else { keys(); counters(); }
     }
 
+    // The start of the malloc'd allocation (the prefix's), or null.
+    void* allocation() const noexcept { return block_ ? base() - Prefix : nullptr; }
+    void adopt(void* allocation) noexcept {
+        block_ = reinterpret_cast<Header*>(static_cast<char*>(allocation) + Prefix);
+    }
+
+    // The family became empty: its block goes, or with a prefix shrinks to a bare header.
     void release() noexcept {
         if (!block_) return;
+        if constexpr (Prefix == 0) {
+            destroy();
+        } else {
+            if (block_->cap == 0 && block_->word() == 0) return;  // bare already
+            free_ext();
+            // A failed shrink keeps the bigger block, which is as good.
+            if (void* p = std::realloc(allocation(), Prefix + sizeof(Header))) adopt(p);
+            *block_ = Header{0, 0, 0, {}};
+        }
+    }
+    void destroy() noexcept {
+        if (!block_) return;
+        free_ext();
+        std::free(allocation());
+        block_ = nullptr;
+    }
+    void free_ext() noexcept {
         if (Extension* x = ext()) {
             std::free(x->slots);
             std::free(x);
+            block_->set_ext(nullptr);
         }
-        std::free(block_);
-        block_ = nullptr;
     }
 
     Header* block_ = nullptr;

@@ -150,8 +150,9 @@ private:
     size_t pos_ = 0, len_ = 0;
 };
 
-template <class Peer>
-void write_family(Writer& w, const PeerList<Peer>& list, uint32_t now_s, uint64_t& peers) {
+template <class List>
+void write_family(Writer& w, const List& list, uint32_t now_s, uint64_t& peers) {
+    using Peer = typename List::peer_type;
     // Only live peers; count first so the family header is exact.
     uint32_t leechers = 0, seeders = 0;
     for (uint32_t i = 0; i < list.size(); ++i)
@@ -218,14 +219,14 @@ MemoryCache::SnapshotCounts MemoryCache::save_snapshot(const std::string& path, 
         w.put<uint64_t>(unix_now());
         for (uint32_t s = 0; s < count_; ++s) {
             std::lock_guard lock(shards_[s].mutex);
-            for (const auto& [hash, swarm] : shards_[s].swarms) {
+            shards_[s].swarms.for_each([&](const Swarm& swarm) {
                 w.put<uint8_t>(kTagSwarm);
-                w.bytes(hash.bytes, 20);
+                w.bytes(swarm.info_hash(), 20);
                 w.put<uint32_t>(swarm.downloaded());
                 write_family(w, swarm.v4(), now_s, counts.peers);
                 write_family(w, swarm.v6(), now_s, counts.peers);
                 ++counts.torrents;
-            }
+            });
         }
         w.put<uint8_t>(kTagEnd);
         w.put<uint64_t>(counts.torrents);
@@ -273,19 +274,20 @@ MemoryCache::SnapshotCounts MemoryCache::load_snapshot(const std::string& path, 
             const uint8_t tag = r.get<uint8_t>();
             if (tag == kTagEnd) break;
             if (tag != kTagSwarm) throw std::runtime_error("corrupt (unknown record)");
-            InfoHash key;
-            r.bytes(key.bytes, 20);
+            uint8_t info_hash[20];
+            r.bytes(info_hash, 20);
             const uint32_t downloaded = r.get<uint32_t>();
-            const uint64_t seed = seed_of(key.bytes);
+            const uint64_t seed = seed_of(info_hash);
             Shard& shard = shard_of_seed(seed);
             std::lock_guard lock(shard.mutex);
-            auto [it, fresh] = shard.swarms.try_emplace(key);
-            if (!fresh) throw std::runtime_error("corrupt (a torrent listed twice)");
-            it->second.set_downloaded(downloaded);
-            read_family<PeerV4>(r, it->second, now_s, down_s, counts, tally_of(seed));
-            read_family<PeerV6>(r, it->second, now_s, down_s, counts, tally_of(seed));
-            shard.tally.move({}, it->second.family_counts(), totals_);
-            if (it->second.empty()) shard.swarms.erase(it);
+            if (shard.swarms.find(seed, info_hash)) throw std::runtime_error("corrupt (a torrent listed twice)");
+            Swarm* swarm = shard.swarms.emplace(seed, info_hash);
+            if (!swarm) throw std::runtime_error("out of memory while loading");
+            swarm->set_downloaded(downloaded);
+            read_family<PeerV4>(r, *swarm, now_s, down_s, counts, tally_of(seed));
+            read_family<PeerV6>(r, *swarm, now_s, down_s, counts, tally_of(seed));
+            shard.tally.move({}, swarm->family_counts(), totals_);
+            if (swarm->empty()) shard.swarms.erase(swarm);
             else ++counts.torrents;
             if (counts.peers + counts.expired >= next_report) {
                 progress(counts.peers + counts.expired);

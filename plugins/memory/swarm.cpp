@@ -64,17 +64,24 @@ void write_counts(const SwarmCounts& c, chihaya_announce_result& result) noexcep
 chihaya_status Swarm::announce(const chihaya_announce_request& request, uint32_t now_s,
                                chihaya_announce_result& result, Rng& rng,
                                const PeerAdmission& admission) noexcept {
-    expire(now_s, kExpireSlice, admission.tally);
     result.peer_count = 0;
     result.had_previous = 0;
-    if (request.family == CHIHAYA_IPV6) return announce_in(v6_, request, now_s, result, rng, admission);
+    if (!valid()) {
+        chihaya::write_message(result.message, CHIHAYA_MESSAGE_CAP, "memory: out of memory for a swarm");
+        return CHIHAYA_INTERNAL;
+    }
+    expire(now_s, kExpireSlice, admission.tally);
+    if (request.family == CHIHAYA_IPV6) return announce_in(head().v6, request, now_s, result, rng, admission);
     return announce_in(v4_, request, now_s, result, rng, admission);
 }
 
-template <class Peer>
-chihaya_status Swarm::announce_in(PeerList<Peer>& peers, const chihaya_announce_request& request,
+// `peers` is v4_ or the head's v6: a change to v4_ may move the head, so head() is read anew
+// after each.
+template <class List>
+chihaya_status Swarm::announce_in(List& peers, const chihaya_announce_request& request,
                                   uint32_t now_s, chihaya_announce_result& result,
                                   Rng& rng, const PeerAdmission& admission) noexcept {
+    using Peer = typename List::peer_type;
     const Peer incoming = make_peer<Peer>(request);
     const bool track = (request.flags & CHIHAYA_ANNOUNCE_TRACK_COUNTERS) != 0;
     uint32_t i = peers.find(incoming.endpoint);
@@ -145,18 +152,18 @@ chihaya_status Swarm::announce_in(PeerList<Peer>& peers, const chihaya_announce_
         }
         admission.tally.joined<Peer>(incoming.endpoint);
         peers[i].set(deadline, completed_now);
-        if (completed_now) ++downloaded_;
+        if (completed_now) ++head().downloaded;
     } else {
         bool counted = peers[i].completed();
         if (completed_now && !counted) {
             counted = true;
-            ++downloaded_;
+            ++head().downloaded;
         }
         peers[i].set(deadline, counted);
         if (seeder && !peers.is_seeder(i)) i = peers.make_seeder(i);
         else if (!seeder && peers.is_seeder(i)) i = peers.make_leecher(i);
     }
-    if (deadline < sweep_due_s_) sweep_due_s_ = deadline;
+    if (deadline < head().sweep_due_s) head().sweep_due_s = deadline;
     if (track) peers.counters()[i] = Counters{request.uploaded, request.downloaded};
     if (key != 0 && peers.keys()[i] == 0) peers.keys()[i] = key;  // first key wins; kept until it leaves
 

@@ -9,6 +9,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstring>
+#include <new>
+#include <utility>
 
 namespace chihaya::memory {
 
@@ -35,9 +38,25 @@ struct PeerAdmission {
     uint32_t max_per_address = 0;  // peers of one (family, address) in this swarm; 0 = no limit
 };
 
-// 24 bytes, so a hash-map node (next pointer + 20-byte info_hash + padding + Swarm) is a 56-byte
-// request that glibc serves from a 64-byte chunk. Seeder/leecher counts are not stored: they are
-// the partition points of the two PeerLists, so they cannot drift from the peers.
+// What a swarm keeps besides its IPv4 peers, at the start of the IPv4 family's allocation (the
+// PeerList's Prefix): one malloc'd block holds the swarm's identity, its counts and its IPv4
+// peers, and the shard's table holds one pointer per swarm (swarm_table.hpp). Before, a
+// std::unordered_map node (next pointer, info_hash, a 24-byte Swarm: 64-byte chunk) and its
+// bucket cost some 75 bytes a swarm besides the peer block, a third of a 10-peer swarm.
+struct SwarmHead {
+    PeerList<PeerV6> v6;  // a block of its own: most swarms have no IPv6 peer
+    uint8_t info_hash[20];
+    uint32_t downloaded;
+    // A lower bound on every peer's deadline: until now passes it, no peer can have expired and
+    // expire() skips the scan. Deadlines only grow, so the bound stays valid between sweeps.
+    uint32_t sweep_due_s;
+};
+static_assert(sizeof(SwarmHead) == 40);
+
+// One pointer: the swarm's allocation (SwarmHead, then the IPv4 family's header and records), or
+// null for no swarm (default-constructed or moved from: an empty slot of the cache's table).
+// Seeder/leecher counts are not stored: they are the partition points of the two PeerLists, so
+// they cannot drift from the peers.
 //
 // Rules (abi.h, and tested in tests/unit/memory_swarm_test.cpp):
 //   - a peer is (family, addr, port); left == 0 makes it a seeder, left > 0 a leecher, and an
@@ -54,9 +73,31 @@ struct PeerAdmission {
 //     (CHIHAYA_ADDRESS_LIMIT); peers already in the swarm are always served. Every peer that
 //     joins or leaves (stopped, expired) moves its address's count in the admission's tally.
 // Times are tracker seconds (MemoryCache converts the host's milliseconds).
-// Not thread-safe: the shard mutex guards it.
+// Not thread-safe: the shard mutex guards it. Any change to the IPv4 family may move the whole
+// allocation: references into it (v6(), info_hash()) are good until the next change.
 class Swarm {
 public:
+    Swarm() noexcept = default;
+    // Allocates the swarm of `info_hash`, with no peer; valid() is false when out of memory.
+    explicit Swarm(const uint8_t* info_hash) noexcept {
+        if (!v4_.create()) return;
+        SwarmHead* h = ::new (v4_.prefix()) SwarmHead;
+        std::memcpy(h->info_hash, info_hash, sizeof h->info_hash);
+        h->downloaded = 0;
+        h->sweep_due_s = UINT32_MAX;
+    }
+    Swarm(Swarm&& other) noexcept = default;
+    Swarm& operator=(Swarm&& other) noexcept {
+        if (this != &other) {
+            drop_head();
+            v4_ = std::move(other.v4_);
+        }
+        return *this;
+    }
+    ~Swarm() { drop_head(); }
+
+    bool valid() const noexcept { return v4_.has_block(); }
+    const uint8_t* info_hash() const noexcept { return head().info_hash; }
     // Applies the announce and writes the answer into `result`. Fails when out of memory, on a
     // BEP 7 key mismatch, or when `admission` refuses a new peer.
     chihaya_status announce(const chihaya_announce_request& request, uint32_t now_s,
@@ -64,77 +105,77 @@ public:
                             const PeerAdmission& admission = {}) noexcept;
 
     SwarmCounts counts() const noexcept {
-        return {v4_.seeders() + v6_.seeders(), v4_.leechers() + v6_.leechers(), downloaded_};
+        return {v4_.seeders() + v6().seeders(), v4_.leechers() + v6().leechers(), head().downloaded};
     }
     FamilyCounts family_counts() const noexcept {
-        return {v4_.seeders(), v4_.leechers(), v6_.seeders(), v6_.leechers()};
+        return {v4_.seeders(), v4_.leechers(), v6().seeders(), v6().leechers()};
     }
-    bool empty() const noexcept { return v4_.size() == 0 && v6_.size() == 0; }
-    uint32_t peer_count() const noexcept { return v4_.size() + v6_.size(); }
+    bool empty() const noexcept { return v4_.size() == 0 && v6().size() == 0; }
+    uint32_t peer_count() const noexcept { return v4_.size() + v6().size(); }
 
     // Drops expired peers if any may have expired; cheap otherwise (one comparison). A family
     // with an index (a big swarm) is expired incrementally, `budget` records per call, so no
     // announce pays for a scan of the whole swarm; housekeeping passes a larger budget.
     // may_expire: whether expire() would look at any peer (housekeeping skips the rest).
     // `tally`: the swarm's per-address counters, which every expired peer leaves.
-    bool may_expire(uint32_t now_s) const noexcept { return now_s > sweep_due_s_; }
+    bool may_expire(uint32_t now_s) const noexcept { return now_s > head().sweep_due_s; }
     void expire(uint32_t now_s, uint32_t budget = kExpireSlice, const AddressTally& tally = {}) noexcept {
         if (!may_expire(now_s)) return;
-        uint32_t a = expire_family(v4_, now_s, budget, tally);
-        uint32_t b = expire_family(v6_, now_s, budget, tally);
-        sweep_due_s_ = a < b ? a : b;
+        uint32_t a = expire_family(v4_, now_s, budget, tally);  // may move the head
+        uint32_t b = expire_family(head().v6, now_s, budget, tally);
+        head().sweep_due_s = a < b ? a : b;
     }
 
     // For snapshots (snapshot.cpp): the families as they are, and rebuilding a swarm from saved
     // records. restore() adds a peer without looking for an existing one (a snapshot lists each
     // peer once); false when out of memory.
-    const PeerList<PeerV4>& v4() const noexcept { return v4_; }
-    const PeerList<PeerV6>& v6() const noexcept { return v6_; }
-    uint32_t downloaded() const noexcept { return downloaded_; }
-    void set_downloaded(uint32_t n) noexcept { downloaded_ = n; }
+    using V4List = PeerList<PeerV4, sizeof(SwarmHead)>;
+    const V4List& v4() const noexcept { return v4_; }
+    const PeerList<PeerV6>& v6() const noexcept { return head().v6; }
+    uint32_t downloaded() const noexcept { return head().downloaded; }
+    void set_downloaded(uint32_t n) noexcept { head().downloaded = n; }
     template <class Peer>
     bool restore(const Peer& peer, bool seeder, const Counters* counters, const AddressTally& tally = {}) noexcept {
-        PeerList<Peer>& list = family<Peer>();
-        if (counters && !list.enable_counters()) return false;
-        const uint32_t i = list.insert(peer, seeder);
-        if (i == list.npos) return false;
-        tally.joined<Peer>(peer.endpoint);
-        if (counters && list.counters()) list.counters()[i] = *counters;
-        if (peer.deadline() < sweep_due_s_) sweep_due_s_ = peer.deadline();
-        return true;
+        if constexpr (sizeof(Peer) == sizeof(PeerV4)) return restore_in(v4_, peer, seeder, counters, tally);
+        else return restore_in(head().v6, peer, seeder, counters, tally);
     }
 
 private:
-    template <class Peer>
-    PeerList<Peer>& family() noexcept {
-        if constexpr (sizeof(Peer) == sizeof(PeerV4)) return v4_;
-        else return v6_;
+    SwarmHead& head() const noexcept { return *std::launder(reinterpret_cast<SwarmHead*>(v4_.prefix())); }
+    void drop_head() noexcept {
+        if (valid()) head().~SwarmHead();
+    }
+
+    template <class List>
+    bool restore_in(List& list, const typename List::peer_type& peer, bool seeder, const Counters* counters,
+                    const AddressTally& tally) noexcept {
+        if (counters && !list.enable_counters()) return false;
+        const uint32_t i = list.insert(peer, seeder);
+        if (i == list.npos) return false;
+        tally.joined<typename List::peer_type>(peer.endpoint);
+        if (counters && list.counters()) list.counters()[i] = *counters;
+        if (peer.deadline() < head().sweep_due_s) head().sweep_due_s = peer.deadline();
+        return true;
     }
 
     // Returns the family's new lower bound on deadlines: exact after a whole pass; after a slice
     // only "now", so that the next touch takes the next slice.
-    template <class Peer>
-    static uint32_t expire_family(PeerList<Peer>& peers, uint32_t now_s, uint32_t budget,
-                                  const AddressTally& tally) noexcept {
+    template <class List>
+    static uint32_t expire_family(List& peers, uint32_t now_s, uint32_t budget, const AddressTally& tally) noexcept {
+        using Peer = typename List::peer_type;
         const auto gone = [&tally](const uint8_t* endpoint) { tally.left<Peer>(endpoint); };
         if (!peers.indexed()) return peers.expire(now_s, gone);
         peers.expire_some(now_s, budget, gone);
         return now_s ? now_s - 1 : 0;
     }
 
-    template <class Peer>
-    chihaya_status announce_in(PeerList<Peer>& peers, const chihaya_announce_request& request,
-                               uint32_t now_s, chihaya_announce_result& result, Rng& rng,
-                               const PeerAdmission& admission) noexcept;
+    template <class List>
+    chihaya_status announce_in(List& peers, const chihaya_announce_request& request, uint32_t now_s,
+                               chihaya_announce_result& result, Rng& rng, const PeerAdmission& admission) noexcept;
 
-    PeerList<PeerV4> v4_;
-    PeerList<PeerV6> v6_;
-    uint32_t downloaded_ = 0;
-    // A lower bound on every peer's deadline: until now passes it, no peer can have expired and
-    // expire() skips the scan. Deadlines only grow, so the bound stays valid between sweeps.
-    uint32_t sweep_due_s_ = UINT32_MAX;
+    V4List v4_;
 };
 
-static_assert(sizeof(Swarm) == 24);
+static_assert(sizeof(Swarm) == sizeof(void*));
 
 }  // namespace chihaya::memory

@@ -4,7 +4,9 @@
 #include "memory_cache.hpp"
 #include "peer_list.hpp"
 #include "swarm.hpp"
+#include "swarm_table.hpp"
 
+#include <array>
 #include <cstring>
 #include <map>
 #include <set>
@@ -15,6 +17,9 @@
 using namespace chihaya::memory;
 
 namespace {
+
+// The info_hash of swarms built directly (not through MemoryCache): any will do.
+const uint8_t kTestHash[20] = {0x5a};
 
 // A peer numbered n: IPv4 10.0.n>>8.n&255, IPv6 2001:db8::n, port 6881 + n % 7.
 struct Announce {
@@ -91,7 +96,7 @@ Answer announce(Swarm& swarm, const Announce& a, uint32_t now_s = 0, uint32_t ca
 }  // namespace
 
 TEST_CASE("a peer is counted by its left: leecher, seeder, and moved both ways") {
-    Swarm s;
+    Swarm s(kTestHash);
     Answer a = announce(s, Announce(1));
     CHECK(a.status == CHIHAYA_OK);
     CHECK(a.r.complete == 0);
@@ -110,7 +115,7 @@ TEST_CASE("a peer is counted by its left: leecher, seeder, and moved both ways")
 }
 
 TEST_CASE("a peer is (family, addr, port): another port is another peer") {
-    Swarm s;
+    Swarm s(kTestHash);
     Announce a(1);
     announce(s, a);
     a.r.port = 9999;
@@ -120,7 +125,7 @@ TEST_CASE("a peer is (family, addr, port): another port is another peer") {
 }
 
 TEST_CASE("completed counts once per peer, also when first seen with it") {
-    Swarm s;
+    Swarm s(kTestHash);
     announce(s, Announce(1));
     CHECK(announce(s, Announce(1, true).event(CHIHAYA_EVENT_COMPLETED)).r.downloaded == 1);
     CHECK(announce(s, Announce(1, true).event(CHIHAYA_EVENT_COMPLETED)).r.downloaded == 1);
@@ -134,7 +139,7 @@ TEST_CASE("completed counts once per peer, also when first seen with it") {
 }
 
 TEST_CASE("stopped removes the peer and answers with no peers") {
-    Swarm s;
+    Swarm s(kTestHash);
     for (uint32_t p = 1; p <= 4; ++p) announce(s, Announce(p, p % 2 == 0));
     Answer a = announce(s, Announce(3).event(CHIHAYA_EVENT_STOPPED));
     CHECK(a.r.peer_count == 0);
@@ -153,7 +158,7 @@ TEST_CASE("stopped removes the peer and answers with no peers") {
 }
 
 TEST_CASE("a peer never receives itself") {
-    Swarm s;
+    Swarm s(kTestHash);
     for (uint32_t p = 0; p < 10; ++p) announce(s, Announce(p, p < 3));
     for (uint32_t p = 0; p < 10; ++p) {
         for (int round = 0; round < 20; ++round) {
@@ -167,7 +172,7 @@ TEST_CASE("a peer never receives itself") {
 }
 
 TEST_CASE("seeders receive only leechers; leechers receive both") {
-    Swarm s;
+    Swarm s(kTestHash);
     std::set<std::string> seeders, leechers;
     for (uint32_t p = 0; p < 10; ++p) {
         announce(s, Announce(p, p < 5));
@@ -189,7 +194,7 @@ TEST_CASE("seeders receive only leechers; leechers receive both") {
 }
 
 TEST_CASE("numwant and peers_capacity bound the answer") {
-    Swarm s;
+    Swarm s(kTestHash);
     for (uint32_t p = 0; p < 30; ++p) announce(s, Announce(p));
     CHECK(announce(s, Announce(0).numwant(0)).r.peer_count == 0);
     CHECK(announce(s, Announce(0).numwant(7)).r.peer_count == 7);
@@ -201,7 +206,7 @@ TEST_CASE("numwant and peers_capacity bound the answer") {
 }
 
 TEST_CASE("selection is random: repeated announces see more than numwant distinct peers") {
-    Swarm s;
+    Swarm s(kTestHash);
     for (uint32_t p = 0; p < 100; ++p) announce(s, Announce(p, p % 3 == 0));
     std::set<std::string> seen;
     for (int i = 0; i < 50; ++i)
@@ -220,7 +225,7 @@ TEST_CASE("selection is uniform: every peer of a big swarm is handed out equally
     // other 299 is expected 30,000 * 20 / 299 ~ 2007 times. Pearson's chi-square with 298
     // degrees of freedom stays under 370 with probability 0.997 for a uniform choice; a choice
     // that favours part of the list (a fixed start, or the front) is far above it.
-    Swarm s;
+    Swarm s(kTestHash);
     for (uint32_t p = 0; p < 300; ++p) announce(s, Announce(p));
     std::map<std::string, uint32_t> seen;
     const int rounds = 30000;
@@ -234,7 +239,7 @@ TEST_CASE("selection is uniform: every peer of a big swarm is handed out equally
 }
 
 TEST_CASE("a big swarm finds its peers through the index, through churn and expiry") {
-    Swarm s;
+    Swarm s(kTestHash);
     const uint32_t n = 5000;
     for (uint32_t p = 0; p < n; ++p) announce(s, Announce(p, p % 2 == 0).ttl(p < n / 2 ? 10 : 1000), 0);
     CHECK(s.peer_count() == n);
@@ -256,7 +261,7 @@ TEST_CASE("a big swarm finds its peers through the index, through churn and expi
 }
 
 TEST_CASE("peers expire after peer_ttl_s without an announce") {
-    Swarm s;
+    Swarm s(kTestHash);
     announce(s, Announce(1).ttl(60), 100);
     announce(s, Announce(2, true).ttl(60), 130);
     Answer a = announce(s, Announce(3).ttl(60), 160);  // peer 1 is exactly at its deadline
@@ -275,7 +280,7 @@ TEST_CASE("peers expire after peer_ttl_s without an announce") {
 }
 
 TEST_CASE("an expired peer that returns is a new peer") {
-    Swarm s;
+    Swarm s(kTestHash);
     announce(s, Announce(1, true).event(CHIHAYA_EVENT_COMPLETED).ttl(10), 0);
     announce(s, Announce(2).ttl(100), 0);
     Answer a = announce(s, Announce(1, true).event(CHIHAYA_EVENT_COMPLETED).ttl(10), 50);
@@ -284,7 +289,7 @@ TEST_CASE("an expired peer that returns is a new peer") {
 }
 
 TEST_CASE("families are kept apart; counts cover both; entries are compact network order") {
-    Swarm s;
+    Swarm s(kTestHash);
     for (uint32_t p = 0; p < 3; ++p) announce(s, Announce(p, false, CHIHAYA_IPV4));
     for (uint32_t p = 0; p < 4; ++p) announce(s, Announce(p, true, CHIHAYA_IPV6));
     Answer a = announce(s, Announce(9, false, CHIHAYA_IPV6));
@@ -297,7 +302,7 @@ TEST_CASE("families are kept apart; counts cover both; entries are compact netwo
 
     a = announce(s, Announce(0, true, CHIHAYA_IPV4));
     CHECK(a.r.peer_count == 2);
-    Swarm one;
+    Swarm one(kTestHash);
     announce(one, Announce(0x0102));
     a = announce(one, Announce(5));
     REQUIRE(a.r.peer_count == 1);
@@ -307,7 +312,7 @@ TEST_CASE("families are kept apart; counts cover both; entries are compact netwo
 }
 
 TEST_CASE("TRACK_COUNTERS hands back the previous totals, following the peer as it moves") {
-    Swarm s;
+    Swarm s(kTestHash);
     Answer a = announce(s, Announce(1).track(10, 20));
     CHECK(a.r.had_previous == 0);
     for (uint32_t p = 2; p < 8; ++p) announce(s, Announce(p, p % 2 == 0).track(p * 100, p * 1000));
@@ -333,7 +338,7 @@ TEST_CASE("TRACK_COUNTERS hands back the previous totals, following the peer as 
 }
 
 TEST_CASE("without TRACK_COUNTERS the previous totals are not written") {
-    Swarm s;
+    Swarm s(kTestHash);
     announce(s, Announce(1));
     Answer a(10);
     a.r.previous_uploaded = 0xdead;
@@ -496,6 +501,66 @@ TEST_CASE("PeerList frees its block when empty and shrinks when sparse") {
     while (list.size() > 0) list.remove(0);
     CHECK(list.capacity() == 0);
     CHECK(list.counters() == nullptr);
+}
+
+// SwarmTable under collisions: the caller picks the hashes, so every swarm's home slot is one of a
+// few, some at the end of the table so that probe runs wrap around to its start. After every
+// insert and erase each swarm the model holds is found, each it does not is not, and a sweep
+// visits every swarm and erases exactly those it is told to.
+TEST_CASE("SwarmTable keeps colliding and wrapped probe runs findable through erases and sweeps") {
+    for (uint32_t seed = 1; seed <= 40; ++seed) {
+        Rng rng(seed);
+        SwarmTable table;
+        std::map<uint32_t, uint64_t> model;  // id -> hash
+        auto info_hash = [](uint32_t id) {
+            std::array<uint8_t, 20> h{};
+            std::memcpy(h.data(), &id, 4);
+            return h;
+        };
+        // The home slot scales the hash's low 32 bits to the table: these sit in its last 1/16th
+        // (12 of the values) or its first (4), so the run of homes near the end wraps around to the
+        // start whatever the table's size; the upper 32 bits tell the swarms apart.
+        auto hash_of = [](uint32_t id) {
+            const uint32_t low = id % 4 == 0 ? 1 + id : 0xf0000000u + id * 0x00400000u;
+            return (uint64_t(id) << 32) | low;
+        };
+        auto check_all = [&] {
+            REQUIRE(table.size() == model.size());
+            for (uint32_t id = 0; id < 64; ++id) {
+                const auto h = info_hash(id);
+                Swarm* s = table.find(hash_of(id), h.data());
+                REQUIRE((s != nullptr) == (model.count(id) == 1));
+                if (s) CHECK(std::memcmp(s->info_hash(), h.data(), 20) == 0);
+            }
+        };
+        for (int step = 0; step < 400; ++step) {
+            const uint32_t id = rng.below(64);
+            const uint64_t hash = hash_of(id);
+            const auto h = info_hash(id);
+            if (model.count(id)) {
+                Swarm* s = table.find(model[id], h.data());
+                REQUIRE(s != nullptr);
+                table.erase(s);
+                model.erase(id);
+                CHECK(table.find(hash, h.data()) == nullptr);
+            } else if (model.size() < 24) {
+                REQUIRE(table.find(hash, h.data()) == nullptr);
+                REQUIRE(table.emplace(hash, h.data()) != nullptr);
+                model[id] = hash;
+            }
+            check_all();
+        }
+        std::set<uint32_t> seen;
+        table.sweep([&](Swarm& s) {
+            uint32_t id;
+            std::memcpy(&id, s.info_hash(), 4);
+            seen.insert(id);
+            return id % 3 != 0;  // erase every third
+        });
+        CHECK(seen.size() == model.size());
+        for (auto it = model.begin(); it != model.end();) it = it->first % 3 == 0 ? model.erase(it) : std::next(it);
+        check_all();
+    }
 }
 
 TEST_CASE("MemoryCache: swarms are per info_hash and dropped when their last peer leaves") {
@@ -699,7 +764,7 @@ TEST_CASE("MemoryCache: info_hashes an attacker makes alike still spread over th
 }
 
 TEST_CASE("BEP 7 key: a peer that announced with a key cannot be stopped or moved without it") {
-    Swarm swarm;
+    Swarm swarm(kTestHash);
     CHECK(announce(swarm, Announce(1).key(0xabcd)).status == CHIHAYA_OK);
     CHECK(announce(swarm, Announce(2)).status == CHIHAYA_OK);  // another peer, no key
     // Same (addr, port), no key or another key: refused, and nothing changes.
@@ -726,7 +791,7 @@ TEST_CASE("BEP 7 key: a peer that announced with a key cannot be stopped or move
 }
 
 TEST_CASE("BEP 7 key: keys follow their peers through moves, removals and the index") {
-    Swarm swarm;
+    Swarm swarm(kTestHash);
     constexpr uint32_t n = 300;  // past kIndexFrom: the indexed path, and several resizes
     for (uint32_t p = 0; p < n; ++p) REQUIRE(announce(swarm, Announce(p, p % 3 == 0).key(1000 + p)).status == CHIHAYA_OK);
     for (uint32_t p = 0; p < n; p += 4)  // remove a quarter, move some across the partition
