@@ -77,6 +77,12 @@ MUTATIONS = {
         [("                erase_at(i);\n                continue;", "                erase_at(i);\n                ++i;\n                continue;")],
         ["memory_swarm_test"],
         unit("memory_swarm_test", "*colliding and wrapped probe runs*")),
+    "address-count-no-handover": (
+        "a family that gains or loses its index does not move its peers into or out of the address table",
+        "plugins/memory/address_counts.hpp",
+        [("        if (was_indexed == family.indexed()) return;\n", "        return;\n")],
+        ["memory_limits_test"],
+        unit("memory_limits_test", "*gains and loses its index*")),
     "grow-by-half": (
         "small peer lists grow by half again, as big ones do (spare records in most swarms)",
         "plugins/memory/peer_list.hpp",

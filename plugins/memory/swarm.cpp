@@ -109,8 +109,9 @@ chihaya_status Swarm::announce_in(List& peers, const chihaya_announce_request& r
 
     if (request.event == CHIHAYA_EVENT_STOPPED) {
         if (i != peers.npos) {
-            admission.tally.left<Peer>(peers[i].endpoint);
+            const bool was_indexed = peers.indexed();
             peers.remove(i);
+            admission.tally.changed(peers, was_indexed, incoming.endpoint, false);
         }
         write_counts(counts(), result);
         return CHIHAYA_OK;
@@ -126,7 +127,7 @@ chihaya_status Swarm::announce_in(List& peers, const chihaya_announce_request& r
             return refuse_peer(result, true, "memory: max_peers reached");
         }
         if (admission.max_per_address != 0 &&
-            admission.tally.peers_of<Peer>(incoming.endpoint) >= admission.max_per_address) {
+            admission.tally.peers_in(peers, incoming.endpoint) >= admission.max_per_address) {
             write_counts(counts(), result);
             return refuse_peer(result, false, "memory: max_peers_per_address reached");
         }
@@ -145,12 +146,13 @@ chihaya_status Swarm::announce_in(List& peers, const chihaya_announce_request& r
     const bool completed_now = request.event == CHIHAYA_EVENT_COMPLETED;
     const uint32_t deadline = deadline_for(now_s, request.peer_ttl_s);
     if (i == peers.npos) {
+        const bool was_indexed = peers.indexed();
         i = peers.insert(incoming, seeder);
         if (i == peers.npos) {
             chihaya::write_message(result.message, CHIHAYA_MESSAGE_CAP, "memory: out of memory for a peer");
             return CHIHAYA_INTERNAL;
         }
-        admission.tally.joined<Peer>(incoming.endpoint);
+        admission.tally.changed(peers, was_indexed, incoming.endpoint, true);
         peers[i].set(deadline, completed_now);
         if (completed_now) ++head().downloaded;
     } else {

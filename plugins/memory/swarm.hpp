@@ -71,7 +71,8 @@ static_assert(sizeof(SwarmHead) == 40);
 //   - a new peer is refused, changing nothing, when the admission says the store is full
 //     (CHIHAYA_FULL) or its address already has max_per_address peers here
 //     (CHIHAYA_ADDRESS_LIMIT); peers already in the swarm are always served. Every peer that
-//     joins or leaves (stopped, expired) moves its address's count in the admission's tally.
+//     joins or leaves (stopped, expired) a big family moves its address's count in the
+//     admission's tally; a small family is scanned instead (address_counts.hpp).
 // Times are tracker seconds (MemoryCache converts the host's milliseconds).
 // Not thread-safe: the shard mutex guards it. Any change to the IPv4 family may move the whole
 // allocation: references into it (v6(), info_hash()) are good until the next change.
@@ -150,9 +151,10 @@ private:
     bool restore_in(List& list, const typename List::peer_type& peer, bool seeder, const Counters* counters,
                     const AddressTally& tally) noexcept {
         if (counters && !list.enable_counters()) return false;
+        const bool was_indexed = list.indexed();
         const uint32_t i = list.insert(peer, seeder);
         if (i == list.npos) return false;
-        tally.joined<typename List::peer_type>(peer.endpoint);
+        tally.changed(list, was_indexed, peer.endpoint, true);
         if (counters && list.counters()) list.counters()[i] = *counters;
         if (peer.deadline() < head().sweep_due_s) head().sweep_due_s = peer.deadline();
         return true;
@@ -163,9 +165,13 @@ private:
     template <class List>
     static uint32_t expire_family(List& peers, uint32_t now_s, uint32_t budget, const AddressTally& tally) noexcept {
         using Peer = typename List::peer_type;
-        const auto gone = [&tally](const uint8_t* endpoint) { tally.left<Peer>(endpoint); };
-        if (!peers.indexed()) return peers.expire(now_s, gone);
+        const bool was_indexed = peers.indexed();
+        const auto gone = [&tally, was_indexed](const uint8_t* endpoint) {
+            if (was_indexed) tally.left<Peer>(endpoint);
+        };
+        if (!was_indexed) return peers.expire(now_s, gone);  // a small family: not in the table
         peers.expire_some(now_s, budget, gone);
+        tally.changed(peers, true, nullptr, false);  // it may have dropped its index
         return now_s ? now_s - 1 : 0;
     }
 

@@ -196,6 +196,37 @@ TEST_CASE("max_peers_per_address: expired peers give their places back, in small
     check_totals(cache);
 }
 
+// A family's peers are counted in the cache's table only while it has an index (64 peers or
+// more), and scanned below: the count stays exact as one address's family is indexed, drops
+// below a quarter (index gone) and grows again, and when every peer has left nothing is left
+// counted (a leaked count would refuse early, a missing one would wrap and refuse everything).
+TEST_CASE("max_peers_per_address stays exact as a family gains and loses its index") {
+    MemoryCache cache({16, 16}, 1000);
+    const uint32_t limit = 100;
+    auto fill = [&](uint16_t from, uint16_t to) {  // ports [from, to) of address 7
+        for (uint16_t port = from; port < to; ++port)
+            REQUIRE(status(cache, Announce(1, 7, port).per_address(limit)) == CHIHAYA_OK);
+    };
+    auto stop = [&](uint16_t from, uint16_t to) {
+        for (uint16_t port = from; port < to; ++port)
+            REQUIRE(status(cache, Announce(1, 7, port).stopped().per_address(limit)) == CHIHAYA_OK);
+    };
+    for (int round = 0; round < 3; ++round) {
+        fill(1, 101);  // indexed from the 64th
+        CHECK(status(cache, Announce(1, 7, 101).per_address(limit)) == CHIHAYA_ADDRESS_LIMIT);
+        stop(1, 91);  // 10 left: below 16, the index goes
+        CHECK(leechers(cache, 1) == 10);
+        fill(1, 91);
+        CHECK(status(cache, Announce(1, 7, 101).per_address(limit)) == CHIHAYA_ADDRESS_LIMIT);
+        stop(1, 101);
+        CHECK(cache.swarm_count() == 0);
+    }
+    // Three rounds leaked nothing: the address holds its full 100 again, and not one more.
+    fill(1, 101);
+    CHECK(status(cache, Announce(1, 7, 101).per_address(limit)) == CHIHAYA_ADDRESS_LIMIT);
+    check_totals(cache);
+}
+
 TEST_CASE("NO_NEW_SWARM: a new swarm is refused ADDRESS_LIMIT; an existing swarm is joined") {
     MemoryCache cache({16, 16}, 0);
     status(cache, Announce(1, 1, 6881));
