@@ -29,8 +29,9 @@ public:
             "shards / shards_per_tick ticks (swarms are also expired when touched)"),
         chihaya::config_int("address_counters", "4194304", 65536, 1 << 30,
             "counters of peers per (torrent, address; IPv6 per /64) for [limits] "
-            "max_peers_per_address, one table for all swarms, 4 bytes each (rounded down to a "
-            "power of two; RAM only as they are used); pairs that hash alike share one, which "
+            "max_peers_per_address in swarms of 64 peers or more (smaller ones are scanned), one "
+            "table for all swarms, 4 bytes each (rounded down to a power of two; RAM only as they "
+            "are used); pairs that hash alike share one, which "
             "can only refuse early: keep it near [limits] max_peers or above"),
         chihaya::config_string("snapshot_path", "\"\"",
             "file the swarms are written to when the tracker stops and read from when it starts "
