@@ -20,7 +20,7 @@ namespace chihaya::memory {
 // Only big families are counted there: the peers of a family with an index (kIndexFrom peers or
 // more, peer_list.hpp) are in the table exactly while it has one, and a smaller family is scanned
 // (fewer than kIndexFrom records, which the announce's find() has just read anyway). The table's
-// pages are then touched only by big swarms: counting every peer touched all 16 MiB at the
+// pages are then touched only by big swarms: counting every peer touched all 16 MiB of the old
 // default size as soon as a few hundred thousand peers were spread over it, 33 bytes a peer of
 // RSS at bench/run's 500,000 peers in swarms of five.
 //
@@ -37,9 +37,11 @@ namespace chihaya::memory {
 // than the truth, which abi.h allows (an address may be refused early, never admitted past its
 // limit), and 32 bits cannot saturate (every peer of the store in one counter still fits). The
 // hash is keyed per process (the swarm seed is SipHash of the info_hash under the cache's random
-// key), so nobody can aim a flood at another address's counter. Sizing: the default 4,194,304
-// counters (16 MiB, RAM only as pages are touched) hold the default 5,000,000 peers at about one
-// per counter, where a false refusal at a limit of 64 needs some 60 unrelated pairs in one.
+// key), so nobody can aim a flood at another address's counter. Sizing: the default 1,048,576
+// counters (4 MiB, RAM only as pages are touched) would hold the default 5,000,000 peers at
+// about five a counter even if every one were in a big swarm, where a false refusal at a limit
+// of 64 needs some 60 unrelated pairs in one counter (about 1e-40 for a given counter). It was
+// 16 MiB while every peer was counted; all of it became resident (see above).
 struct AddressTally {
     uint32_t* counts = nullptr;  // the cache's counters; null: nothing is counted (tests)
     uint32_t mask = 0;           // counters - 1 (a power of two)

@@ -62,7 +62,7 @@ struct MemoryCacheOptions {
     uint32_t shards_per_tick = 64;   // tick() sweeps this many shards per call
     // Per-address counters (address_counts.hpp), one table for every shard, rounded down to a
     // power of two; 4 bytes each, RAM only as pages are touched.
-    uint32_t address_counters = 1u << 22;
+    uint32_t address_counters = 1u << 20;
 };
 
 // Thread-safe: announce/scrape/scrape_all/tick may run concurrently from any threads.

@@ -99,6 +99,21 @@ inline uint64_t endpoint_hash(const uint8_t* e) noexcept {
     return mix64(h ^ tail ^ (uint64_t(N) << 56));
 }
 
+// A pointer kept as bytes: alignment 1, copied with memcpy (one plain load or store).
+template <class T>
+class PackedPtr {
+public:
+    T* get() const noexcept {
+        T* p;
+        std::memcpy(&p, bytes_, sizeof p);
+        return p;
+    }
+    void set(T* p) noexcept { std::memcpy(bytes_, &p, sizeof p); }
+
+private:
+    unsigned char bytes_[sizeof(T*)] = {};
+};
+
 // The peers of one family, leechers first: [0, leechers) are leechers, [leechers, size) seeders,
 // so a seeder's answer (leechers only) is a contiguous range and needs no filtering.
 // Order within each part is arbitrary (removal moves the last element into the hole).
@@ -133,7 +148,7 @@ inline uint64_t endpoint_hash(const uint8_t* e) noexcept {
 // but an O(n) step at each doubling, a few milliseconds once for a million-peer family.)
 template <class Peer, size_t Prefix = 0>
 class PeerList {
-    static_assert(Prefix % 8 == 0, "the arrays' alignment is reckoned from the header");
+    static_assert(Prefix % 4 == 0, "the header is 4-aligned");
 
 public:
     using peer_type = Peer;
@@ -142,9 +157,9 @@ public:
     PeerList() noexcept = default;
     PeerList(const PeerList&) = delete;
     PeerList& operator=(const PeerList&) = delete;
-    PeerList(PeerList&& other) noexcept : block_(other.block_) { other.block_ = nullptr; }
+    PeerList(PeerList&& other) noexcept : ptr_(other.ptr_) { other.ptr_.set(nullptr); }
     PeerList& operator=(PeerList&& other) noexcept {
-        if (this != &other) { destroy(); block_ = other.block_; other.block_ = nullptr; }
+        if (this != &other) { destroy(); ptr_ = other.ptr_; other.ptr_.set(nullptr); }
         return *this;
     }
     ~PeerList() { destroy(); }
@@ -155,17 +170,17 @@ public:
         destroy();
         void* p = std::malloc(Prefix + sizeof(Header));
         if (!p) return false;
-        block_ = reinterpret_cast<Header*>(static_cast<char*>(p) + Prefix);
-        *block_ = Header{0, 0, 0, {}};
+        ptr_.set(reinterpret_cast<Header*>(static_cast<char*>(p) + Prefix));
+        *block() = Header{0, 0, 0, {}};
         return true;
     }
     // The prefix's first byte (Prefix > 0, after create()); valid until the next change to this list.
     char* prefix() const noexcept { return base() - Prefix; }
-    bool has_block() const noexcept { return block_ != nullptr; }
+    bool has_block() const noexcept { return block() != nullptr; }
 
-    uint32_t size() const noexcept { return block_ ? block_->size : 0; }
-    uint32_t capacity() const noexcept { return block_ ? block_->cap : 0; }
-    uint32_t leechers() const noexcept { return block_ ? block_->leechers : 0; }
+    uint32_t size() const noexcept { return block() ? block()->size : 0; }
+    uint32_t capacity() const noexcept { return block() ? block()->cap : 0; }
+    uint32_t leechers() const noexcept { return block() ? block()->leechers : 0; }
     uint32_t seeders() const noexcept { return size() - leechers(); }
     bool is_seeder(uint32_t i) const noexcept { return i >= leechers(); }
     bool indexed() const noexcept { return ext() && ext()->slots; }
@@ -175,13 +190,13 @@ public:
 
     // Null until enable_counters succeeded; then one entry per record, same index.
     Counters* counters() const noexcept {
-        if (!block_ || !(block_->flags() & kCounters)) return nullptr;
-        return reinterpret_cast<Counters*>(base() + counters_offset(block_->cap, block_->flags()));
+        if (!block() || !(block()->flags() & kCounters)) return nullptr;
+        return reinterpret_cast<Counters*>(base() + counters_offset(block()->cap, block()->flags()));
     }
     // Null until enable_keys succeeded; then one BEP 7 key per record (0 = the peer gave none).
     uint32_t* keys() const noexcept {
-        if (!block_ || !(block_->flags() & kKeys)) return nullptr;
-        return reinterpret_cast<uint32_t*>(base() + keys_offset(block_->cap));
+        if (!block() || !(block()->flags() & kKeys)) return nullptr;
+        return reinterpret_cast<uint32_t*>(base() + keys_offset(block()->cap));
     }
 
     // O(1) through the index when there is one; else a scan of fewer than kIndexFrom records.
@@ -209,7 +224,7 @@ public:
     uint32_t insert(const Peer& peer, bool seeder) noexcept {
         if (size() == capacity() && !grow()) return npos;
         if (!reserve_index(size() + 1)) return npos;
-        Header& h = *block_;
+        Header& h = *block();
         uint32_t at = h.size;
         if (!seeder) {
             relocate(h.leechers, h.size);  // the first seeder steps aside to the end
@@ -231,12 +246,12 @@ public:
 
     // Moves peer i across the leecher/seeder boundary; returns its new index.
     uint32_t make_seeder(uint32_t i) noexcept {
-        Header& h = *block_;
+        Header& h = *block();
         swap(i, h.leechers - 1);
         return --h.leechers;
     }
     uint32_t make_leecher(uint32_t i) noexcept {
-        Header& h = *block_;
+        Header& h = *block();
         swap(i, h.leechers);
         return h.leechers++;
     }
@@ -350,18 +365,20 @@ private:
     static_assert(sizeof(Header) == 20);
     static_assert(alignof(std::max_align_t) > kArrays);
 
-    char* base() const noexcept { return reinterpret_cast<char*>(block_); }
-    Peer* peers() const noexcept { return reinterpret_cast<Peer*>(block_ + 1); }
-    Extension* ext() const noexcept { return block_ ? block_->ext() : nullptr; }
+    char* base() const noexcept { return reinterpret_cast<char*>(block()); }
+    Peer* peers() const noexcept { return reinterpret_cast<Peer*>(block() + 1); }
+    Extension* ext() const noexcept { return block() ? block()->ext() : nullptr; }
 
     // The layout of a block of `cap` records holding the arrays of `flags`: where each array
-    // starts, how big the block is, and the most records a block of `bytes` holds.
+    // starts (from the header; aligned from the allocation's start, which is the prefix's),
+    // how big the block is, and the most records a block of `bytes` holds.
     static constexpr size_t align_up(size_t n, size_t a) noexcept { return (n + a - 1) & ~(a - 1); }
     static constexpr size_t keys_offset(uint32_t cap) noexcept {
-        return align_up(sizeof(Header) + size_t(cap) * sizeof(Peer), alignof(uint32_t));
+        return align_up(Prefix + sizeof(Header) + size_t(cap) * sizeof(Peer), alignof(uint32_t)) - Prefix;
     }
     static constexpr size_t counters_offset(uint32_t cap, uintptr_t flags) noexcept {
-        return align_up(keys_offset(cap) + ((flags & kKeys) ? size_t(cap) * sizeof(uint32_t) : 0), alignof(Counters));
+        return align_up(Prefix + keys_offset(cap) + ((flags & kKeys) ? size_t(cap) * sizeof(uint32_t) : 0),
+                        alignof(Counters)) - Prefix;
     }
     static constexpr size_t block_bytes(uint32_t cap, uintptr_t flags) noexcept {
         if (flags & kCounters) return counters_offset(cap, flags) + size_t(cap) * sizeof(Counters);
@@ -379,17 +396,17 @@ private:
     // Adds the parallel array `flag` to the block, zeroed: the counters, being last, move up
     // when the keys come in before them.
     bool enable(uintptr_t flag) noexcept {
-        if (!block_ && !grow()) return false;
-        const uintptr_t before = block_->flags(), after = before | flag;
+        if (!block() && !grow()) return false;
+        const uintptr_t before = block()->flags(), after = before | flag;
         if (before == after) return true;
-        const uint32_t cap = block_->cap;
+        const uint32_t cap = block()->cap;
         void* p = std::realloc(allocation(), Prefix + block_bytes(cap, after));
         if (!p) return false;
         adopt(p);
         if (before & kCounters)
             std::memmove(base() + counters_offset(cap, after), base() + counters_offset(cap, before),
-                         size_t(block_->size) * sizeof(Counters));
-        block_->add_flags(flag);
+                         size_t(block()->size) * sizeof(Counters));
+        block()->add_flags(flag);
         if (flag == kKeys) std::memset(keys(), 0, size_t(cap) * sizeof(uint32_t));
         else std::memset(counters(), 0, size_t(cap) * sizeof(Counters));
         return true;
@@ -398,7 +415,7 @@ private:
     Extension* ensure_ext() noexcept {
         if (Extension* x = ext()) return x;
         auto* x = static_cast<Extension*>(std::calloc(1, sizeof(Extension)));
-        if (x) block_->set_ext(x);
+        if (x) block()->set_ext(x);
         return x;
     }
 
@@ -495,7 +512,7 @@ private:
     }
 
     void remove_keep_capacity(uint32_t i) noexcept {
-        Header& h = *block_;
+        Header& h = *block();
         index_remove(i);
         if (i < h.leechers) {
             relocate(h.leechers - 1, i);           // the last leecher fills the hole
@@ -510,10 +527,10 @@ private:
     // Returns memory after a family shrank: all of it when empty, the index when the family is
     // small again, half the records when a quarter is used.
     void shrink_if_sparse() noexcept {
-        if (!block_) return;
-        if (block_->size == 0) { release(); return; }
-        if (indexed() && block_->size < kIndexFrom / 4) drop_index();
-        if (block_->cap >= 16 && block_->size <= block_->cap / 4) resize(block_->cap / 2);
+        if (!block()) return;
+        if (block()->size == 0) { release(); return; }
+        if (indexed() && block()->size < kIndexFrom / 4) drop_index();
+        if (block()->cap >= 16 && block()->size <= block()->cap / 4) resize(block()->cap / 2);
     }
 
     // Small families grow by a quarter, big ones by half: most swarms are small, and 1.5x left a
@@ -532,14 +549,14 @@ private:
     // Reallocates to at least `want` records (failure leaves everything as it was). Positions do
     // not change, so the index stays valid.
     bool resize(uint32_t want) noexcept {
-        const uintptr_t flags = block_ ? block_->flags() : 0;
+        const uintptr_t flags = block() ? block()->flags() : 0;
         if (flags != 0) return resize_with_arrays(want, flags);
         void* p = std::realloc(allocation(), Prefix + block_bytes(want, 0));
         if (!p) return false;
-        bool fresh = block_ == nullptr;
+        bool fresh = block() == nullptr;
         adopt(p);
-        if (fresh) *block_ = Header{0, 0, 0, {}};
-        block_->cap = capacity_for(malloc_usable_size(p) - Prefix, 0);
+        if (fresh) *block() = Header{0, 0, 0, {}};
+        block()->cap = capacity_for(malloc_usable_size(p) - Prefix, 0);
         return true;
     }
 
@@ -547,7 +564,7 @@ private:
     // places for the new capacity, after the realloc when growing (to the most records the new
     // chunk holds), before it when shrinking (to exactly `want`).
     bool resize_with_arrays(uint32_t want, uintptr_t flags) noexcept {
-        const uint32_t cap = block_->cap;
+        const uint32_t cap = block()->cap;
         if (want == cap) return true;
         if (want > cap) {
             void* p = std::realloc(allocation(), Prefix + block_bytes(want, flags));
@@ -555,12 +572,12 @@ private:
             adopt(p);
             const uint32_t fit = capacity_for(malloc_usable_size(p) - Prefix, flags);  // at least want
             move_arrays(cap, fit, flags);
-            block_->cap = fit;
+            block()->cap = fit;
         } else {
             move_arrays(cap, want, flags);
             // A failed shrink keeps the bigger block, which holds the moved arrays just as well.
             if (void* p = std::realloc(allocation(), Prefix + block_bytes(want, flags))) adopt(p);
-            block_->cap = want;
+            block()->cap = want;
         }
         return true;
     }
@@ -569,7 +586,7 @@ private:
     // Every array starts further up at a bigger capacity, so growing moves the last (counters)
     // first and shrinking the first (keys) first: no move overwrites entries still to be moved.
     void move_arrays(uint32_t from, uint32_t to, uintptr_t flags) noexcept {
-        const size_t live = block_->size;
+        const size_t live = block()->size;
         const auto counters = [&] {
             if (flags & kCounters)
                 std::memmove(base() + counters_offset(to, flags), base() + counters_offset(from, flags),
@@ -584,39 +601,41 @@ private:
     }
 
     // The start of the malloc'd allocation (the prefix's), or null.
-    void* allocation() const noexcept { return block_ ? base() - Prefix : nullptr; }
+    void* allocation() const noexcept { return block() ? base() - Prefix : nullptr; }
     void adopt(void* allocation) noexcept {
-        block_ = reinterpret_cast<Header*>(static_cast<char*>(allocation) + Prefix);
+        ptr_.set(reinterpret_cast<Header*>(static_cast<char*>(allocation) + Prefix));
     }
 
     // The family became empty: its block goes, or with a prefix shrinks to a bare header.
     void release() noexcept {
-        if (!block_) return;
+        if (!block()) return;
         if constexpr (Prefix == 0) {
             destroy();
         } else {
-            if (block_->cap == 0 && block_->word() == 0) return;  // bare already
+            if (block()->cap == 0 && block()->word() == 0) return;  // bare already
             free_ext();
             // A failed shrink keeps the bigger block, which is as good.
             if (void* p = std::realloc(allocation(), Prefix + sizeof(Header))) adopt(p);
-            *block_ = Header{0, 0, 0, {}};
+            *block() = Header{0, 0, 0, {}};
         }
     }
     void destroy() noexcept {
-        if (!block_) return;
+        if (!block()) return;
         free_ext();
         std::free(allocation());
-        block_ = nullptr;
+        ptr_.set(nullptr);
     }
     void free_ext() noexcept {
         if (Extension* x = ext()) {
             std::free(x->slots);
             std::free(x);
-            block_->set_ext(nullptr);
+            block()->set_ext(nullptr);
         }
     }
 
-    Header* block_ = nullptr;
+    // Stored as bytes (alignment 1), so that a PeerList packs into a swarm's head (swarm.hpp).
+    PackedPtr<Header> ptr_;
+    Header* block() const noexcept { return ptr_.get(); }
 };
 
 }  // namespace chihaya::memory

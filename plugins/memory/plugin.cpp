@@ -27,12 +27,12 @@ public:
         chihaya::config_int("shards_per_tick", "64", 1, 65536,
             "shards swept for expired peers per housekeeping tick; a full pass takes "
             "shards / shards_per_tick ticks (swarms are also expired when touched)"),
-        chihaya::config_int("address_counters", "4194304", 65536, 1 << 30,
+        chihaya::config_int("address_counters", "1048576", 65536, 1 << 30,
             "counters of peers per (torrent, address; IPv6 per /64) for [limits] "
             "max_peers_per_address in swarms of 64 peers or more (smaller ones are scanned), one "
             "table for all swarms, 4 bytes each (rounded down to a power of two; RAM only as they "
             "are used); pairs that hash alike share one, which "
-            "can only refuse early: keep it near [limits] max_peers or above"),
+            "can only refuse early: keep it above a fifth of [limits] max_peers"),
         chihaya::config_string("snapshot_path", "\"\"",
             "file the swarms are written to when the tracker stops and read from when it starts "
             "(peers that expired meanwhile are dropped); \"\" = none. Use an absolute path"),

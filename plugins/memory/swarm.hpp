@@ -43,15 +43,18 @@ struct PeerAdmission {
 // peers, and the shard's table holds one pointer per swarm (swarm_table.hpp). Before, a
 // std::unordered_map node (next pointer, info_hash, a 24-byte Swarm: 64-byte chunk) and its
 // bucket cost some 75 bytes a swarm besides the peer block, a third of a 10-peer swarm.
+// 36 bytes, alignment 4 (the PeerList keeps its pointer as bytes): a one-peer IPv4 swarm with its
+// key (36 + a 20-byte header + 10 + 4) fits the 72 bytes of an 80-byte chunk, where a 40-byte
+// head took a 96-byte one.
 struct SwarmHead {
-    PeerList<PeerV6> v6;  // a block of its own: most swarms have no IPv6 peer
     uint8_t info_hash[20];
     uint32_t downloaded;
     // A lower bound on every peer's deadline: until now passes it, no peer can have expired and
     // expire() skips the scan. Deadlines only grow, so the bound stays valid between sweeps.
     uint32_t sweep_due_s;
+    PeerList<PeerV6> v6;  // a block of its own: most swarms have no IPv6 peer
 };
-static_assert(sizeof(SwarmHead) == 40);
+static_assert(sizeof(SwarmHead) == 36 && alignof(SwarmHead) == 4);
 
 // One pointer: the swarm's allocation (SwarmHead, then the IPv4 family's header and records), or
 // null for no swarm (default-constructed or moved from: an empty slot of the cache's table).

@@ -172,7 +172,7 @@ class ListDrivers(unittest.TestCase):
         self.assertTrue(tables["[cache.good]"][0].endswith("/good_cache.so"), out)
         memory = tables["[cache.memory]"][1]
         self.assertEqual([k.split("  #")[0] for k in memory],
-                         ["shards = 1024", "shards_per_tick = 64", "address_counters = 4194304",
+                         ["shards = 1024", "shards_per_tick = 64", "address_counters = 1048576",
                           'snapshot_path = ""'])
         self.assertTrue(all(k.endswith("[1, 65536]") for k in memory[:2]), memory)
         self.assertEqual([k.split("  #")[0] for k in tables["[cache.good]"][1]],

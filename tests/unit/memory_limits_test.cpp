@@ -330,8 +330,8 @@ TEST_CASE("max_peers_per_address: an IPv6 address is counted per /64") {
 }
 
 TEST_CASE("max_peers_per_address: a swarm of 300,000 addresses meets no false refusal at the default size") {
-    // The default cache: 1,024 shards, 4,194,304 counters. A swarm lives in one shard; counters
-    // sliced per shard would hold its 300,000 addresses in 4,096 (73 a counter).
+    // The default cache: 1,024 shards, 1,048,576 counters. A swarm lives in one shard; counters
+    // sliced per shard would hold its 300,000 addresses in 1,024 (293 a counter).
     MemoryCache cache({}, 0);
     uint32_t refused = 0;
     for (uint32_t i = 0; i < 300'000; ++i) {
@@ -345,7 +345,7 @@ TEST_CASE("max_peers_per_address: a swarm of 300,000 addresses meets no false re
     CHECK(refused == 0);
     CHECK(cache.peer_total() == 300'000);
     // A second swarm (whatever its shard) is not crowded out either. Its address's counter may
-    // already hold a pair of the big swarm (300,000 pairs in 4,194,304 counters: 7 % of them),
+    // already hold a pair of the big swarm (300,000 pairs in 1,048,576 counters: 25 % of them),
     // which may refuse its last ports early, as abi.h allows; 60 need 5 such pairs in one counter.
     for (uint32_t i = 0; i < 60; ++i) CHECK(status(cache, Announce(2, 1, uint16_t(1 + i)).per_address(64)) == CHIHAYA_OK);
     uint32_t admitted = 60;

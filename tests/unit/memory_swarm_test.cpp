@@ -400,9 +400,17 @@ TEST_CASE("PeerList keeps the leecher/seeder partition and counters through rand
 // Keys and counters live in the records' block, behind them (peer_list.hpp): enabling either on
 // a block that holds records (the keys then push the counters up), growing and shrinking move
 // them, for records of both sizes (10 and 22 bytes) and either order of enabling.
-template <class Peer>
+template <class Peer, size_t Prefix = 0>
 void arrays_survive_resizes(bool counters_first) {
-    PeerList<Peer> list;
+    PeerList<Peer, Prefix> list;
+    if constexpr (Prefix > 0) {  // a swarm's IPv4 family: the prefix must move with the block
+        REQUIRE(list.create());
+        std::memset(list.prefix(), 0x77, Prefix);
+    }
+    auto prefix_intact = [&] {
+        if constexpr (Prefix > 0)
+            for (size_t b = 0; b < Prefix; ++b) REQUIRE(uint8_t(list.prefix()[b]) == 0x77);
+    };
     auto make = [](uint32_t id) {
         Peer p{};
         std::memcpy(p.endpoint, &id, 4);
@@ -451,16 +459,26 @@ void arrays_survive_resizes(bool counters_first) {
         set(j, id);
     }
     check_all(0, 1000);
+    prefix_intact();
     const uint32_t big = list.capacity();
     for (uint32_t id = 0; id < 990; ++id) list.remove(list.find(make(id).endpoint));
     CHECK(list.capacity() < big / 4);  // it shrank, moving the arrays down
     check_all(990, 1000);
+    prefix_intact();
+    if constexpr (Prefix > 0) {  // emptied, it keeps a bare header behind the prefix
+        for (uint32_t id = 990; id < 1000; ++id) list.remove(list.find(make(id).endpoint));
+        CHECK(list.size() == 0);
+        CHECK(list.has_block());
+        CHECK(list.keys() == nullptr);
+        prefix_intact();
+    }
 }
 
 TEST_CASE("PeerList keeps keys and counters in its block through enabling, growth and shrinking") {
     for (bool counters_first : {true, false}) {
         arrays_survive_resizes<PeerV4>(counters_first);
         arrays_survive_resizes<PeerV6>(counters_first);
+        arrays_survive_resizes<PeerV4, sizeof(SwarmHead)>(counters_first);  // 36: counters realigned
     }
 }
 
