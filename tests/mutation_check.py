@@ -83,6 +83,28 @@ MUTATIONS = {
         [("        if (was_indexed == family.indexed()) return;\n", "        return;\n")],
         ["memory_limits_test"],
         unit("memory_limits_test", "*gains and loses its index*")),
+    "swarm-table-tag-only": (
+        "the swarm table takes a slot whose 32 hash bits match for the swarm, without its info_hash",
+        "plugins/memory/swarm_table.hpp",
+        [("            if (t == tag && std::memcmp(swarms_[i].info_hash(), info_hash, 20) == 0) return &swarms_[i];",
+          "            if (t == tag) return &swarms_[i];")],
+        ["memory_swarm_test"],
+        unit("memory_swarm_test", "*colliding and wrapped probe runs*")),
+    "counters-misaligned": (
+        "a swarm's IPv4 counters are aligned from the family's header, 36 bytes into the allocation",
+        "plugins/memory/peer_list.hpp",
+        [("        return align_up(Prefix + keys_offset(cap) + ((flags & kKeys) ? size_t(cap) * sizeof(uint32_t) : 0),\n"
+          "                        alignof(Counters)) - Prefix;",
+          "        return align_up(keys_offset(cap) + ((flags & kKeys) ? size_t(cap) * sizeof(uint32_t) : 0),\n"
+          "                        alignof(Counters));")],
+        ["memory_swarm_test"],
+        unit("memory_swarm_test", "*keeps keys and counters in its block*")),
+    "address-count-expiry-keeps": (
+        "a family whose index expiry drops leaves its remaining peers counted in the address table",
+        "plugins/memory/swarm.hpp",
+        [("        tally.changed(peers, true, nullptr, false);  // it may have dropped its index", "        (void)0;")],
+        ["memory_limits_test"],
+        unit("memory_limits_test", "*gains and loses its index*")),
     "grow-by-half": (
         "small peer lists grow by half again, as big ones do (spare records in most swarms)",
         "plugins/memory/peer_list.hpp",
@@ -201,9 +223,9 @@ MUTATIONS = {
     "v4-peers-to-v6": (
         "IPv4 peers handed to IPv6 clients as v4-mapped entries",
         "plugins/memory/swarm.cpp",
-        [("    if (request.family == CHIHAYA_IPV6) return announce_in(v6_, request, now_s, result, rng);",
+        [("    if (request.family == CHIHAYA_IPV6) return announce_in(head().v6, request, now_s, result, rng, admission);",
           "    if (request.family == CHIHAYA_IPV6) {\n"
-          "        chihaya_status s = announce_in(v6_, request, now_s, result, rng);\n"
+          "        chihaya_status s = announce_in(head().v6, request, now_s, result, rng, admission);\n"
           "        for (uint32_t k = 0; k < v4_.size() && result.peer_count < result.peers_capacity; ++k) {\n"
           "            uint8_t* e = result.peers + 18 * result.peer_count++;\n"
           "            std::memset(e, 0, 10);\n"
@@ -310,15 +332,14 @@ MUTATIONS = {
     "stats-miss-expiry": (
         "the memory driver's tally does not follow peers that housekeeping expires",
         "plugins/memory/memory_cache.cpp",
-        [("            it->second.expire(now_s, kTickSlice);\n            shard.tally.move(before, it->second.family_counts());\n",
-          "            it->second.expire(now_s, kTickSlice);\n")],
+        [("            shard.tally.move(before, swarm.family_counts(), totals_);\n", "")],
         ["memory_swarm_test"],
         unit("memory_swarm_test", "*stats follow expiry*")),
     "stats-miss-announce": (
         "the memory driver's tally does not follow announces (stats stay at zero)",
         "plugins/memory/memory_cache.cpp",
-        [("    shard.tally.move(before, it->second.family_counts());\n    if (it->second.empty()) shard.swarms.erase(it);\n    return status;",
-          "    if (it->second.empty()) shard.swarms.erase(it);\n    return status;")],
+        [("    shard.tally.move(before, swarm->family_counts(), totals_);\n    if (swarm->empty()) {",
+          "    if (swarm->empty()) {")],
         ["memory"],
         [os.path.join(BUILD, "chihaya-conformance"), "--plugin", os.path.join(BUILD, "plugins", "chihaya_memory.so"),
          "--driver", "memory", "--set", "shards=16", "-tc=stats agree*"]),
@@ -333,14 +354,14 @@ MUTATIONS = {
     "stats-miss-snapshot": (
         "swarms loaded from a snapshot are not counted in the memory driver's stats",
         "plugins/memory/snapshot.cpp",
-        [("            shard.tally.move({}, it->second.family_counts());\n", "")],
+        [("            shard.tally.move({}, swarm->family_counts(), totals_);\n", "")],
         ["memory_snapshot_test"],
         unit("memory_snapshot_test", "a snapshot restores every swarm*")),
     "walk-when-stats-fail": (
         "/metrics falls back to the walk when stats cannot answer: chihaya_peers loses its family label",
         "host/metrics/host_collectors.cpp",
-        [("            out.sample(\"chihaya_cache_stats_failures_total\", {}, double(failures));\n            return;\n",
-          "            out.sample(\"chihaya_cache_stats_failures_total\", {}, double(failures));\n")],
+        [("            failures(state->stats_failures.fetch_add(1) + 1);\n            return;\n",
+          "            failures(state->stats_failures.fetch_add(1) + 1);\n")],
         ["metrics_test"],
         unit("metrics_test", "swarm gauges*")),
     "optional-stats-unchecked": (
@@ -491,7 +512,7 @@ MUTATIONS = {
     "tracker-settings-not-reloaded": (
         "SIGHUP leaves the running [tracker] settings in force (here: driver_timeout_ms)",
         "host/reload/reloader.cpp",
-        [("    tracker_.reconfigure(next.tracker);", "    tracker_.reconfigure(running_.tracker);")],
+        [("    tracker_.reconfigure(next.tracker, next.limits);", "    tracker_.reconfigure(running_.tracker, next.limits);")],
         ["chihaya"],
         integration("test_deadline.py", "SlowDriver.test_reload_moves_the_deadline_of_later_calls")),
     "pending-newest-first": (
@@ -546,7 +567,7 @@ MUTATIONS = {
     "peers-freed-at-deadline": (
         "an HTTP session frees its peers buffer at the deadline, while the driver may still write it",
         "host/frontend/http/session.cpp",
-        [("    answered_at_deadline_ = true;\n    work_.reset();",
+        [("    answered_at_deadline_ = true;\n    kept_for_driver(this);  // freed by the late done, if one comes\n    work_.reset();",
           "    answered_at_deadline_ = true;\n    work_.reset();\n    std::vector<uint8_t>().swap(peers_);")],
         ["chihaya"],
         integration("test_deadline.py", "SlowDriver.test_memory_the_driver_writes_after_the_deadline_is_valid_under_valgrind")),
@@ -579,14 +600,13 @@ MUTATIONS = {
     "address-count-kept-on-stop": (
         "a stopped peer stays counted against its address",
         "plugins/memory/swarm.cpp",
-        [("            admission.tally.left<Peer>(peers[i].endpoint);\n", "")],
+        [("            admission.tally.changed(peers, was_indexed, incoming.endpoint, false);\n", "")],
         ["memory_limits_test"],
         unit("memory_limits_test", "*a stopped peer gives its address's place back*")),
     "address-count-kept-on-expiry": (
         "an expired peer stays counted against its address",
         "plugins/memory/swarm.hpp",
-        [("[&tally](const uint8_t* endpoint) { tally.left<Peer>(endpoint); }",
-          "[&tally](const uint8_t*) { (void)tally; }")],
+        [("            if (was_indexed) tally.left<Peer>(endpoint);\n", "            (void)endpoint;\n")],
         ["memory_limits_test"],
         unit("memory_limits_test", "*expired peers give their places back*")),
     "snapshot-not-counted": (
@@ -659,8 +679,8 @@ MUTATIONS = {
     "scrape-expiry-keeps-count": (
         "a peer expired by a scrape stays counted against its address",
         "plugins/memory/memory_cache.cpp",
-        [("it->second.expire(now_s, kExpireSlice, tally_of(shard, seed_of(entry.info_hash)));",
-          "it->second.expire(now_s, kExpireSlice);")],
+        [("                    swarm->expire(now_s, kExpireSlice, tally_of(seed));",
+          "                    swarm->expire(now_s, kExpireSlice);")],
         ["memory_limits_test"],
         unit("memory_limits_test", "*a peer expired by a scrape*")),
     "new-swarm-rate-in-private": (

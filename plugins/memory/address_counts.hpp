@@ -32,8 +32,9 @@ namespace chihaya::memory {
 // per shard would crowd a big swarm's addresses into 1/shards of the table (a 300,000-address
 // swarm in 4,096 counters: 73 a counter, so false refusals). Several (swarm, address) pairs may
 // share a counter, from any shards, so counters are atomics (relaxed: nothing else is ordered by
-// them). A counter holds exactly the sum of its pairs' peers: every join and leave of one pair
-// runs under its swarm's shard lock, and each adds or removes exactly one. So it is never less
+// them). A counter holds exactly the sum of its pairs' counted peers: every join and leave of
+// one pair runs under its swarm's shard lock and moves it by one, and a family gaining or losing
+// its index moves all its peers in or out under that lock too. So it is never less
 // than the truth, which abi.h allows (an address may be refused early, never admitted past its
 // limit), and 32 bits cannot saturate (every peer of the store in one counter still fits). The
 // hash is keyed per process (the swarm seed is SipHash of the info_hash under the cache's random

@@ -238,7 +238,8 @@ public:
         return at;
     }
 
-    // Removes the peer at i; frees the block when the family becomes empty.
+    // Removes the peer at i; frees the block when the family becomes empty (with a prefix,
+    // shrinks it to a bare header).
     void remove(uint32_t i) noexcept {
         remove_keep_capacity(i);
         shrink_if_sparse();
@@ -344,7 +345,7 @@ private:
     static constexpr uintptr_t kKeys = 1, kCounters = 2, kArrays = kKeys | kCounters;
 
     // 20 bytes, alignment 4: the extension pointer is stored as bytes so the header does not pad
-    // to 24 (a 5-peer IPv4 family then fits a 72-byte usable chunk: 20 + 5 * 10).
+    // to 24 (a 3-peer IPv6 family then fits an 88-byte usable chunk: 20 + 3 * 22).
     struct Header {
         uint32_t size;
         uint32_t cap;

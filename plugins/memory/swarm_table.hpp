@@ -74,7 +74,8 @@ public:
     // Calls keep(Swarm&) for each swarm and erases those for which it returns false. Erasing
     // shifts later slots back into the hole, so the hole is looked at again; a swarm from the
     // front of the table may shift behind the end of a wrapped run and be seen twice, so `keep`
-    // must be idempotent (expiry is). None is missed.
+    // must be safe to repeat (expiry is: a second visit may expire another slice of a big swarm,
+    // and the counts are taken before and after each visit). None is missed.
     template <class Keep>
     void sweep(Keep&& keep) noexcept {
         for (uint32_t i = 0; count_ != 0 && i < slots_;) {

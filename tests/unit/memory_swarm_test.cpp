@@ -407,6 +407,10 @@ void arrays_survive_resizes(bool counters_first) {
         REQUIRE(list.create());
         std::memset(list.prefix(), 0x77, Prefix);
     }
+    auto aligned = [&] {  // the arrays are aligned in memory, not only from the header
+        if (list.keys()) REQUIRE(reinterpret_cast<uintptr_t>(list.keys()) % alignof(uint32_t) == 0);
+        if (list.counters()) REQUIRE(reinterpret_cast<uintptr_t>(list.counters()) % alignof(Counters) == 0);
+    };
     auto prefix_intact = [&] {
         if constexpr (Prefix > 0)
             for (size_t b = 0; b < Prefix; ++b) REQUIRE(uint8_t(list.prefix()[b]) == 0x77);
@@ -459,11 +463,13 @@ void arrays_survive_resizes(bool counters_first) {
         set(j, id);
     }
     check_all(0, 1000);
+    aligned();
     prefix_intact();
     const uint32_t big = list.capacity();
     for (uint32_t id = 0; id < 990; ++id) list.remove(list.find(make(id).endpoint));
     CHECK(list.capacity() < big / 4);  // it shrank, moving the arrays down
     check_all(990, 1000);
+    aligned();
     prefix_intact();
     if constexpr (Prefix > 0) {  // emptied, it keeps a bare header behind the prefix
         for (uint32_t id = 990; id < 1000; ++id) list.remove(list.find(make(id).endpoint));
@@ -535,11 +541,13 @@ TEST_CASE("SwarmTable keeps colliding and wrapped probe runs findable through er
             std::memcpy(h.data(), &id, 4);
             return h;
         };
-        // The home slot scales the hash's low 32 bits to the table: these sit in its last 1/16th
-        // (12 of the values) or its first (4), so the run of homes near the end wraps around to the
-        // start whatever the table's size; the upper 32 bits tell the swarms apart.
+        // The home slot scales the hash's low 32 bits to the table, and those are all the table
+        // keeps: these sit in its last 1/16th (3 in 4 ids) or its first, so the run of homes near
+        // the end wraps around to the start whatever the table's size; and ids 32 apart share
+        // them, so equal hashes must be told apart by the info_hash itself.
         auto hash_of = [](uint32_t id) {
-            const uint32_t low = id % 4 == 0 ? 1 + id : 0xf0000000u + id * 0x00400000u;
+            const uint32_t k = id % 32;
+            const uint32_t low = k % 4 == 0 ? 1 + k : 0xf0000000u + k * 0x00400000u;
             return (uint64_t(id) << 32) | low;
         };
         auto check_all = [&] {
