@@ -29,7 +29,7 @@ MemoryCache::MemoryCache(MemoryCacheOptions options, uint64_t epoch_ms)
     address_mask_ = counters - 1;
 }
 
-uint64_t InfoHashHasher::keyed_hash(const uint8_t* info_hash, const uint8_t* key) noexcept {
+uint64_t keyed_hash(const uint8_t* info_hash, const uint8_t* key) noexcept {
     static_assert(crypto_shorthash_BYTES == 8 && crypto_shorthash_KEYBYTES == 16);
     uint64_t h;
     crypto_shorthash(reinterpret_cast<unsigned char*>(&h), info_hash, 20, key);

@@ -548,38 +548,28 @@ private:
     }
 
     // Reallocates to at least `want` records (failure leaves everything as it was). Positions do
-    // not change, so the index stays valid.
+    // not change, so the index stays valid. The live records' entries of the parallel arrays move
+    // to their places for the new capacity: after the realloc when growing (to the most records
+    // the new chunk holds), before it when shrinking (to exactly `want`).
     bool resize(uint32_t want) noexcept {
         const uintptr_t flags = block() ? block()->flags() : 0;
-        if (flags != 0) return resize_with_arrays(want, flags);
-        void* p = std::realloc(allocation(), Prefix + block_bytes(want, 0));
-        if (!p) return false;
-        bool fresh = block() == nullptr;
-        adopt(p);
-        if (fresh) *block() = Header{0, 0, 0, {}};
-        block()->cap = capacity_for(malloc_usable_size(p) - Prefix, 0);
-        return true;
-    }
-
-    // resize() of a block with parallel arrays: the live records' entries move to the arrays'
-    // places for the new capacity, after the realloc when growing (to the most records the new
-    // chunk holds), before it when shrinking (to exactly `want`).
-    bool resize_with_arrays(uint32_t want, uintptr_t flags) noexcept {
-        const uint32_t cap = block()->cap;
-        if (want == cap) return true;
-        if (want > cap) {
-            void* p = std::realloc(allocation(), Prefix + block_bytes(want, flags));
-            if (!p) return false;
-            adopt(p);
-            const uint32_t fit = capacity_for(malloc_usable_size(p) - Prefix, flags);  // at least want
-            move_arrays(cap, fit, flags);
-            block()->cap = fit;
-        } else {
+        const uint32_t cap = capacity();
+        if (block() && want == cap) return true;
+        if (want < cap) {
             move_arrays(cap, want, flags);
             // A failed shrink keeps the bigger block, which holds the moved arrays just as well.
             if (void* p = std::realloc(allocation(), Prefix + block_bytes(want, flags))) adopt(p);
             block()->cap = want;
+            return true;
         }
+        void* p = std::realloc(allocation(), Prefix + block_bytes(want, flags));
+        if (!p) return false;
+        const bool fresh = block() == nullptr;
+        adopt(p);
+        if (fresh) *block() = Header{0, 0, 0, {}};
+        const uint32_t fit = capacity_for(malloc_usable_size(p) - Prefix, flags);  // at least want
+        move_arrays(cap, fit, flags);
+        block()->cap = fit;
         return true;
     }
 

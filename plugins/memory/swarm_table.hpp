@@ -20,7 +20,7 @@ namespace chihaya::memory {
 // bytes of it. std::unordered_map cost a 64-byte node and a bucket pointer (some 75 bytes a swarm,
 // swarm.hpp); doubling cost up to 30 (bench/README.md, memory).
 //
-// The hash is the cache's keyed SipHash (InfoHashHasher), so nobody can choose info_hashes that
+// The hash is the cache's keyed SipHash (keyed_hash, memory_cache.hpp), so nobody can choose info_hashes that
 // share a probe run. The slot takes the hash's low 32 bits; the shard was chosen by its bits 40
 // and up. The table never shrinks (as std::unordered_map's buckets did not): a shard that once
 // held many swarms keeps its slots, 12 bytes each.
