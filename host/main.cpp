@@ -33,6 +33,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <algorithm>
 #include <condition_variable>
 #include <csignal>
 #include <filesystem>
@@ -177,7 +178,13 @@ int run(const Options& options) {
 
     Registry registry;
     const std::string dir = plugins_dir(config);
-    std::vector<LoadedPlugin> plugins = load_plugins(dir, host_api());
+    // Only the plugins of the selected drivers are loaded into the tracker; the others are probed
+    // in a child (plugin/probe.hpp). This runs before any thread of ours exists, as probing needs.
+    const LoadFilter filter = options.list_drivers
+                                  ? LoadFilter::everything()
+                                  : LoadFilter::only({{CHIHAYA_KIND_CACHE, config.cache.driver},
+                                                      {CHIHAYA_KIND_STORAGE, config.storage.driver}});
+    std::vector<PluginFile> plugins = load_plugins(dir, host_api(), filter);
     for (const auto& plugin : plugins) registry.add(plugin);
     if (options.list_drivers) {
         std::cout << registry.describe();
@@ -206,9 +213,12 @@ int run(const Options& options) {
         }
     } flusher_stop{private_state.get()};
     if (private_mode) start_private_mode(*private_state, config, storage);
-    // Plugins with no selected driver are unloaded: an instance keeps its own library loaded,
-    // and an unused driver's code and libraries would only cost resident memory.
-    const size_t plugins_loaded = plugins.size();
+    // The registry lets go of its library handles: each instance keeps its own plugin loaded, and
+    // a loaded plugin's other drivers (one file may register several) would only cost memory.
+    const size_t plugins_probed = size_t(std::count_if(plugins.begin(), plugins.end(), [](const PluginFile& f) {
+        return f.state == PluginFile::State::Probed;
+    }));
+    const size_t plugins_loaded = plugins.size() - plugins_probed;
     registry = Registry();
     plugins.clear();
     Tracker tracker(config.tracker,
@@ -297,7 +307,7 @@ int run(const Options& options) {
                         private_state ? StorageHealth{static_cast<const chihaya_storage_vtable*>(storage.vtable()),
                                                       storage.get(), storage.name()}
                                       : StorageHealth{});
-    metrics::add_process_collector(metrics, plugins_loaded, reloads);
+    metrics::add_process_collector(metrics, plugins_loaded, plugins_probed, reloads);
     metrics::add_swarm_collector(metrics, cache_handle);
     metrics::add_flush_collector(metrics, private_state ? private_state->flusher.get() : nullptr);
     std::unique_ptr<AdminServer> admin;

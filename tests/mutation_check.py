@@ -287,6 +287,24 @@ MUTATIONS = {
           "        (void)candidate;")],
         ["chihaya"],
         integration("test_config.py", "ConfigDiscovery")),
+    "every-plugin-loaded": (
+        "the tracker loads every plugin, not only those of the selected drivers (libpq, OpenSSL mapped)",
+        "host/plugin/loader.cpp",
+        [("    if (all) return true;", "    return true;")],
+        ["chihaya"],
+        integration("test_plugins.py", "BrokenPlugins.test_only_the_selected_drivers_plugins_are_mapped_into_the_tracker")),
+    "probe-refusal-ignored": (
+        "a plugin whose probe crashed or hung is loaded into the tracker anyway",
+        "host/plugin/loader.cpp",
+        [("        if (file.probe.state == ProbeResult::State::Refused) {\n            file.why = file.probe.why;\n            continue;\n        }\n", "")],
+        ["plugin_loader_test"],
+        unit("plugin_loader_test", "*directory scan keeps the good plugins*")),
+    "probe-signal-unnamed": (
+        "a probe's child killed by a signal is reported as an exit status",
+        "host/plugin/probe.cpp",
+        [("    if (WIFSIGNALED(status)) {", "    if (false) {")],
+        ["plugin_loader_test"],
+        unit("plugin_loader_test", "*or hangs while loading*")),
     "plugins-never-unloaded": (
         "driver libraries stay loaded until exit",
         "host/plugin/registry.cpp",

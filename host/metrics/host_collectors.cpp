@@ -65,14 +65,16 @@ struct SwarmWalk {
 
 }  // namespace
 
-void add_process_collector(Registry& registry, uint64_t plugins_loaded, const ReloadCounters& reloads) {
+void add_process_collector(Registry& registry, uint64_t plugins_loaded, uint64_t plugins_probed,
+                           const ReloadCounters& reloads) {
     const double started = unix_now();
-    registry.add_collector([started, plugins_loaded, &reloads](Exposition& out) {
+    registry.add_collector([started, plugins_loaded, plugins_probed, &reloads](Exposition& out) {
         out.family("chihaya_build_info", "gauge", "Version of the tracker and of the driver ABI it speaks; always 1.");
         const std::string abi = std::to_string(CHIHAYA_ABI_MAJOR) + "." + std::to_string(CHIHAYA_ABI_MINOR);
         out.sample("chihaya_build_info", {{"version", CHIHAYA_VERSION}, {"abi", abi}}, 1);
         out.family("chihaya_plugins", "gauge", "Plugin files at start-up by load result.");
         out.sample("chihaya_plugins", {{"result", "loaded"}}, double(plugins_loaded));
+        out.sample("chihaya_plugins", {{"result", "not_needed"}}, double(plugins_probed));
         out.sample("chihaya_plugins", {{"result", "refused"}}, double(plugin_warning_count()));
         out.family("chihaya_process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch.");
         out.sample("chihaya_process_start_time_seconds", {}, started);

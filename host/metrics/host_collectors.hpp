@@ -22,7 +22,10 @@ struct ReloadCounters {
 };
 
 // chihaya_build_info, chihaya_plugins, process start time and memory, access-log drops.
-void add_process_collector(Registry& registry, uint64_t plugins_loaded, const ReloadCounters& reloads);
+// plugins_loaded: plugin files loaded into the tracker; plugins_probed: those that work but register
+// no selected driver, left out (plugin/loader.hpp).
+void add_process_collector(Registry& registry, uint64_t plugins_loaded, uint64_t plugins_probed,
+                           const ReloadCounters& reloads);
 
 // chihaya_torrents, chihaya_torrents_with_peers{family} and chihaya_peers{family, role} from the
 // cache driver's stats (ABI 2.2) at every scrape. A driver without stats, or whose stats fail,

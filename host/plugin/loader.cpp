@@ -3,6 +3,7 @@
 
 #include "log/log.hpp"
 #include "plugin/handshake.hpp"
+#include "plugin/registry.hpp"
 #include "plugin/safety.hpp"
 #include "tracker/tracker.hpp"
 
@@ -70,7 +71,16 @@ std::unique_ptr<LoadedPlugin> load_plugin(const std::string& path, const chihaya
     return std::make_unique<LoadedPlugin>(LoadedPlugin{path, std::move(library), std::move(tables), descriptor});
 }
 
-std::vector<PluginFile> scan_plugins(const std::string& dir, const chihaya_host_api* host) {
+bool LoadFilter::wants(const ProbeResult& probe) const {
+    if (all) return true;
+    for (const ProbedDriver& d : probe.drivers)
+        for (const ProbedDriver& w : drivers)
+            if (d.kind == w.kind && d.name == w.name) return true;
+    return false;
+}
+
+std::vector<PluginFile> scan_plugins(const std::string& dir, const chihaya_host_api* host,
+                                     const LoadFilter& filter, std::chrono::milliseconds timeout) {
     if (std::string why = unsafe_plugins_dir(dir); !why.empty()) throw std::runtime_error(why);
     std::error_code error;
     std::vector<PluginFile> files;
@@ -79,7 +89,7 @@ std::vector<PluginFile> scan_plugins(const std::string& dir, const chihaya_host_
         std::error_code ignored;
         if (entry.path().extension() != ".so" && entry.is_directory(ignored) && !entry.is_symlink(ignored))
             continue;
-        files.push_back(PluginFile{entry.path().string(), PluginFile::State::Ignored, "", nullptr});
+        files.push_back(PluginFile{entry.path().string(), PluginFile::State::Ignored, "", {}, nullptr});
     }
     if (error) throw std::runtime_error("plugins_dir " + dir + ": " + error.message());
     std::sort(files.begin(), files.end(),
@@ -93,23 +103,45 @@ std::vector<PluginFile> scan_plugins(const std::string& dir, const chihaya_host_
         file.state = PluginFile::State::Refused;
         file.why = unsafe_plugin_file(file.path);
         if (!file.why.empty()) continue;
+        file.probe = probe_plugin(file.path, host, timeout);
+        if (file.probe.state == ProbeResult::State::Refused) {
+            file.why = file.probe.why;
+            continue;
+        }
+        if (file.probe.state == ProbeResult::State::Unavailable)
+            log::warning("plugin", file.path + ": no child process to probe it in (" + file.probe.why +
+                                       "); loading it into the tracker to learn its drivers");
+        else if (!filter.wants(file.probe)) {
+            file.state = PluginFile::State::Probed;
+            file.why.clear();
+            continue;
+        }
         file.plugin = load_plugin(file.path, host, file.why);
         if (file.plugin) file.state = PluginFile::State::Loaded;
     }
     return files;
 }
 
-std::vector<LoadedPlugin> load_plugins(const std::string& dir, const chihaya_host_api* host) {
-    std::vector<LoadedPlugin> plugins;
-    for (auto& file : scan_plugins(dir, host)) {
+std::vector<PluginFile> load_plugins(const std::string& dir, const chihaya_host_api* host,
+                                     const LoadFilter& filter, std::chrono::milliseconds timeout) {
+    std::vector<PluginFile> usable;
+    for (auto& file : scan_plugins(dir, host, filter, timeout)) {
         if (file.state == PluginFile::State::Refused)
             log::error("plugin", file.path + ": refused: " + file.why);
-        if (file.state != PluginFile::State::Loaded) continue;
-        log::info("plugin", file.path + ": loaded " + file.plugin->descriptor->name + " " +
-                                file.plugin->descriptor->version);
-        plugins.push_back(std::move(*file.plugin));
+        if (file.state == PluginFile::State::Loaded)
+            log::info("plugin", file.path + ": loaded " + file.plugin->descriptor->name + " " +
+                                    file.plugin->descriptor->version);
+        if (file.state == PluginFile::State::Probed) {
+            std::string drivers;
+            for (const ProbedDriver& d : file.probe.drivers)
+                drivers += (drivers.empty() ? "" : ", ") + std::string(kind_name(d.kind)) + " \"" + d.name + "\"";
+            log::info("plugin", file.path + ": not loaded (" + file.probe.name + " " + file.probe.version +
+                                    " registers " + drivers + "; the config selects none of them)");
+        }
+        if (file.state == PluginFile::State::Loaded || file.state == PluginFile::State::Probed)
+            usable.push_back(std::move(file));
     }
-    return plugins;
+    return usable;
 }
 
 }  // namespace chihaya

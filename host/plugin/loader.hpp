@@ -1,6 +1,8 @@
-// Plugin loading: every *.so in plugins_dir checked (plugin/safety.hpp), opened with Boost.DLL and
-// handshaken.
+// Plugin loading: every *.so in plugins_dir checked (plugin/safety.hpp), probed in a child
+// (plugin/probe.hpp), and opened with Boost.DLL and handshaken when the tracker needs it.
 #pragma once
+
+#include "plugin/probe.hpp"
 
 #include <chihaya/abi.h>
 
@@ -27,24 +29,50 @@ struct LoadedPlugin {
 std::unique_ptr<LoadedPlugin> load_plugin(const std::string& path, const chihaya_host_api* host,
                                           std::string& why);
 
+// Which plugins a scan loads into this process: every one that works (--list-plugins,
+// --list-drivers), or only those that register one of `drivers`, the cache and storage the
+// configuration selects. The others are only probed: their drivers are known by name, their code
+// and libraries never mapped here.
+struct LoadFilter {
+    bool all = true;
+    std::vector<ProbedDriver> drivers;
+
+    static LoadFilter everything() { return {}; }
+    static LoadFilter only(std::vector<ProbedDriver> drivers) { return {false, std::move(drivers)}; }
+    bool wants(const ProbeResult& probe) const;
+};
+
 // One entry of plugins_dir as the loader saw it (what --list-plugins prints).
 struct PluginFile {
-    enum class State { Loaded, Refused, Ignored };
+    enum class State {
+        Loaded,   // probed and loaded into this process: `plugin`
+        Probed,   // works, but the filter did not want it: `probe` names its drivers
+        Refused,  // unsafe, or failed to load in the child or here: `why`
+        Ignored   // not a *.so file: `why`
+    };
     std::string path;
     State state = State::Ignored;
-    std::string why;                       // Refused, Ignored: the reason
+    std::string why;
+    ProbeResult probe;                     // Loaded, Probed: what the child saw
     std::unique_ptr<LoadedPlugin> plugin;  // Loaded
 };
 
 // Every entry of `dir`, in name order. Only *.so regular files that pass the ownership and mode
-// checks of plugin/safety.hpp are opened; other *.so entries are Refused, other files Ignored,
-// subdirectories not listed.
+// checks of plugin/safety.hpp are probed; other *.so entries are Refused, other files Ignored,
+// subdirectories not listed. A probed plugin the filter wants is then loaded here; one whose
+// child crashed, exited or hung past `timeout` is Refused, so it cannot harm the tracker.
+// Call before the process starts threads (probe.hpp).
 // Throws std::runtime_error if `dir` fails those checks or cannot be read.
-std::vector<PluginFile> scan_plugins(const std::string& dir, const chihaya_host_api* host);
+std::vector<PluginFile> scan_plugins(const std::string& dir, const chihaya_host_api* host,
+                                     const LoadFilter& filter = LoadFilter::everything(),
+                                     std::chrono::milliseconds timeout = kProbeTimeout);
 
-// The plugins of scan_plugins that loaded. A plugin that fails is logged (file and reason) and
-// skipped, so one broken file does not take the tracker down. Throws as scan_plugins.
-std::vector<LoadedPlugin> load_plugins(const std::string& dir, const chihaya_host_api* host);
+// The Loaded and Probed entries of scan_plugins. A plugin that fails is logged (file and reason)
+// and skipped, so one broken file does not take the tracker down; a Probed one is logged with the
+// drivers it would have registered. Throws as scan_plugins.
+std::vector<PluginFile> load_plugins(const std::string& dir, const chihaya_host_api* host,
+                                     const LoadFilter& filter = LoadFilter::everything(),
+                                     std::chrono::milliseconds timeout = kProbeTimeout);
 
 // Log lines of level warning or error that plugins have written through the host's log so far
 // (--check-config --connect counts those a driver writes while it starts).

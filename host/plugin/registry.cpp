@@ -67,22 +67,35 @@ void DriverInstance::reset() {
     driver_ = {};  // may unload the library, after destroy returned
 }
 
+void Registry::insert(chihaya_driver_kind kind, const std::string& name, RegisteredDriver driver) {
+    auto key = std::make_pair(int(kind), name);
+    if (auto it = drivers_.find(key); it != drivers_.end())
+        throw std::runtime_error(std::string(kind_name(kind)) + " driver \"" + name +
+                                 "\" is registered twice: by " + it->second.plugin_path + " and by " +
+                                 driver.plugin_path + "; registered " + kind_name(kind) +
+                                 " drivers: " + joined(names(kind)));
+    drivers_[key] = std::move(driver);
+}
+
 void Registry::add(const LoadedPlugin& plugin) {
     for (uint32_t i = 0; i < plugin.descriptor->driver_count; ++i) {
         const chihaya_driver_descriptor& d = driver_at(plugin.descriptor, i);
-        auto key = std::make_pair(int(d.kind), std::string(d.name));
-        if (auto it = drivers_.find(key); it != drivers_.end())
-            throw std::runtime_error(std::string(kind_name(d.kind)) + " driver \"" + d.name +
-                                     "\" is registered twice: by " + it->second.plugin_path +
-                                     " and by " + plugin.path + "; registered " +
-                                     kind_name(d.kind) + " drivers: " + joined(names(d.kind)));
-        drivers_[key] = RegisteredDriver{&d, plugin.path, plugin.library, plugin.tables};
+        insert(d.kind, d.name, RegisteredDriver{&d, plugin.path, plugin.library, plugin.tables});
     }
+}
+
+void Registry::add(const std::string& plugin_path, const std::vector<ProbedDriver>& drivers) {
+    for (const ProbedDriver& d : drivers) insert(d.kind, d.name, RegisteredDriver{nullptr, plugin_path, {}, {}});
+}
+
+void Registry::add(const PluginFile& file) {
+    if (file.plugin) add(*file.plugin);
+    else add(file.path, file.probe.drivers);
 }
 
 const RegisteredDriver* Registry::find(chihaya_driver_kind kind, const std::string& name) const {
     auto it = drivers_.find({int(kind), name});
-    return it == drivers_.end() ? nullptr : &it->second;
+    return it == drivers_.end() || !it->second.descriptor ? nullptr : &it->second;
 }
 
 std::vector<std::string> Registry::names(chihaya_driver_kind kind) const {
@@ -96,6 +109,10 @@ const RegisteredDriver& Registry::check_selection(chihaya_driver_kind kind,
                                                   const DriverSelection& selection,
                                                   const std::string& file) const {
     const RegisteredDriver* driver = find(kind, selection.driver);
+    if (auto it = drivers_.find({int(kind), selection.driver}); !driver && it != drivers_.end())
+        throw ConfigError(file + ": " + kind_name(kind) + ".driver: " + kind_name(kind) + " driver \"" +
+                          selection.driver + "\" is registered by " + it->second.plugin_path +
+                          ", which is not loaded");
     if (!driver)
         throw ConfigError(file + ": " + kind_name(kind) + ".driver: no " + kind_name(kind) +
                           " driver named \"" + selection.driver + "\"; registered: " +
@@ -177,6 +194,7 @@ std::string describe_keys(const chihaya_driver_descriptor& d, const std::string&
 std::string Registry::describe() const {
     std::ostringstream out;
     for (const auto& [key, driver] : drivers_) {
+        if (!driver.descriptor) continue;  // not loaded: nothing but its name is known
         const chihaya_driver_descriptor& d = *driver.descriptor;
         out << "[" << kind_name(d.kind) << "." << d.name << "]  # " << driver.plugin_path << "\n";
         out << describe_keys(d, "");

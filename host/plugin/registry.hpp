@@ -15,7 +15,7 @@
 namespace chihaya {
 
 struct RegisteredDriver {
-    const chihaya_driver_descriptor* descriptor = nullptr;
+    const chihaya_driver_descriptor* descriptor = nullptr;  // null: probed, not loaded (loader.hpp)
     std::string plugin_path;
     std::shared_ptr<boost::dll::shared_library> library;
     std::shared_ptr<const PluginTables> tables;  // owns *descriptor
@@ -52,7 +52,13 @@ public:
     // Registers every driver of a plugin. A (kind, name) already registered throws
     // std::runtime_error naming both files and the registered names: start-up stops.
     void add(const LoadedPlugin& plugin);
+    // Registers the names of a plugin that was probed but not loaded, so that a duplicate is
+    // still caught and error messages list every driver plugins_dir offers. find() skips them.
+    void add(const std::string& plugin_path, const std::vector<ProbedDriver>& drivers);
+    // Either of the above, by what the scan did with the file (a Loaded or Probed entry).
+    void add(const PluginFile& file);
 
+    // A loaded driver, or null.
     const RegisteredDriver* find(chihaya_driver_kind kind, const std::string& name) const;
     std::vector<std::string> names(chihaya_driver_kind kind) const;
 
@@ -69,6 +75,8 @@ public:
     std::string describe() const;
 
 private:
+    void insert(chihaya_driver_kind kind, const std::string& name, RegisteredDriver driver);
+
     std::map<std::pair<int, std::string>, RegisteredDriver> drivers_;
 };
 

@@ -24,6 +24,9 @@ BROKEN = {
     "no_entry.so": "no entry symbol chihaya_plugin_entry",
     "missing_symbol.so": "chihaya_test_symbol_that_does_not_exist",
     "needs_newer_host.so": "needs a host of ABI 2.9 or newer; this host speaks ABI 2.3",
+    # Loaded into a probe's child first (plugin/probe.hpp): these would have killed the tracker.
+    "crash_on_load.so": "crashed while loading (signal 6",
+    "exit_on_load.so": "exited with status 7 while loading",
 }
 
 
@@ -76,6 +79,27 @@ class BrokenPlugins(unittest.TestCase):
                 with t.udp(V4) as u:
                     u.connect()
                     u.announce(h, peer_id(), 7001, event="started", left=5)
+        finally:
+            shutil.rmtree(d)
+
+    def test_only_the_selected_drivers_plugins_are_mapped_into_the_tracker(self):
+        d = plugins_with([])
+        try:
+            with Tracker(plugins_dir=d) as t:
+                with open("/proc/%d/maps" % t.proc.pid) as f:
+                    maps = f.read()
+                log = t.log_text()
+            # memory and none serve; postgres and redis were probed in a child and named in the log.
+            self.assertIn(os.path.join(d, "chihaya_memory.so"), maps)
+            for plugin, library, driver in (("chihaya_postgres.so", "libpq.so", 'storage "postgres"'),
+                                            ("chihaya_redis.so", "libhiredis", 'cache "redis"')):
+                self.assertNotIn(plugin, maps)
+                self.assertNotIn(library, maps)
+                line = [l for l in log.splitlines() if plugin in l]
+                self.assertTrue(line, log)
+                self.assertIn("not loaded", line[0])
+                self.assertIn(driver, line[0])
+            self.assertNotIn("libcrypto", maps)
         finally:
             shutil.rmtree(d)
 

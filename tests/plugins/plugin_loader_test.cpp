@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -129,12 +130,45 @@ TEST_CASE("a plugin that needs a newer host minor is refused, naming both versio
 }
 
 TEST_CASE("a directory scan keeps the good plugins and skips the broken ones") {
-    std::vector<LoadedPlugin> plugins = load_plugins(dir, host_api());
+    // test-plugins/ holds plugins that abort, exit and hang while loading: had any of them been
+    // loaded into this process, the test would have died or never ended.
+    const auto timeout = std::chrono::milliseconds(1500);
+    std::vector<PluginFile> plugins = load_plugins(dir, host_api(), LoadFilter::everything(), timeout);
     std::vector<std::string> names;
-    for (const auto& p : plugins) names.push_back(p.descriptor->name);
+    for (const auto& p : plugins) {
+        CHECK(p.state == PluginFile::State::Loaded);
+        names.push_back(p.plugin->descriptor->name);
+    }
     CHECK(names == std::vector<std::string>{"double_done", "dup", "dup", "good", "future", "past",
                                             "silent", "slow", "throwing"});
     CHECK_THROWS(load_plugins(dir + "/nowhere", host_api()));
+}
+
+TEST_CASE("a plugin that crashes, exits or hangs while loading is refused by its probe, naming why") {
+    ProbeResult crash = probe_plugin(dir + "/crash_on_load.so", host_api());
+    CHECK(crash.state == ProbeResult::State::Refused);
+    CHECK(contains(crash.why, "crashed while loading (signal " + std::to_string(SIGABRT)));
+    ProbeResult exits = probe_plugin(dir + "/exit_on_load.so", host_api());
+    CHECK(exits.state == ProbeResult::State::Refused);
+    CHECK(contains(exits.why, "exited with status 7 while loading"));
+    ProbeResult hangs = probe_plugin(dir + "/hang_on_load.so", host_api(), std::chrono::milliseconds(300));
+    CHECK(hangs.state == ProbeResult::State::Refused);
+    CHECK(contains(hangs.why, "did not finish loading within 300 ms"));
+    // The loader's own refusals come back from the child word for word.
+    ProbeResult major = probe_plugin(dir + "/wrong_major.so", host_api());
+    CHECK(major.state == ProbeResult::State::Refused);
+    CHECK(major.why == refusal("wrong_major.so"));
+}
+
+TEST_CASE("a probe reports the plugin's name, version and every driver it registers") {
+    ProbeResult future = probe_plugin(dir + "/newer_minor.so", host_api());
+    REQUIRE(future.state == ProbeResult::State::Loaded);
+    CHECK(future.name == load("newer_minor.so").descriptor->name);
+    CHECK(future.version == "2.9.0");
+    REQUIRE(future.drivers.size() == 2);
+    CHECK(future.drivers[0].kind == CHIHAYA_KIND_CACHE);
+    CHECK(future.drivers[0].name == "future_a");
+    CHECK(future.drivers[1].name == "future_b");
 }
 
 TEST_CASE("a driver name registered twice stops start-up, naming both files") {
@@ -308,6 +342,37 @@ TEST_CASE("a safe plugins_dir loads its plugin; other files are listed as ignore
     CHECK(entry(files, "good_cache.so").state == PluginFile::State::Loaded);
     CHECK(entry(files, "README.txt").state == PluginFile::State::Ignored);
     CHECK(files.size() == 2);  // a subdirectory is not listed
+}
+
+TEST_CASE("with a filter only the plugins of the selected drivers are loaded; the others are named") {
+    SafeDir d;
+    fs::copy_file(dir + "/older_minor.so", d.file("older_minor.so"));
+    ::chmod(d.file("older_minor.so").c_str(), 0644);
+    auto files = load_plugins(d.path, host_api(), LoadFilter::only({{CHIHAYA_KIND_CACHE, "past"}}));
+    REQUIRE(files.size() == 2);
+    const PluginFile& good = entry(files, "good_cache.so");
+    CHECK(good.state == PluginFile::State::Probed);
+    CHECK(good.plugin == nullptr);
+    REQUIRE(good.probe.drivers.size() == 1);
+    CHECK(good.probe.drivers[0].name == "good");
+    CHECK(entry(files, "older_minor.so").state == PluginFile::State::Loaded);
+    // Never mapped into this process: neither by the scan nor left behind by its child.
+    std::ifstream maps("/proc/self/maps");
+    std::string text((std::istreambuf_iterator<char>(maps)), std::istreambuf_iterator<char>());
+    CHECK(!contains(text, d.file("good_cache.so")));
+    CHECK(contains(text, d.file("older_minor.so")));
+
+    Registry registry;
+    for (const auto& f : files) registry.add(f);
+    CHECK(registry.names(CHIHAYA_KIND_CACHE) == std::vector<std::string>{"good", "past"});
+    CHECK(registry.find(CHIHAYA_KIND_CACHE, "good") == nullptr);
+    CHECK(registry.find(CHIHAYA_KIND_CACHE, "past") != nullptr);
+    CHECK(contains(config_error(registry, "[cache]\ndriver = \"good\"\n"),
+                   "cache driver \"good\" is registered by " + d.file("good_cache.so") + ", which is not loaded"));
+    CHECK(registry.describe().find("[cache.good]") == std::string::npos);
+    // A probed plugin's names still catch a duplicate.
+    CHECK_THROWS_WITH(registry.add(d.file("other.so"), {{CHIHAYA_KIND_CACHE, "good"}}),
+                      doctest::Contains("\"good\" is registered twice"));
 }
 
 TEST_CASE("a plugin writable by group or others is refused, naming the path and the fix") {

@@ -33,6 +33,11 @@
  *   ABI major and struct sizes of the returned descriptor before it touches anything else. The
  *   entry must do no work beyond returning static data: no threads, no I/O, no allocation that
  *   must be freed. The library stays loaded until after the last instance it created is destroyed.
+ *   Every plugin is first loaded in a short-lived child process (fork) that calls the entry and
+ *   reports the driver names; only a plugin registering a driver the configuration selects is
+ *   then loaded into the tracker. So a plugin's static constructors and entry run once or twice,
+ *   must leave no trace outside the process (no files, no connections), and must return: a child
+ *   that crashes, calls exit or takes more than 20 s gets the plugin refused, named in the log.
  *
  * THREADS (the rules every driver relies on and every host honours)
  *   - create / destroy run on the host's main thread, before any frontend starts and after every

@@ -1,0 +1,178 @@
+// probe_plugin: fork, load in the child, report through a pipe, judge how the child ended.
+#include "plugin/probe.hpp"
+
+#include "plugin/handshake.hpp"
+#include "plugin/loader.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <sstream>
+
+namespace chihaya {
+namespace {
+
+// The report is lines of tab-separated fields: "L name version", then "D kind name" per driver;
+// or "R why". Names passed the handshake ([a-z0-9_-]); the free texts lose tabs and newlines.
+std::string field(std::string text) {
+    for (char& c : text)
+        if (c == '\t' || c == '\n' || c == '\r') c = ' ';
+    return text;
+}
+
+std::string report(const std::string& path, const chihaya_host_api* host) {
+    std::string why;
+    std::unique_ptr<LoadedPlugin> plugin = load_plugin(path, host, why);
+    if (!plugin) return "R\t" + field(why) + "\n";
+    const chihaya_plugin_descriptor& p = *plugin->descriptor;
+    std::string out = "L\t" + field(p.name) + "\t" + field(p.version) + "\n";
+    for (uint32_t i = 0; i < p.driver_count; ++i) {
+        const chihaya_driver_descriptor& d = driver_at(&p, i);
+        out += "D\t" + std::to_string(int(d.kind)) + "\t" + d.name + "\n";
+    }
+    return out;
+}
+
+[[noreturn]] void child(int fd, const std::string& path, const chihaya_host_api* host) {
+    // Default dispositions: a crash ends the child with its signal for the parent to name, rather
+    // than running a handler inherited from the parent (Asio's, a test framework's).
+    for (int sig = 1; sig < NSIG; ++sig) ::signal(sig, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    int code = 0;
+    try {
+        const std::string text = report(path, host);
+        for (size_t done = 0; done < text.size();) {
+            ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) { code = 1; break; }
+            done += size_t(n);
+        }
+    } catch (...) {
+        code = 1;
+    }
+    // _exit: no atexit handlers or static destructors of the parent's copy run here, and no
+    // stdio buffer is flushed twice.
+    ::_exit(code);
+}
+
+ProbeResult parse(const std::string& text) {
+    ProbeResult result;
+    result.state = ProbeResult::State::Refused;
+    std::istringstream in(text);
+    std::string line;
+    bool complete = false;
+    while (std::getline(in, line)) {
+        std::vector<std::string> f;
+        for (size_t start = 0;;) {
+            size_t tab = line.find('\t', start);
+            f.push_back(line.substr(start, tab == std::string::npos ? tab : tab - start));
+            if (tab == std::string::npos) break;
+            start = tab + 1;
+        }
+        if (f[0] == "R" && f.size() == 2) {
+            result.why = f[1];
+            return result;
+        }
+        if (f[0] == "L" && f.size() == 3) {
+            result.name = f[1];
+            result.version = f[2];
+            complete = true;
+        } else if (f[0] == "D" && f.size() == 3 && complete) {
+            result.drivers.push_back({static_cast<chihaya_driver_kind>(std::atoi(f[1].c_str())), f[2]});
+        } else {
+            complete = false;
+            break;
+        }
+    }
+    if (!complete) {
+        result.why = "the loading process gave no readable answer";
+        return result;
+    }
+    result.state = ProbeResult::State::Loaded;
+    return result;
+}
+
+std::string ended(int status) {
+    if (WIFSIGNALED(status)) {
+        const int sig = WTERMSIG(status);
+        return "crashed while loading (signal " + std::to_string(sig) + ", " + ::strsignal(sig) +
+               "): a static constructor or the entry function of the plugin or of a library it needs";
+    }
+    return "exited with status " + std::to_string(WEXITSTATUS(status)) +
+           " while loading: a static constructor or the entry function called exit()";
+}
+
+}  // namespace
+
+ProbeResult probe_plugin(const std::string& path, const chihaya_host_api* host,
+                         std::chrono::milliseconds timeout) {
+    ProbeResult result;
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) {
+        result.why = std::string("pipe: ") + std::strerror(errno);
+        return result;
+    }
+    // Whatever the parent has buffered would otherwise be written by both processes.
+    std::cout.flush();
+    std::fflush(nullptr);
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+        result.why = std::string("fork: ") + std::strerror(errno);
+        ::close(fds[0]);
+        ::close(fds[1]);
+        return result;
+    }
+    if (pid == 0) {
+        ::close(fds[0]);
+        child(fds[1], path, host);
+    }
+    ::close(fds[1]);
+
+    std::string text;
+    bool timed_out = false;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) { timed_out = true; break; }
+        pollfd p{fds[0], POLLIN, 0};
+        const int ready = ::poll(&p, 1, int(left.count()));
+        if (ready < 0 && errno == EINTR) continue;
+        if (ready <= 0) { timed_out = ready == 0; break; }
+        char buffer[4096];
+        const ssize_t n = ::read(fds[0], buffer, sizeof buffer);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;  // end of file: the child is done (or gone)
+        text.append(buffer, size_t(n));
+    }
+    ::close(fds[0]);
+    if (timed_out) ::kill(pid, SIGKILL);
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (timed_out) {
+        result.state = ProbeResult::State::Refused;
+        const auto ms = timeout.count();
+        result.why = "did not finish loading within " +
+                     (ms % 1000 ? std::to_string(ms) + " ms" : std::to_string(ms / 1000) + " s") +
+                     ": a static constructor or the entry function that never returns?";
+        return result;
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        result.state = ProbeResult::State::Refused;
+        result.why = ended(status);
+        return result;
+    }
+    return parse(text);
+}
+
+}  // namespace chihaya
