@@ -305,6 +305,24 @@ MUTATIONS = {
         [("    if (WIFSIGNALED(status)) {", "    if (false) {")],
         ["plugin_loader_test"],
         unit("plugin_loader_test", "*or hangs while loading*")),
+    "redis-held-never-sent": (
+        "announces held back while a connection's call is unanswered are not sent when its reply comes",
+        "plugins/redis/connection.cpp",
+        [("    if (held_ && !holding()) drain();\n", "")],
+        ["redis"],
+        integration("test_redis.py", "Pipelining")),
+    "redis-held-kept-on-drop": (
+        "announces held back when the connection drops wait for a reply that never comes",
+        "plugins/redis/connection.cpp",
+        [("    if (held_) drain();  // nothing left to answer", "    if (false) drain();  // nothing left to answer")],
+        ["redis"],
+        integration("test_redis.py", "Pipelining")),
+    "redis-no-pipeline-depth": (
+        "pipeline_depth is ignored: every drain is written at once, a burst costs Redis a call per drain",
+        "plugins/redis/connection.cpp",
+        [("    return options_.max_unanswered != 0 && pending_.size()", "    return false && pending_.size()")],
+        ["redis"],
+        integration("test_redis.py", "Pipelining.test_a_burst_behind_a_paused_call_is_served_in_few_calls")),
     "plugins-never-unloaded": (
         "driver libraries stay loaded until exit",
         "host/plugin/registry.cpp",

@@ -96,7 +96,18 @@ void Connection::submit(Command* command) noexcept {
     if (post_now) asio::post(io_, [this] { drain(); });
 }
 
+bool Connection::holding() const noexcept {
+    return options_.max_unanswered != 0 && pending_.size() >= options_.max_unanswered && ctx_ && ready() &&
+           !closing_;
+}
+
 void Connection::drain() {
+    // drain_posted_ stays set while held: submitters do not post, the next reply drains.
+    if (holding()) {
+        held_ = true;
+        return;
+    }
+    held_ = false;
     {
         std::lock_guard lock(submit_mutex_);
         draining_.swap(submitted_);
@@ -318,6 +329,7 @@ void Connection::on_command_reply(Command* command, redisReply* reply) {
     }
     in_flight_.fetch_sub(command->weight, std::memory_order_acq_rel);
     command->on_reply(*this, reply);
+    if (held_ && !holding()) drain();
 }
 
 void Connection::fail_pending(const char* why) {
@@ -345,6 +357,7 @@ void Connection::drop(const std::string& why, bool retry) {
         reported_down_ = true;
     }
     fail_pending(message.c_str());
+    if (held_) drain();  // nothing left to answer: what was held fails now (not ready)
     if (retry && !closing_) {
         schedule_reconnect();
         if (on_down_) on_down_();

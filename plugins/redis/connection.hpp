@@ -53,6 +53,9 @@ struct ConnectionOptions {
     std::chrono::milliseconds connect_timeout{1000};
     std::chrono::milliseconds command_timeout{500};
     uint32_t max_in_flight = 4096;
+    // Commands written and not yet answered beyond which new submissions wait in the queue until
+    // a reply comes back, then go (coalesced) together; 0 = write at once. See Connection.
+    uint32_t max_unanswered = 0;
     std::vector<std::string> scripts;  // SCRIPT LOADed on every (re)connect
     Coalescer* coalescer = nullptr;    // none: every command is sent as it is
 };
@@ -83,6 +86,14 @@ public:
 // Threads: submit() and ready() from anywhere; everything else on the io_context's thread.
 // Submissions go through a short mutex-guarded vector and one post per batch, so a burst of
 // announces costs one wake-up of the I/O thread and one write() of many pipelined commands.
+//
+// With max_unanswered, a connection that has that many commands on the wire holds new ones
+// back until a reply arrives. Redis runs scripts one at a time, so more on the wire would only
+// queue in its socket; held back, they reach the coalescer together and leave as one bigger
+// batch. Under light load nothing waits (the wire is empty); under heavy load batches grow with
+// the load, and with them what a script call's fixed cost is shared by. Measured with bench/run
+// (CACHE=redis, 100,000 x 5, one core for the tracker): Redis ran about 3.8 announces per call
+// at 47 us a call with 128 requests in flight when every drain was written at once.
 class Connection {
 public:
     Connection(asio::io_context& io, Endpoint endpoint, const ConnectionOptions& options,
@@ -118,6 +129,7 @@ private:
     void on_handshake_reply(redisReply* reply);
     void on_command_reply(Command* command, redisReply* reply);
     void drain();
+    bool holding() const noexcept;
     void send(Command* command);
     void arm_command_timer();
     void drop(const std::string& why, bool retry);
@@ -156,6 +168,7 @@ private:
     uint64_t generation_ = 0;  // connect attempts; a stale timer compares against it
     std::chrono::milliseconds backoff_{0};
     bool closing_ = false;
+    bool held_ = false;  // a drain found the wire full: the next reply drains
     bool reported_down_ = false;  // log the first failure of an outage only
     std::function<void()> on_down_;
 };

@@ -42,6 +42,9 @@ public:
             "driver threads running the Redis connections (each its own event loop)"),
         chihaya::config_int("max_in_flight", "4096", 1, 1000000,
             "requests queued or awaiting a reply per connection; beyond it announces fail at once"),
+        chihaya::config_int("pipeline_depth", "1", 0, 1024,
+            "script calls a connection has written and not yet had answered before new announces "
+            "wait for a reply and then go together, as one bigger call; 0 = write every batch at once"),
     };
 
     RedisCacheDriver(const chihaya::Host& host, const chihaya::Config& config)
@@ -80,6 +83,7 @@ private:
         o.cluster = config.boolean("cluster");
         o.io_threads = static_cast<unsigned>(config.integer("io_threads"));
         o.connection.max_in_flight = static_cast<uint32_t>(config.integer("max_in_flight"));
+        o.connection.max_unanswered = static_cast<uint32_t>(config.integer("pipeline_depth"));
         return o;
     }
 

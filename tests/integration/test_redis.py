@@ -6,6 +6,7 @@
 import os
 import signal
 import socket
+import struct
 import sys
 import tempfile
 import threading
@@ -541,6 +542,83 @@ class Faults(unittest.TestCase):
         self.assertIn((V4, 7501), http_peers(d, V4), "the swarm did not survive the stall")
         with self.tracker.udp(V4) as c:
             self.assertIn((V4, 7501), c.announce(h, peer_id(), 7503, left=1)["peers"])
+
+
+# ---- pipelining --------------------------------------------------------------------------------
+
+def evalsha_calls(redis):
+    stats = redis.info("commandstats").get("cmdstat_evalsha", "calls=0,")
+    return int(stats.split("calls=")[1].split(",")[0])
+
+
+class Pipelining(unittest.TestCase):
+    """pipeline_depth = 1: announces arriving while the connection's call is unanswered wait and
+    then leave together, so a burst costs Redis a few calls; held ones fail fast on a drop."""
+
+    BURST = 200
+
+    def setUp(self):
+        self.redis = start_redis(self)
+        overrides = redis_overrides(self.redis.address, connections=1, pipeline_depth=1,
+                                    command_timeout_ms=COMMAND_TIMEOUT_MS, connect_timeout_ms=300)
+        overrides["limits"] = {"max_peers_per_address": 0}  # the burst is one address's 200 peers
+        self.tracker = start_tracker(self, overrides)
+
+    def burst(self, info_hash):
+        """BURST announces of distinct peers sent at once; {port: (seconds, "ok" or the error)}."""
+        outcome = {}
+        with self.tracker.udp(V4, timeout=0.2) as c:
+            # Room for every answer at once: a reply dropped here would read as unanswered.
+            try:
+                c.sock.setsockopt(socket.SOL_SOCKET, 33, 4 << 20)  # SO_RCVBUFFORCE (root)
+            except OSError:
+                c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+            c.connect()
+            by_tid = {}
+            t0 = time.monotonic()
+            for i in range(self.BURST):
+                tid = 0x10000 + i
+                by_tid[tid] = 20000 + i
+                c.sock.send(c.announce_packet(info_hash, peer_id(), 20000 + i, left=1, tid=tid, numwant=0))
+            deadline = t0 + 8.0
+            while len(outcome) < self.BURST and time.monotonic() < deadline:
+                try:
+                    reply = c.sock.recv(65536)
+                except socket.timeout:
+                    continue
+                action, tid = struct.unpack(">II", reply[:8])
+                if tid in by_tid:
+                    outcome[by_tid[tid]] = (time.monotonic() - t0,
+                                            "ok" if action == 1 else reply[8:].decode("utf-8", "replace").rstrip("\0"))
+        return outcome
+
+    def test_a_burst_behind_a_paused_call_is_served_in_few_calls(self):
+        h = random_hash()
+        before = evalsha_calls(self.redis)
+        # Redis holds every command for 150 ms (less than command_timeout_ms): the burst's first
+        # call waits there while the rest arrive and are held back by the tracker.
+        self.redis.cli("CLIENT", "PAUSE", "150", "ALL")
+        outcome = self.burst(h)
+        self.assertEqual(len(outcome), self.BURST, "unanswered: %d" % (self.BURST - len(outcome)))
+        bad = [o for o in outcome.values() if o[1] != "ok"]
+        self.assertEqual(len(bad), 0, "%d failed, first %r" % (len(bad), bad[:1]))
+        calls = evalsha_calls(self.redis) - before
+        # The first call, then the held rest in batches of at most 64 announces (kMaxBatch).
+        self.assertLessEqual(calls, 1 + (self.BURST + 63) // 64 + 1, "%d script calls" % calls)
+        with self.tracker.udp(V4) as c:
+            r = c.announce(h, peer_id(), 7601, left=1)
+        self.assertEqual(r["leechers"] + r["seeders"], self.BURST + 1)
+
+    def test_announces_held_when_the_connection_drops_fail_fast(self):
+        self.redis.pause()  # SIGSTOP: the first call never gets its reply
+        try:
+            outcome = self.burst(random_hash())
+        finally:
+            self.redis.resume()
+        self.assertEqual(len(outcome), self.BURST, "unanswered: %d" % (self.BURST - len(outcome)))
+        self.assertEqual({o[1] for o in outcome.values()}, {UNAVAILABLE})
+        slowest = max(o[0] for o in outcome.values())
+        self.assertLess(slowest, FAILURE_LATENCY_BOUND_S, "slowest failure after %.2f s" % slowest)
 
 
 # ---- shutdown ----------------------------------------------------------------------------------
