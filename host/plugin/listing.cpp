@@ -36,6 +36,10 @@ int list_plugins(const std::string& dir, const std::string& config_source, std::
             out << name << ": refused: " << file.why << "\n";
             continue;
         }
+        if (!file.plugin) {  // Probed: a filter left it out (not one this listing uses)
+            out << name << ": not loaded: plugin \"" << file.probe.name << "\" " << file.probe.version << "\n";
+            continue;
+        }
         ++loaded;
         const chihaya_plugin_descriptor& p = *file.plugin->descriptor;
         out << name << ": loaded: plugin \"" << p.name << "\" " << p.version << ", ABI "

@@ -104,20 +104,37 @@ std::vector<PluginFile> scan_plugins(const std::string& dir, const chihaya_host_
         file.why = unsafe_plugin_file(file.path);
         if (!file.why.empty()) continue;
         file.probe = probe_plugin(file.path, host, timeout);
-        if (file.probe.state == ProbeResult::State::Refused) {
-            file.why = file.probe.why;
+        if (file.probe.state == ProbeResult::State::Refused) file.why = file.probe.why;
+    }
+    // Loading only after every probe: a plugin's libraries may start threads or take locks when
+    // loaded, and no fork may follow that (probe.hpp).
+    for (auto& file : files) {
+        if (file.state != PluginFile::State::Refused || !file.why.empty() ||
+            file.probe.state == ProbeResult::State::Refused)
+            continue;  // not a plugin file, unsafe, or refused by its probe
+        const bool probed = file.probe.state == ProbeResult::State::Loaded;
+        if (probed && !filter.wants(file.probe)) {
+            file.state = PluginFile::State::Probed;
             continue;
         }
-        if (file.probe.state == ProbeResult::State::Unavailable)
+        if (!probed)
             log::warning("plugin", file.path + ": no child process to probe it in (" + file.probe.why +
                                        "); loading it into the tracker to learn its drivers");
-        else if (!filter.wants(file.probe)) {
-            file.state = PluginFile::State::Probed;
-            file.why.clear();
-            continue;
-        }
         file.plugin = load_plugin(file.path, host, file.why);
-        if (file.plugin) file.state = PluginFile::State::Loaded;
+        if (!file.plugin) continue;
+        file.state = PluginFile::State::Loaded;
+        if (probed) continue;
+        // Learned the hard way: keep it only if it is wanted (its pinned libraries stay mapped).
+        file.probe = {ProbeResult::State::Loaded, "", file.plugin->descriptor->name,
+                      file.plugin->descriptor->version, {}};
+        for (uint32_t i = 0; i < file.plugin->descriptor->driver_count; ++i) {
+            const chihaya_driver_descriptor& d = driver_at(file.plugin->descriptor, i);
+            file.probe.drivers.push_back({d.kind, d.name});
+        }
+        if (!filter.wants(file.probe)) {
+            file.plugin.reset();
+            file.state = PluginFile::State::Probed;
+        }
     }
     return files;
 }

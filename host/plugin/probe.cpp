@@ -2,6 +2,7 @@
 #include "plugin/probe.hpp"
 
 #include "plugin/handshake.hpp"
+#include "log/log.hpp"
 #include "plugin/loader.hpp"
 
 #include <fcntl.h>
@@ -27,9 +28,11 @@ std::string field(std::string text) {
     return text;
 }
 
-std::string report(const std::string& path, const chihaya_host_api* host) {
-    std::string why;
-    std::unique_ptr<LoadedPlugin> plugin = load_plugin(path, host, why);
+// The exit status of a child that loaded the plugin but could not hand its report over (out of
+// memory, a broken pipe): not the plugin's fault, and told apart from a plugin calling exit().
+constexpr int kReportFailed = 125;
+
+std::string report(const LoadedPlugin* plugin, const std::string& why) {
     if (!plugin) return "R\t" + field(why) + "\n";
     const chihaya_plugin_descriptor& p = *plugin->descriptor;
     std::string out = "L\t" + field(p.name) + "\t" + field(p.version) + "\n";
@@ -41,23 +44,33 @@ std::string report(const std::string& path, const chihaya_host_api* host) {
 }
 
 [[noreturn]] void child(int fd, const std::string& path, const chihaya_host_api* host) {
-    // Default dispositions: a crash ends the child with its signal for the parent to name, rather
-    // than running a handler inherited from the parent (Asio's, a test framework's).
+    // A crash ends the child with its signal for the parent to name, rather than running a
+    // handler inherited from the parent (Asio's, a test framework's). A stop request (Ctrl-C to
+    // the process group, systemd's SIGTERM to the cgroup) is the parent's to handle: the child
+    // ignores it and is bounded by the parent's timeout anyway.
     for (int sig = 1; sig < NSIG; ++sig) ::signal(sig, SIG_DFL);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE}) ::signal(sig, SIG_IGN);
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    // Only errors: whatever the plugin or the loader log at info level is logged again when the
+    // tracker loads the plugin for real.
+    log::set_level(log::Level::Error);
     int code = 0;
     try {
-        const std::string text = report(path, host);
+        std::string why;
+        // Never unloaded: the plugin's (and its libraries') static destructors are not part of
+        // loading it, and _exit below runs none of them.
+        const LoadedPlugin* plugin = load_plugin(path, host, why).release();
+        const std::string text = report(plugin, why);
         for (size_t done = 0; done < text.size();) {
             ssize_t n = ::write(fd, text.data() + done, text.size() - done);
             if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) { code = 1; break; }
+            if (n <= 0) { code = kReportFailed; break; }
             done += size_t(n);
         }
     } catch (...) {
-        code = 1;
+        code = kReportFailed;
     }
     // _exit: no atexit handlers or static destructors of the parent's copy run here, and no
     // stdio buffer is flushed twice.
@@ -102,6 +115,8 @@ ProbeResult parse(const std::string& text) {
 }
 
 std::string ended(int status) {
+    if (WIFEXITED(status) && WEXITSTATUS(status) == kReportFailed)
+        return "the process that loaded it could not report back (out of memory?)";
     if (WIFSIGNALED(status)) {
         const int sig = WTERMSIG(status);
         return "crashed while loading (signal " + std::to_string(sig) + ", " + ::strsignal(sig) +
@@ -124,40 +139,60 @@ ProbeResult probe_plugin(const std::string& path, const chihaya_host_api* host,
     // Whatever the parent has buffered would otherwise be written by both processes.
     std::cout.flush();
     std::fflush(nullptr);
+    // No signal is delivered between fork and the child's own dispositions: the parent's Asio
+    // handler would run in the child and write to the self-pipe both share.
+    sigset_t all, before;
+    sigfillset(&all);
+    ::sigprocmask(SIG_SETMASK, &all, &before);
     const pid_t pid = ::fork();
-    if (pid < 0) {
-        result.why = std::string("fork: ") + std::strerror(errno);
-        ::close(fds[0]);
-        ::close(fds[1]);
-        return result;
-    }
     if (pid == 0) {
         ::close(fds[0]);
         child(fds[1], path, host);
     }
+    const int fork_error = errno;
+    ::sigprocmask(SIG_SETMASK, &before, nullptr);
+    if (pid < 0) {
+        result.why = std::string("fork: ") + std::strerror(fork_error);
+        ::close(fds[0]);
+        ::close(fds[1]);
+        return result;
+    }
     ::close(fds[1]);
 
+    // The report, until end of file; then the child's exit. Both within the deadline: a child that
+    // closes the pipe and hangs, or never writes, is killed when it passes.
     std::string text;
     bool timed_out = false;
     const auto deadline = std::chrono::steady_clock::now() + timeout;
+    const auto left_ms = [&deadline] {
+        return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    };
     for (;;) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-            deadline - std::chrono::steady_clock::now());
-        if (left.count() <= 0) { timed_out = true; break; }
+        const auto left = left_ms();
+        if (left <= 0) { timed_out = true; break; }
         pollfd p{fds[0], POLLIN, 0};
-        const int ready = ::poll(&p, 1, int(left.count()));
+        const int ready = ::poll(&p, 1, int(left));
         if (ready < 0 && errno == EINTR) continue;
-        if (ready <= 0) { timed_out = ready == 0; break; }
+        if (ready <= 0) { timed_out = true; break; }  // past the deadline, or poll failed
         char buffer[4096];
         const ssize_t n = ::read(fds[0], buffer, sizeof buffer);
         if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;  // end of file: the child is done (or gone)
+        if (n <= 0) break;  // end of file: the child is done, or has closed its end
         text.append(buffer, size_t(n));
     }
     ::close(fds[0]);
-    if (timed_out) ::kill(pid, SIGKILL);
     int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    for (pid_t done = 0; !timed_out;) {
+        done = ::waitpid(pid, &status, WNOHANG);
+        if (done == pid) break;
+        if (done < 0 && errno != EINTR) { timed_out = true; break; }
+        if (left_ms() <= 0) { timed_out = true; break; }
+        ::usleep(1000);
+    }
+    if (timed_out) {
+        ::kill(pid, SIGKILL);
+        while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        }
     }
     if (timed_out) {
         result.state = ProbeResult::State::Refused;

@@ -154,6 +154,10 @@ TEST_CASE("a plugin that crashes, exits or hangs while loading is refused by its
     ProbeResult hangs = probe_plugin(dir + "/hang_on_load.so", host_api(), std::chrono::milliseconds(300));
     CHECK(hangs.state == ProbeResult::State::Refused);
     CHECK(contains(hangs.why, "did not finish loading within 300 ms"));
+    // Its pipe closed (end of file) but the child still running: the deadline holds all the same.
+    ProbeResult closes = probe_plugin(dir + "/close_and_hang.so", host_api(), std::chrono::milliseconds(300));
+    CHECK(closes.state == ProbeResult::State::Refused);
+    CHECK(contains(closes.why, "did not finish loading within 300 ms"));
     // The loader's own refusals come back from the child word for word.
     ProbeResult major = probe_plugin(dir + "/wrong_major.so", host_api());
     CHECK(major.state == ProbeResult::State::Refused);
