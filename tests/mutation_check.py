@@ -314,13 +314,13 @@ MUTATIONS = {
     "redis-held-kept-on-drop": (
         "announces held back when the connection drops wait for a reply that never comes",
         "plugins/redis/connection.cpp",
-        [("    if (held_) drain();  // nothing left to answer", "    if (false) drain();  // nothing left to answer")],
+        [("    if (held_) fail_held(message.c_str());", "    if (false) fail_held(message.c_str());")],
         ["redis"],
         integration("test_redis.py", "Pipelining")),
     "redis-no-pipeline-depth": (
         "pipeline_depth is ignored: every drain is written at once, a burst costs Redis a call per drain",
         "plugins/redis/connection.cpp",
-        [("    return options_.max_unanswered != 0 && pending_.size()", "    return false && pending_.size()")],
+        [("    return options_.max_unanswered != 0 && paced_pending_", "    return false && paced_pending_")],
         ["redis"],
         integration("test_redis.py", "Pipelining.test_a_burst_behind_a_paused_call_is_served_in_few_calls")),
     "plugins-never-unloaded": (

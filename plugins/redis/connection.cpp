@@ -97,7 +97,7 @@ void Connection::submit(Command* command) noexcept {
 }
 
 bool Connection::holding() const noexcept {
-    return options_.max_unanswered != 0 && pending_.size() >= options_.max_unanswered && ctx_ && ready() &&
+    return options_.max_unanswered != 0 && paced_pending_ >= options_.max_unanswered && ctx_ && ready() &&
            !closing_;
 }
 
@@ -143,6 +143,7 @@ void Connection::send(Command* command) {
         return;
     }
     pending_.push_back({command, Clock::now() + options_.command_timeout});
+    if (command->paced) ++paced_pending_;
     arm_command_timer();
 }
 
@@ -328,6 +329,7 @@ void Connection::on_command_reply(Command* command, redisReply* reply) {
             }
     }
     in_flight_.fetch_sub(command->weight, std::memory_order_acq_rel);
+    if (command->paced) --paced_pending_;
     command->on_reply(*this, reply);
     if (held_ && !holding()) drain();
 }
@@ -335,6 +337,7 @@ void Connection::on_command_reply(Command* command, redisReply* reply) {
 void Connection::fail_pending(const char* why) {
     std::deque<Pending> failed;
     failed.swap(pending_);
+    paced_pending_ = 0;
     uint64_t weight = 0;
     for (const Pending& p : failed) weight += p.command->weight;
     in_flight_.fetch_sub(static_cast<uint32_t>(weight), std::memory_order_acq_rel);
@@ -357,7 +360,7 @@ void Connection::drop(const std::string& why, bool retry) {
         reported_down_ = true;
     }
     fail_pending(message.c_str());
-    if (held_) drain();  // nothing left to answer: what was held fails now (not ready)
+    if (held_) fail_held(message.c_str());  // no reply will come to release them
     if (retry && !closing_) {
         schedule_reconnect();
         if (on_down_) on_down_();
@@ -381,6 +384,20 @@ void Connection::shutdown() {
         drop("the redis driver is shutting down", false);
         drain();  // whatever was submitted meanwhile fails in send(): not ready
     });
+}
+
+void Connection::fail_held(const char* why) noexcept {
+    std::vector<Command*> held;
+    {
+        std::lock_guard lock(submit_mutex_);
+        held.swap(submitted_);
+        drain_posted_ = false;
+    }
+    held_ = false;
+    for (Command* c : held) {
+        in_flight_.fetch_sub(c->weight, std::memory_order_acq_rel);
+        c->on_failure(why);
+    }
 }
 
 void Connection::fail_unsent(const char* why) noexcept {

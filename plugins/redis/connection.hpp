@@ -53,8 +53,9 @@ struct ConnectionOptions {
     std::chrono::milliseconds connect_timeout{1000};
     std::chrono::milliseconds command_timeout{500};
     uint32_t max_in_flight = 4096;
-    // Commands written and not yet answered beyond which new submissions wait in the queue until
-    // a reply comes back, then go (coalesced) together; 0 = write at once. See Connection.
+    // Paced commands (announce batches) written and not yet answered beyond which new submissions
+    // wait in the queue until a reply comes back, then go (coalesced) together; 0 = write at once.
+    // See Connection.
     uint32_t max_unanswered = 0;
     std::vector<std::string> scripts;  // SCRIPT LOADed on every (re)connect
     Coalescer* coalescer = nullptr;    // none: every command is sent as it is
@@ -75,6 +76,7 @@ public:
     std::string wire;     // the command in RESP
     bool asking = false;  // precede it with ASKING (a cluster -ASK redirect), once
     uint32_t weight = 1;  // requests it carries: what max_in_flight counts
+    bool paced = false;   // counts against max_unanswered (the announce batches; a scrape does not)
 };
 
 // States: down -> connecting (TCP + AUTH/SELECT/SCRIPT LOAD pipelined) -> ready -> down ...
@@ -87,8 +89,9 @@ public:
 // Submissions go through a short mutex-guarded vector and one post per batch, so a burst of
 // announces costs one wake-up of the I/O thread and one write() of many pipelined commands.
 //
-// With max_unanswered, a connection that has that many commands on the wire holds new ones
-// back until a reply arrives. Redis runs scripts one at a time, so more on the wire would only
+// With max_unanswered, a connection that has that many paced commands (announce batches) on the
+// wire holds new submissions back until one is answered (or fails). A held command's
+// command_timeout starts when it is written, so it may wait up to twice that in all. Redis runs scripts one at a time, so more on the wire would only
 // queue in its socket; held back, they reach the coalescer together and leave as one bigger
 // batch. Under light load nothing waits (the wire is empty); under heavy load batches grow with
 // the load, and with them what a script call's fixed cost is shared by. Measured with bench/run
@@ -130,6 +133,7 @@ private:
     void on_command_reply(Command* command, redisReply* reply);
     void drain();
     bool holding() const noexcept;
+    void fail_held(const char* why) noexcept;
     void send(Command* command);
     void arm_command_timer();
     void drop(const std::string& why, bool retry);
@@ -168,7 +172,8 @@ private:
     uint64_t generation_ = 0;  // connect attempts; a stale timer compares against it
     std::chrono::milliseconds backoff_{0};
     bool closing_ = false;
-    bool held_ = false;  // a drain found the wire full: the next reply drains
+    bool held_ = false;          // a drain found the wire full: the next paced reply drains
+    uint32_t paced_pending_ = 0;  // paced commands in pending_
     bool reported_down_ = false;  // log the first failure of an outage only
     std::function<void()> on_down_;
 };

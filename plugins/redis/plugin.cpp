@@ -43,8 +43,9 @@ public:
         chihaya::config_int("max_in_flight", "4096", 1, 1000000,
             "requests queued or awaiting a reply per connection; beyond it announces fail at once"),
         chihaya::config_int("pipeline_depth", "1", 0, 1024,
-            "script calls a connection has written and not yet had answered before new announces "
-            "wait for a reply and then go together, as one bigger call; 0 = write every batch at once"),
+            "announce calls a connection has written and not yet had answered before new requests "
+            "wait for a reply and then go together, announces as one bigger call; 0 = write every "
+            "batch at once"),
     };
 
     RedisCacheDriver(const chihaya::Host& host, const chihaya::Config& config)

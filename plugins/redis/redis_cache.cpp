@@ -321,6 +321,7 @@ public:
         : ScriptCall(cache, cache.announce_sha_, scripts::kAnnounce, 4 + 6 * items.size() + (ledger ? 3 : 0)),
           items_(std::move(items)) {
         weight = static_cast<uint32_t>(items_.size());
+        paced = true;
         slot = items_.front()->slot;
         size_t bytes = wire.size() + 128;
         for (const AnnounceCall* a : items_) bytes += a->wire.size();

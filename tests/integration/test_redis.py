@@ -556,11 +556,14 @@ class Pipelining(unittest.TestCase):
     then leave together, so a burst costs Redis a few calls; held ones fail fast on a drop."""
 
     BURST = 200
+    GROUP = 25
 
     def setUp(self):
         self.redis = start_redis(self)
+
+    def start(self, command_timeout_ms):
         overrides = redis_overrides(self.redis.address, connections=1, pipeline_depth=1,
-                                    command_timeout_ms=COMMAND_TIMEOUT_MS, connect_timeout_ms=300)
+                                    command_timeout_ms=command_timeout_ms, connect_timeout_ms=300)
         overrides["limits"] = {"max_peers_per_address": 0}  # the burst is one address's 200 peers
         self.tracker = start_tracker(self, overrides)
 
@@ -576,7 +579,11 @@ class Pipelining(unittest.TestCase):
             c.connect()
             by_tid = {}
             t0 = time.monotonic()
+            # In groups with gaps: the first group's call is on the wire before the rest arrive,
+            # and without the hold every later group would be a call of its own.
             for i in range(self.BURST):
+                if i and i % self.GROUP == 0:
+                    time.sleep(0.03)
                 tid = 0x10000 + i
                 by_tid[tid] = 20000 + i
                 c.sock.send(c.announce_packet(info_hash, peer_id(), 20000 + i, left=1, tid=tid, numwant=0))
@@ -593,11 +600,13 @@ class Pipelining(unittest.TestCase):
         return outcome
 
     def test_a_burst_behind_a_paused_call_is_served_in_few_calls(self):
+        self.start(command_timeout_ms=3000)
         h = random_hash()
         before = evalsha_calls(self.redis)
-        # Redis holds every command for 150 ms (less than command_timeout_ms): the burst's first
-        # call waits there while the rest arrive and are held back by the tracker.
-        self.redis.cli("CLIENT", "PAUSE", "150", "ALL")
+        # Redis holds every command for a second (well within command_timeout_ms, and long enough
+        # for a loaded machine to send the whole burst): the burst's first call waits there while
+        # the rest arrive and are held back by the tracker.
+        self.redis.cli("CLIENT", "PAUSE", "1000", "ALL")
         outcome = self.burst(h)
         self.assertEqual(len(outcome), self.BURST, "unanswered: %d" % (self.BURST - len(outcome)))
         bad = [o for o in outcome.values() if o[1] != "ok"]
@@ -610,6 +619,7 @@ class Pipelining(unittest.TestCase):
         self.assertEqual(r["leechers"] + r["seeders"], self.BURST + 1)
 
     def test_announces_held_when_the_connection_drops_fail_fast(self):
+        self.start(command_timeout_ms=COMMAND_TIMEOUT_MS)
         self.redis.pause()  # SIGSTOP: the first call never gets its reply
         try:
             outcome = self.burst(random_hash())
