@@ -296,9 +296,11 @@ MUTATIONS = {
     "probe-refusal-ignored": (
         "a plugin whose probe crashed or hung is loaded into the tracker anyway",
         "host/plugin/loader.cpp",
-        [("        if (file.probe.state == ProbeResult::State::Refused) {\n            file.why = file.probe.why;\n            continue;\n        }\n", "")],
-        ["plugin_loader_test"],
-        unit("plugin_loader_test", "*directory scan keeps the good plugins*")),
+        [("        if (file.probe.state == ProbeResult::State::Refused) file.why = file.probe.why;\n", ""),
+         ("        if (file.state != PluginFile::State::Refused || !file.why.empty() ||\n            file.probe.state == ProbeResult::State::Refused)",
+          "        if (file.state != PluginFile::State::Refused || !file.why.empty())")],
+        ["chihaya"],
+        integration("test_plugins.py", "BrokenPlugins.test_broken_plugins_are_logged_and_the_tracker_serves")),
     "probe-signal-unnamed": (
         "a probe's child killed by a signal is reported as an exit status",
         "host/plugin/probe.cpp",
