@@ -71,6 +71,16 @@ std::unique_ptr<LoadedPlugin> load_plugin(const std::string& path, const chihaya
     return std::make_unique<LoadedPlugin>(LoadedPlugin{path, std::move(library), std::move(tables), descriptor});
 }
 
+ProbeResult probe_result_of(const LoadedPlugin& plugin) {
+    const chihaya_plugin_descriptor& p = *plugin.descriptor;
+    ProbeResult result{ProbeResult::State::Loaded, "", p.name, p.version, {}};
+    for (uint32_t i = 0; i < p.driver_count; ++i) {
+        const chihaya_driver_descriptor& d = driver_at(&p, i);
+        result.drivers.push_back({d.kind, d.name});
+    }
+    return result;
+}
+
 bool LoadFilter::wants(const ProbeResult& probe) const {
     if (all) return true;
     for (const ProbedDriver& d : probe.drivers)
@@ -125,12 +135,7 @@ std::vector<PluginFile> scan_plugins(const std::string& dir, const chihaya_host_
         file.state = PluginFile::State::Loaded;
         if (probed) continue;
         // Learned the hard way: keep it only if it is wanted (its pinned libraries stay mapped).
-        file.probe = {ProbeResult::State::Loaded, "", file.plugin->descriptor->name,
-                      file.plugin->descriptor->version, {}};
-        for (uint32_t i = 0; i < file.plugin->descriptor->driver_count; ++i) {
-            const chihaya_driver_descriptor& d = driver_at(file.plugin->descriptor, i);
-            file.probe.drivers.push_back({d.kind, d.name});
-        }
+        file.probe = probe_result_of(*file.plugin);
         if (!filter.wants(file.probe)) {
             file.plugin.reset();
             file.state = PluginFile::State::Probed;

@@ -29,6 +29,10 @@ struct LoadedPlugin {
 std::unique_ptr<LoadedPlugin> load_plugin(const std::string& path, const chihaya_host_api* host,
                                           std::string& why);
 
+// What a probe reports of a plugin that passed the handshake: name, version, every driver. The
+// probe's child sends it; the loader builds it itself when no child could be made.
+ProbeResult probe_result_of(const LoadedPlugin& plugin);
+
 // Which plugins a scan loads into this process: every one that works (--list-plugins,
 // --list-drivers), or only those that register one of `drivers`, the cache and storage the
 // configuration selects. The others are only probed: their drivers are known by name, their code

@@ -1,7 +1,6 @@
 // probe_plugin: fork, load in the child, report through a pipe, judge how the child ended.
 #include "plugin/probe.hpp"
 
-#include "plugin/handshake.hpp"
 #include "log/log.hpp"
 #include "plugin/loader.hpp"
 
@@ -34,12 +33,9 @@ constexpr int kReportFailed = 125;
 
 std::string report(const LoadedPlugin* plugin, const std::string& why) {
     if (!plugin) return "R\t" + field(why) + "\n";
-    const chihaya_plugin_descriptor& p = *plugin->descriptor;
-    std::string out = "L\t" + field(p.name) + "\t" + field(p.version) + "\n";
-    for (uint32_t i = 0; i < p.driver_count; ++i) {
-        const chihaya_driver_descriptor& d = driver_at(&p, i);
-        out += "D\t" + std::to_string(int(d.kind)) + "\t" + d.name + "\n";
-    }
+    const ProbeResult seen = probe_result_of(*plugin);
+    std::string out = "L\t" + field(seen.name) + "\t" + field(seen.version) + "\n";
+    for (const ProbedDriver& d : seen.drivers) out += "D\t" + std::to_string(int(d.kind)) + "\t" + d.name + "\n";
     return out;
 }
 
@@ -193,8 +189,6 @@ ProbeResult probe_plugin(const std::string& path, const chihaya_host_api* host,
         ::kill(pid, SIGKILL);
         while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
         }
-    }
-    if (timed_out) {
         result.state = ProbeResult::State::Refused;
         const auto ms = timeout.count();
         result.why = "did not finish loading within " +

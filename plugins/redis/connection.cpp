@@ -387,17 +387,8 @@ void Connection::shutdown() {
 }
 
 void Connection::fail_held(const char* why) noexcept {
-    std::vector<Command*> held;
-    {
-        std::lock_guard lock(submit_mutex_);
-        held.swap(submitted_);
-        drain_posted_ = false;
-    }
     held_ = false;
-    for (Command* c : held) {
-        in_flight_.fetch_sub(c->weight, std::memory_order_acq_rel);
-        c->on_failure(why);
-    }
+    fail_unsent(why);
 }
 
 void Connection::fail_unsent(const char* why) noexcept {
@@ -405,6 +396,7 @@ void Connection::fail_unsent(const char* why) noexcept {
     {
         std::lock_guard lock(submit_mutex_);
         left.swap(submitted_);
+        drain_posted_ = false;  // nothing is left for a drain to take
     }
     for (Command* c : left) {
         in_flight_.fetch_sub(c->weight, std::memory_order_acq_rel);

@@ -116,7 +116,8 @@ public:
 
     // Any thread: closes for good on the I/O thread, failing everything pending.
     void shutdown();
-    // After the I/O thread has stopped: fails what was submitted but never picked up.
+    // After the I/O thread has stopped (or, on it, when a drop leaves held submissions no reply
+    // will release): fails what was submitted but never picked up.
     void fail_unsent(const char* why) noexcept;
 
 private:
