@@ -43,27 +43,28 @@ MUTATIONS = {
     "key-ignored": (
         "the memory driver never compares a peer's BEP 7 key: anyone behind its address can stop it",
         "plugins/memory/swarm.cpp",
-        [("        if (keys && keys[i] != 0 && keys[i] != key) {", "        if (false) {")],
+        [("        if (kept != 0 && kept != key) {", "        if (false) {")],
         ["memory_swarm_test", "memory"],
         integration("test_hostile.py", "PeerKey")),
     "key-not-moved": (
-        "a peer's key stays behind when the peer list moves records (swap/relocate)",
+        "a record moved into a hole (removal, a new leecher) leaves its key and counters behind",
         "plugins/memory/peer_list.hpp",
-        [("        if (uint32_t* k = keys()) k[to] = k[from];\n", "")],
+        [("        std::memcpy(s.at(to), s.at(from), s.stride);", "        std::memcpy(s.at(to), s.at(from), eb + 3);")],
         ["memory_swarm_test"],
         unit("memory_swarm_test", "*keys follow their peers through moves*")),
-    "counters-left-behind": (
-        "a growing peer list leaves its counters where the old capacity put them",
+    "widening-front-first": (
+        "widening a family's records (keys, counters) rewrites the first record first, over ones not yet moved",
         "plugins/memory/peer_list.hpp",
-        [("        if (to > from) { counters(); keys(); }", "        if (to > from) { keys(); }")],
+        [("        for (uint32_t i = n; i-- > 0;) {", "        for (uint32_t i = 0; i < n; ++i) {")],
         ["memory_swarm_test"],
-        unit("memory_swarm_test", "*keeps keys and counters in its block*")),
+        unit("memory_swarm_test", "*keeps keys and counters in the records*")),
     "keys-overwrite-counters": (
-        "keys enabled after counters take the counters' place instead of moving them up",
+        "keys enabled after counters zero the counters instead of moving them along",
         "plugins/memory/peer_list.hpp",
-        [("        if (before & kCounters)\n            std::memmove(", "        if (false)\n            std::memmove(")],
+        [("                if (before & Block::kCounters) std::memcpy(d + dst, record + src, sizeof(Counters));",
+          "                if (false) std::memcpy(d + dst, record + src, sizeof(Counters));")],
         ["memory_swarm_test"],
-        unit("memory_swarm_test", "*keeps keys and counters in its block*")),
+        unit("memory_swarm_test", "*keeps keys and counters in the records*")),
     "swarm-table-wrap": (
         "erasing a swarm shifts entries of a probe run that wraps around the table's end past their home",
         "plugins/memory/swarm_table.hpp",
@@ -90,15 +91,32 @@ MUTATIONS = {
           "            if (t == tag) return &swarms_[i];")],
         ["memory_swarm_test"],
         unit("memory_swarm_test", "*colliding and wrapped probe runs*")),
-    "counters-misaligned": (
-        "a swarm's IPv4 counters are aligned from the family's header, 36 bytes into the allocation",
+    "v6-left-behind": (
+        "a block that grows leaves its IPv6 records where the old chunk ended",
         "plugins/memory/peer_list.hpp",
-        [("        return align_up(Prefix + keys_offset(cap) + ((flags & kKeys) ? size_t(cap) * sizeof(uint32_t) : 0),\n"
-          "                        alignof(Counters)) - Prefix;",
-          "        return align_up(keys_offset(cap) + ((flags & kKeys) ? size_t(cap) * sizeof(uint32_t) : 0),\n"
-          "                        alignof(Counters));")],
+        [("        if (end != old_end) std::memmove(block_ + end - top, block_ + old_end - top, top);\n        return true;\n    }\n\n    // Gives",
+          "        return true;\n    }\n\n    // Gives")],
         ["memory_swarm_test"],
-        unit("memory_swarm_test", "*keeps keys and counters in its block*")),
+        unit("memory_swarm_test", "*both families in one block*")),
+    "ext-over-v4": (
+        "the Extension's pointer is written over the first IPv4 record instead of moving the records up",
+        "plugins/memory/peer_list.hpp",
+        [("        std::memmove(block_ + kHeaderEnd + sizeof x, block_ + kHeaderEnd, part_bytes(0));\n", "")],
+        ["memory_swarm_test"],
+        unit("memory_swarm_test", "*both families in one block*")),
+    "emptied-family-stays-wide": (
+        "a family that emptied keeps its keys and counters (its records stay wide for ever)",
+        "plugins/memory/peer_list.hpp",
+        [("        if (size() == 0) b_->header().count[f] &= ~(Block::kKeys | Block::kCounters);\n", "")],
+        ["memory_swarm_test"],
+        unit("memory_swarm_test", "*both families in one block*")),
+    "deadline-no-wrap": (
+        "a peer's 23-bit deadline is compared with the clock's low bits, not the nearest whole deadline",
+        "plugins/memory/peer_list.hpp",
+        [("    bool expired(uint32_t now_s) const noexcept { return ((word() - now_s) & deadline_mask) >= reach; }",
+          "    bool expired(uint32_t now_s) const noexcept { return (word() & deadline_mask) < (now_s & deadline_mask); }")],
+        ["memory_swarm_test"],
+        unit("memory_swarm_test", "*23-bit wrap*")),
     "address-count-expiry-keeps": (
         "a family whose index expiry drops leaves its remaining peers counted in the address table",
         "plugins/memory/swarm.hpp",
@@ -106,12 +124,11 @@ MUTATIONS = {
         ["memory_limits_test"],
         unit("memory_limits_test", "*gains and loses its index*")),
     "grow-by-half": (
-        "small peer lists grow by half again, as big ones do (spare records in most swarms)",
+        "small blocks grow by a quarter, as bigger ones do (spare records in most swarms)",
         "plugins/memory/peer_list.hpp",
-        [("        uint32_t want = cap < 64 ? cap + cap / 4 : cap + cap / 2;",
-          "        uint32_t want = cap + cap / 2;")],
+        [("        else if (need >= 256) want += need / 4;", "        else want += need / 4;")],
         ["memory_swarm_test"],
-        unit("memory_swarm_test", "*grow by a quarter*")),
+        unit("memory_swarm_test", "*holds no spare record*")),
     "keep-root": (
         "[process] user is never applied: the tracker keeps running as root",
         "host/main.cpp",
@@ -223,14 +240,14 @@ MUTATIONS = {
     "v4-peers-to-v6": (
         "IPv4 peers handed to IPv6 clients as v4-mapped entries",
         "plugins/memory/swarm.cpp",
-        [("    if (request.family == CHIHAYA_IPV6) return announce_in(head().v6, request, now_s, result, rng, admission);",
+        [("    if (request.family == CHIHAYA_IPV6) return announce_in(v6(), request, now_s, result, rng, admission);",
           "    if (request.family == CHIHAYA_IPV6) {\n"
-          "        chihaya_status s = announce_in(head().v6, request, now_s, result, rng, admission);\n"
-          "        for (uint32_t k = 0; k < v4_.size() && result.peer_count < result.peers_capacity; ++k) {\n"
+          "        chihaya_status s = announce_in(v6(), request, now_s, result, rng, admission);\n"
+          "        for (uint32_t k = 0; k < v4().size() && result.peer_count < result.peers_capacity; ++k) {\n"
           "            uint8_t* e = result.peers + 18 * result.peer_count++;\n"
           "            std::memset(e, 0, 10);\n"
           "            e[10] = e[11] = 0xff;\n"
-          "            std::memcpy(e + 12, v4_[k].endpoint, 6);\n"
+          "            std::memcpy(e + 12, v4()[k].endpoint, 6);\n"
           "        }\n"
           "        return s;\n"
           "    }")],

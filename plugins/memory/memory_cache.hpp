@@ -114,10 +114,13 @@ public:
     size_t swarm_count() const noexcept;
     size_t peer_count() const noexcept;
 
+    // The tracker clock stops here (68 years): a deadline, the clock plus peer_lifetime (at most
+    // 7 days), always fits 32 bits.
+    static constexpr uint32_t kClockEnd = 0x7fffffff;
     uint32_t seconds(uint64_t now_ms) const noexcept {
         if (now_ms <= epoch_ms_) return 0;
         uint64_t s = (now_ms - epoch_ms_) / 1000;
-        return s > PeerV4::deadline_mask ? PeerV4::deadline_mask : uint32_t(s);
+        return s > kClockEnd ? kClockEnd : uint32_t(s);
     }
 
 private:

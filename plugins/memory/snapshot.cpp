@@ -156,20 +156,21 @@ void write_family(Writer& w, const List& list, uint32_t now_s, uint64_t& peers) 
     // Only live peers; count first so the family header is exact.
     uint32_t leechers = 0, seeders = 0;
     for (uint32_t i = 0; i < list.size(); ++i)
-        if (list[i].deadline() >= now_s) (list.is_seeder(i) ? seeders : leechers)++;
+        if (!list[i].expired(now_s)) (list.is_seeder(i) ? seeders : leechers)++;
     w.put<uint32_t>(leechers);
     w.put<uint32_t>(seeders);
-    const Counters* counters = list.counters();
+    const bool counters = list.has_counters();
     w.put<uint8_t>(counters ? 1 : 0);
     for (uint32_t i = 0; i < list.size(); ++i) {  // leechers first: the list keeps that order
         const Peer& p = list[i];
-        if (p.deadline() < now_s) continue;
+        if (p.expired(now_s)) continue;
         w.bytes(p.endpoint, Peer::endpoint_bytes);
-        w.put<uint32_t>(p.deadline() - now_s);
+        w.put<uint32_t>(p.deadline(now_s) - now_s);
         w.put<uint8_t>(p.completed() ? 1 : 0);
         if (counters) {
-            w.put<uint64_t>(counters[i].uploaded);
-            w.put<uint64_t>(counters[i].downloaded);
+            const Counters c = list.counters(i);
+            w.put<uint64_t>(c.uploaded);
+            w.put<uint64_t>(c.downloaded);
         }
         ++peers;
     }
@@ -196,10 +197,11 @@ void read_family(Reader& r, Swarm& swarm, uint32_t now_s, uint64_t down_s, Memor
             ++counts.expired;
             continue;
         }
-        uint64_t deadline = uint64_t(now_s) + (left_s - down_s);
-        if (deadline > PeerV4::deadline_mask) deadline = PeerV4::deadline_mask;
-        peer.set(uint32_t(deadline), completed != 0);
-        if (!swarm.restore(peer, k >= leechers, has_counters ? &c : nullptr, tally))
+        // A saved peer lives at most peer_lifetime (7 days) longer; a corrupt file may say more,
+        // and the deadline must stay within PackedPeer::reach of now.
+        const uint64_t left = std::min<uint64_t>(left_s - down_s, PeerV4::reach - 1);
+        peer.set(uint32_t(now_s + left), completed != 0);
+        if (!swarm.restore(peer, now_s, k >= leechers, has_counters ? &c : nullptr, tally))
             throw std::runtime_error("out of memory while loading");
         ++counts.peers;
     }

@@ -19,10 +19,9 @@ Peer make_peer(const chihaya_announce_request& request) noexcept {
     return peer;
 }
 
-uint32_t deadline_for(uint32_t now_s, uint32_t ttl_s) noexcept {
-    uint64_t d = uint64_t(now_s) + ttl_s;
-    return d > PeerV4::deadline_mask ? PeerV4::deadline_mask : uint32_t(d);
-}
+// The tracker clock stops at 2^31 - 1 (68 years, MemoryCache::seconds) and peer_lifetime is at
+// most 7 days (config): the sum fits 32 bits.
+uint32_t deadline_for(uint32_t now_s, uint32_t ttl_s) noexcept { return now_s + ttl_s; }
 
 // The key as stored: 0 means "no key", so a client's key 0 is kept as 1 (a 1-in-2^32 alias).
 // A host older than the key members sends a shorter request: no key.
@@ -71,14 +70,14 @@ chihaya_status Swarm::announce(const chihaya_announce_request& request, uint32_t
         return CHIHAYA_INTERNAL;
     }
     expire(now_s, kExpireSlice, admission.tally);
-    if (request.family == CHIHAYA_IPV6) return announce_in(head().v6, request, now_s, result, rng, admission);
-    return announce_in(v4_, request, now_s, result, rng, admission);
+    if (request.family == CHIHAYA_IPV6) return announce_in(v6(), request, now_s, result, rng, admission);
+    return announce_in(v4(), request, now_s, result, rng, admission);
 }
 
-// `peers` is v4_ or the head's v6: a change to v4_ may move the head, so head() is read anew
-// after each.
+// `peers` is a view of one family: a change to the peers may move the block, so head() is read
+// anew after each.
 template <class List>
-chihaya_status Swarm::announce_in(List& peers, const chihaya_announce_request& request,
+chihaya_status Swarm::announce_in(List peers, const chihaya_announce_request& request,
                                   uint32_t now_s, chihaya_announce_result& result,
                                   Rng& rng, const PeerAdmission& admission) noexcept {
     using Peer = typename List::peer_type;
@@ -91,8 +90,8 @@ chihaya_status Swarm::announce_in(List& peers, const chihaya_announce_request& r
     // refresh that peer. A peer that gave no key stays claimable, as it was.
     const uint32_t key = announce_key(request);
     if (i != peers.npos) {
-        const uint32_t* keys = peers.keys();
-        if (keys && keys[i] != 0 && keys[i] != key) {
+        const uint32_t kept = peers.key(i);
+        if (kept != 0 && kept != key) {
             chihaya::write_message(result.message, CHIHAYA_MESSAGE_CAP, "memory: key mismatch");
             return kKeyMismatch;
         }
@@ -101,9 +100,9 @@ chihaya_status Swarm::announce_in(List& peers, const chihaya_announce_request& r
     if (i != peers.npos) {
         result.had_previous = 1;
         if (track) {
-            const Counters* c = peers.counters();
-            result.previous_uploaded = c ? c[i].uploaded : 0;
-            result.previous_downloaded = c ? c[i].downloaded : 0;
+            const Counters c = peers.counters(i);
+            result.previous_uploaded = c.uploaded;
+            result.previous_downloaded = c.downloaded;
         }
     }
 
@@ -166,8 +165,8 @@ chihaya_status Swarm::announce_in(List& peers, const chihaya_announce_request& r
         else if (!seeder && peers.is_seeder(i)) i = peers.make_leecher(i);
     }
     if (deadline < head().sweep_due_s) head().sweep_due_s = deadline;
-    if (track) peers.counters()[i] = Counters{request.uploaded, request.downloaded};
-    if (key != 0 && peers.keys()[i] == 0) peers.keys()[i] = key;  // first key wins; kept until it leaves
+    if (track) peers.set_counters(i, Counters{request.uploaded, request.downloaded});
+    if (key != 0 && peers.key(i) == 0) peers.set_key(i, key);  // first key wins; kept until it leaves
 
     uint32_t want = request.numwant < result.peers_capacity ? request.numwant : result.peers_capacity;
     // Seeders need only leechers (the front of the list); leechers take anyone.

@@ -38,26 +38,25 @@ struct PeerAdmission {
     uint32_t max_per_address = 0;  // peers of one (family, address) in this swarm; 0 = no limit
 };
 
-// What a swarm keeps besides its IPv4 peers, at the start of the IPv4 family's allocation (the
-// PeerList's Prefix): one malloc'd block holds the swarm's identity, its counts and its IPv4
-// peers, and the shard's table holds one pointer per swarm (swarm_table.hpp). Before, a
-// std::unordered_map node (next pointer, info_hash, a 24-byte Swarm: 64-byte chunk) and its
-// bucket cost some 75 bytes a swarm besides the peer block, a third of a 10-peer swarm.
-// 36 bytes, alignment 4 (the PeerList keeps its pointer as bytes): a one-peer IPv4 swarm with its
-// key (36 + a 20-byte header + 10 + 4) fits the 72 bytes of an 80-byte chunk, where a 40-byte
-// head took a 96-byte one.
+// What a swarm keeps besides its peers, at the start of its PeerBlock (the block's Prefix): one
+// malloc'd block holds the swarm's identity, its counts and both families' peers, and the shard's
+// table holds one pointer per swarm (swarm_table.hpp). Before, a std::unordered_map node (next
+// pointer, info_hash, a 24-byte Swarm: 64-byte chunk) and its bucket cost some 75 bytes a swarm
+// besides the peer block, a third of a 10-peer swarm; and until the families shared the block,
+// the IPv6 peers' own block cost a pointer here and a chunk of their own.
+// 28 bytes, alignment 4: with the block's 16-byte header a one-peer IPv4 swarm with its key
+// (28 + 16 + 13) fits the 56 bytes of a 64-byte chunk.
 struct SwarmHead {
     uint8_t info_hash[20];
     uint32_t downloaded;
     // A lower bound on every peer's deadline: until now passes it, no peer can have expired and
     // expire() skips the scan. Deadlines only grow, so the bound stays valid between sweeps.
     uint32_t sweep_due_s;
-    PeerList<PeerV6> v6;  // a block of its own: most swarms have no IPv6 peer
 };
-static_assert(sizeof(SwarmHead) == 36 && alignof(SwarmHead) == 4);
+static_assert(sizeof(SwarmHead) == 28 && alignof(SwarmHead) == 4);
 
-// One pointer: the swarm's allocation (SwarmHead, then the IPv4 family's header and records), or
-// null for no swarm (default-constructed or moved from: an empty slot of the cache's table).
+// One pointer: the swarm's block (SwarmHead, then both families' peers, peer_list.hpp), or null
+// for no swarm (default-constructed or moved from: an empty slot of the cache's table).
 // Seeder/leecher counts are not stored: they are the partition points of the two PeerLists, so
 // they cannot drift from the peers.
 //
@@ -77,30 +76,21 @@ static_assert(sizeof(SwarmHead) == 36 && alignof(SwarmHead) == 4);
 //     joins or leaves (stopped, expired) a big family moves its address's count in the
 //     admission's tally; a small family is scanned instead (address_counts.hpp).
 // Times are tracker seconds (MemoryCache converts the host's milliseconds).
-// Not thread-safe: the shard mutex guards it. Any change to the IPv4 family may move the whole
-// allocation: references into it (v6(), info_hash()) are good until the next change.
+// Not thread-safe: the shard mutex guards it. Any change to the peers may move the whole block:
+// references into it (info_hash(), a peer) are good until the next change.
 class Swarm {
 public:
     Swarm() noexcept = default;
     // Allocates the swarm of `info_hash`, with no peer; valid() is false when out of memory.
     explicit Swarm(const uint8_t* info_hash) noexcept {
-        if (!v4_.create()) return;
-        SwarmHead* h = ::new (v4_.prefix()) SwarmHead;
+        if (!block_.create()) return;
+        SwarmHead* h = ::new (block_.prefix()) SwarmHead;
         std::memcpy(h->info_hash, info_hash, sizeof h->info_hash);
         h->downloaded = 0;
         h->sweep_due_s = UINT32_MAX;
     }
-    Swarm(Swarm&& other) noexcept = default;
-    Swarm& operator=(Swarm&& other) noexcept {
-        if (this != &other) {
-            drop_head();
-            v4_ = std::move(other.v4_);
-        }
-        return *this;
-    }
-    ~Swarm() { drop_head(); }
 
-    bool valid() const noexcept { return v4_.has_block(); }
+    bool valid() const noexcept { return block_.valid(); }
     const uint8_t* info_hash() const noexcept { return head().info_hash; }
     // Applies the announce and writes the answer into `result`. Fails when out of memory, on a
     // BEP 7 key mismatch, or when `admission` refuses a new peer.
@@ -109,13 +99,13 @@ public:
                             const PeerAdmission& admission = {}) noexcept;
 
     SwarmCounts counts() const noexcept {
-        return {v4_.seeders() + v6().seeders(), v4_.leechers() + v6().leechers(), head().downloaded};
+        return {v4().seeders() + v6().seeders(), v4().leechers() + v6().leechers(), head().downloaded};
     }
     FamilyCounts family_counts() const noexcept {
-        return {v4_.seeders(), v4_.leechers(), v6().seeders(), v6().leechers()};
+        return {v4().seeders(), v4().leechers(), v6().seeders(), v6().leechers()};
     }
-    bool empty() const noexcept { return v4_.size() == 0 && v6().size() == 0; }
-    uint32_t peer_count() const noexcept { return v4_.size() + v6().size(); }
+    bool empty() const noexcept { return v4().size() == 0 && v6().size() == 0; }
+    uint32_t peer_count() const noexcept { return v4().size() + v6().size(); }
 
     // Drops expired peers if any may have expired; cheap otherwise (one comparison). A family
     // with an index (a big swarm) is expired incrementally, `budget` records per call, so no
@@ -125,48 +115,52 @@ public:
     bool may_expire(uint32_t now_s) const noexcept { return now_s > head().sweep_due_s; }
     void expire(uint32_t now_s, uint32_t budget = kExpireSlice, const AddressTally& tally = {}) noexcept {
         if (!may_expire(now_s)) return;
-        uint32_t a = expire_family(v4_, now_s, budget, tally);  // may move the head
-        uint32_t b = expire_family(head().v6, now_s, budget, tally);
+        const uint32_t a = expire_family(v4(), now_s, budget, tally);
+        const uint32_t b = expire_family(v6(), now_s, budget, tally);
         head().sweep_due_s = a < b ? a : b;
     }
 
-    // For snapshots (snapshot.cpp): the families as they are, and rebuilding a swarm from saved
-    // records. restore() adds a peer without looking for an existing one (a snapshot lists each
-    // peer once); false when out of memory.
-    using V4List = PeerList<PeerV4, sizeof(SwarmHead)>;
-    const V4List& v4() const noexcept { return v4_; }
-    const PeerList<PeerV6>& v6() const noexcept { return head().v6; }
+    // The families as they are (snapshot.cpp, tests): views of the block, made for each use.
+    using Block = PeerBlock<sizeof(SwarmHead)>;
+    using V4 = Family<PeerV4, sizeof(SwarmHead)>;
+    using V6 = Family<PeerV6, sizeof(SwarmHead)>;
+    V4 v4() const noexcept { return V4(const_cast<Block&>(block_)); }
+    V6 v6() const noexcept { return V6(const_cast<Block&>(block_)); }
+    // The chunk malloc handed out for this swarm (tests, memory accounting).
+    size_t block_bytes() const noexcept { return block_.bytes(); }
     uint32_t downloaded() const noexcept { return head().downloaded; }
     void set_downloaded(uint32_t n) noexcept { head().downloaded = n; }
+    // Rebuilds a swarm from saved records: adds a peer whose deadline was set against the clock's
+    // now_s, without looking for an existing one (a snapshot lists each peer once); false when out
+    // of memory.
     template <class Peer>
-    bool restore(const Peer& peer, bool seeder, const Counters* counters, const AddressTally& tally = {}) noexcept {
-        if constexpr (sizeof(Peer) == sizeof(PeerV4)) return restore_in(v4_, peer, seeder, counters, tally);
-        else return restore_in(head().v6, peer, seeder, counters, tally);
+    bool restore(const Peer& peer, uint32_t now_s, bool seeder, const Counters* counters,
+                 const AddressTally& tally = {}) noexcept {
+        if constexpr (sizeof(Peer) == sizeof(PeerV4)) return restore_in(v4(), peer, now_s, seeder, counters, tally);
+        else return restore_in(v6(), peer, now_s, seeder, counters, tally);
     }
 
 private:
-    SwarmHead& head() const noexcept { return *std::launder(reinterpret_cast<SwarmHead*>(v4_.prefix())); }
-    void drop_head() noexcept {
-        if (valid()) head().~SwarmHead();
-    }
+    SwarmHead& head() const noexcept { return *std::launder(reinterpret_cast<SwarmHead*>(block_.prefix())); }
 
     template <class List>
-    bool restore_in(List& list, const typename List::peer_type& peer, bool seeder, const Counters* counters,
-                    const AddressTally& tally) noexcept {
+    bool restore_in(List list, const typename List::peer_type& peer, uint32_t now_s, bool seeder,
+                    const Counters* counters, const AddressTally& tally) noexcept {
         if (counters && !list.enable_counters()) return false;
         const bool was_indexed = list.indexed();
         const uint32_t i = list.insert(peer, seeder);
         if (i == list.npos) return false;
         tally.changed(list, was_indexed, peer.endpoint, true);
-        if (counters && list.counters()) list.counters()[i] = *counters;
-        if (peer.deadline() < head().sweep_due_s) head().sweep_due_s = peer.deadline();
+        if (counters) list.set_counters(i, *counters);
+        const uint32_t deadline = peer.deadline(now_s);
+        if (deadline < head().sweep_due_s) head().sweep_due_s = deadline;
         return true;
     }
 
     // Returns the family's new lower bound on deadlines: exact after a whole pass; after a slice
     // only "now", so that the next touch takes the next slice.
     template <class List>
-    static uint32_t expire_family(List& peers, uint32_t now_s, uint32_t budget, const AddressTally& tally) noexcept {
+    static uint32_t expire_family(List peers, uint32_t now_s, uint32_t budget, const AddressTally& tally) noexcept {
         using Peer = typename List::peer_type;
         const bool was_indexed = peers.indexed();
         const auto gone = [&tally, was_indexed](const uint8_t* endpoint) {
@@ -179,10 +173,10 @@ private:
     }
 
     template <class List>
-    chihaya_status announce_in(List& peers, const chihaya_announce_request& request, uint32_t now_s,
+    chihaya_status announce_in(List peers, const chihaya_announce_request& request, uint32_t now_s,
                                chihaya_announce_result& result, Rng& rng, const PeerAdmission& admission) noexcept;
 
-    V4List v4_;
+    Block block_;
 };
 
 static_assert(sizeof(Swarm) == sizeof(void*));

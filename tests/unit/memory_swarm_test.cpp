@@ -347,184 +347,260 @@ TEST_CASE("without TRACK_COUNTERS the previous totals are not written") {
     CHECK(a.r.previous_uploaded == 0xdead);
 }
 
-TEST_CASE("PeerList keeps the leecher/seeder partition and counters through random changes") {
-    PeerList<PeerV4> list;
-    REQUIRE(list.enable_counters());
-    struct Model { bool seeder; uint64_t up; };
-    std::map<uint32_t, Model> model;
-    Rng rng(42);
-    auto make = [](uint32_t id) {
-        PeerV4 p{};
+// Both families share one block (peer_list.hpp): IPv4 records grow up from the header, IPv6
+// records down from the chunk's end. Random joins, leaves, moves between leechers and seeders,
+// keys and counters enabled at random moments, in both families at once and across kIndexFrom
+// (the index, and the Extension whose pointer moves the IPv4 records): every peer keeps its part,
+// key and counters, and the prefix is never touched.
+template <class Peer, class Family>
+struct FamilyModel {
+    struct Entry { bool seeder; uint32_t key; uint64_t up; };
+    Family list;
+    std::map<uint32_t, Entry> model;
+
+    static Peer make(uint32_t id) {
+        Peer p{};
         std::memcpy(p.endpoint, &id, 4);
+        p.endpoint[Peer::endpoint_bytes - 1] = 0x99;
         return p;
-    };
-    for (int step = 0; step < 20000; ++step) {
-        uint32_t id = rng.below(300);
-        PeerV4 p = make(id);
+    }
+    void step(Rng& rng, uint32_t ids, int n) {
+        const uint32_t id = rng.below(ids);
+        const Peer p = make(id);
         uint32_t i = list.find(p.endpoint);
         REQUIRE((i == list.npos) == (model.count(id) == 0));
-        switch (rng.below(4)) {
+        switch (rng.below(6)) {
         case 0:
             if (i != list.npos) { list.remove(i); model.erase(id); }
             break;
         case 1:
-            if (i != list.npos && !list.is_seeder(i)) { i = list.make_seeder(i); model[id].seeder = true; }
-            else if (i != list.npos) { i = list.make_leecher(i); model[id].seeder = false; }
+            if (i != list.npos && !list.is_seeder(i)) { list.make_seeder(i); model[id].seeder = true; }
+            else if (i != list.npos) { list.make_leecher(i); model[id].seeder = false; }
+            break;
+        case 2:  // widening keeps every record's fields
+            if (rng.below(20) == 0) REQUIRE((rng.below(2) ? list.enable_keys() : list.enable_counters()));
             break;
         default:
             if (i == list.npos) {
-                bool seeder = rng.below(2) == 0;
+                const bool seeder = rng.below(2) == 0;
                 i = list.insert(p, seeder);
                 REQUIRE(i != list.npos);
-                model[id] = {seeder, 0};
+                CHECK(list.key(i) == 0);
+                CHECK(list.counters(i).uploaded == 0);
+                model[id] = {seeder, 0, 0};
             }
-            list.counters()[i].uploaded = step;
-            model[id].up = uint64_t(step);
+            if (list.has_keys()) { list.set_key(i, 7 + uint32_t(n)); model[id].key = 7 + uint32_t(n); }
+            if (list.has_counters()) { list.set_counters(i, Counters{uint64_t(n), 0}); model[id].up = uint64_t(n); }
         }
-        if (step % 97 == 0 || step > 19900) {
-            REQUIRE(list.size() == model.size());
-            uint32_t seeders = 0;
-            for (const auto& [mid, m] : model) {
-                uint32_t j = list.find(make(mid).endpoint);
-                REQUIRE(j != list.npos);
-                CHECK(list.is_seeder(j) == m.seeder);
-                CHECK(list.counters()[j].uploaded == m.up);
-                seeders += m.seeder;
-            }
-            CHECK(list.seeders() == seeders);
-            CHECK(list.size() <= list.capacity());
+        if (model.empty()) {  // an emptied family starts narrow again
+            CHECK_FALSE(list.has_keys());
+            CHECK_FALSE(list.has_counters());
         }
+    }
+    void check() const {
+        REQUIRE(list.size() == model.size());
+        uint32_t seeders = 0;
+        for (const auto& [id, m] : model) {
+            const uint32_t j = list.find(make(id).endpoint);
+            REQUIRE(j != list.npos);
+            CHECK(std::memcmp(list[j].endpoint, make(id).endpoint, Peer::endpoint_bytes) == 0);
+            CHECK(list.is_seeder(j) == m.seeder);
+            CHECK(list.key(j) == (list.has_keys() ? m.key : 0));
+            CHECK(list.counters(j).uploaded == (list.has_counters() ? m.up : 0));
+            seeders += m.seeder;
+        }
+        CHECK(list.seeders() == seeders);
+    }
+};
+
+template <size_t Prefix>
+void families_share_a_block(uint32_t ids) {
+    PeerBlock<Prefix> block;
+    REQUIRE(block.create());
+    std::memset(block.prefix(), 0x77, Prefix);
+    FamilyModel<PeerV4, Family<PeerV4, Prefix>> v4{Family<PeerV4, Prefix>(block), {}};
+    FamilyModel<PeerV6, Family<PeerV6, Prefix>> v6{Family<PeerV6, Prefix>(block), {}};
+    Rng rng(42 + ids);
+    bool was_indexed[2] = {false, false};
+    for (int n = 0; n < 30000; ++n) {
+        // Phases: both grow, then IPv4 shrinks while IPv6 grows, then both shrink.
+        const uint32_t phase = uint32_t(n / 10000);
+        const uint32_t v4_ids = phase == 0 ? ids : phase == 1 ? ids / 8 : 8;
+        const uint32_t v6_ids = phase == 2 ? 8 : ids;
+        if (rng.below(2)) v4.step(rng, v4_ids, n);
+        else v6.step(rng, v6_ids, n);
+        was_indexed[0] |= v4.list.indexed();
+        was_indexed[1] |= v6.list.indexed();
+        if (n % 101 == 0 || n > 29900) {
+            v4.check();
+            v6.check();
+            for (size_t b = 0; b < Prefix; ++b) REQUIRE(uint8_t(block.prefix()[b]) == 0x77);
+        }
+    }
+    if (ids > kIndexFrom * 2) CHECK((was_indexed[0] && was_indexed[1]));
+    // Drained, both families forget their widths and the block gives its room back.
+    REQUIRE(v4.list.enable_keys());
+    REQUIRE(v6.list.enable_counters());
+    for (const auto& [id, e] : v4.model) v4.list.remove(v4.list.find(v4.make(id).endpoint));
+    for (const auto& [id, e] : v6.model) v6.list.remove(v6.list.find(v6.make(id).endpoint));
+    CHECK(v4.list.size() + v6.list.size() == 0);
+    CHECK_FALSE((v4.list.has_keys() || v6.list.has_counters()));
+    CHECK(block.bytes() < 256);
+}
+
+TEST_CASE("PeerBlock: both families in one block through random changes") {
+    families_share_a_block<0>(40);                  // small families: scans, no index
+    families_share_a_block<0>(600);                 // the index comes and goes in both
+    families_share_a_block<sizeof(SwarmHead)>(600);  // behind a swarm's head
+}
+
+// Most swarms are small, so a small block grows to what its next record needs: malloc's rounding
+// (glibc: 16 bytes, ASan's allocator: none) is all the slack it has, less than one IPv6 record.
+TEST_CASE("PeerBlock: a small block holds no spare record") {
+    PeerBlock<sizeof(SwarmHead)> block;
+    REQUIRE(block.create());
+    Family<PeerV4, sizeof(SwarmHead)> v4(block);
+    Family<PeerV6, sizeof(SwarmHead)> v6(block);
+    const size_t v4_stride = sizeof(PeerV4) + 4, v6_stride = sizeof(PeerV6) + 4;
+    for (uint32_t id = 0; id < 14; ++id) {
+        const bool six = id % 3 == 2;
+        uint32_t i;
+        if (six) {
+            PeerV6 p{};
+            std::memcpy(p.endpoint, &id, 4);
+            REQUIRE(v6.enable_keys());
+            i = v6.insert(p, false);
+        } else {
+            PeerV4 p{};
+            std::memcpy(p.endpoint, &id, 4);
+            REQUIRE(v4.enable_keys());
+            i = v4.insert(p, false);
+        }
+        REQUIRE(i != UINT32_MAX);
+        const size_t used = sizeof(SwarmHead) + 16 + v4.size() * v4_stride + v6.size() * v6_stride;
+        INFO("peers: " << id + 1 << ", used: " << used << ", chunk: " << block.bytes());
+        CHECK(block.bytes() >= used);
+        if (used < 256) CHECK(block.bytes() < used + 16);
+        else CHECK(block.bytes() >= 256 + 64);  // from 256 bytes on it grows by a quarter
     }
 }
 
-// Keys and counters live in the records' block, behind them (peer_list.hpp): enabling either on
-// a block that holds records (the keys then push the counters up), growing and shrinking move
-// them, for records of both sizes (10 and 22 bytes) and either order of enabling.
-template <class Peer, size_t Prefix = 0>
-void arrays_survive_resizes(bool counters_first) {
-    PeerList<Peer, Prefix> list;
-    if constexpr (Prefix > 0) {  // a swarm's IPv4 family: the prefix must move with the block
-        REQUIRE(list.create());
-        std::memset(list.prefix(), 0x77, Prefix);
-    }
-    auto aligned = [&] {  // the arrays are aligned in memory, not only from the header
-        if (list.keys()) REQUIRE(reinterpret_cast<uintptr_t>(list.keys()) % alignof(uint32_t) == 0);
-        if (list.counters()) REQUIRE(reinterpret_cast<uintptr_t>(list.counters()) % alignof(Counters) == 0);
-    };
+// Widening records (keys, counters) and growing and shrinking the block keep every field, for
+// records of both sizes and either order of enabling; an emptied family forgets both.
+template <class Peer>
+void records_survive_resizes(bool counters_first) {
+    constexpr size_t P = sizeof(SwarmHead);
+    PeerBlock<P> block;
+    REQUIRE(block.create());
+    std::memset(block.prefix(), 0x77, P);
+    Family<Peer, P> list(block);
     auto prefix_intact = [&] {
-        if constexpr (Prefix > 0)
-            for (size_t b = 0; b < Prefix; ++b) REQUIRE(uint8_t(list.prefix()[b]) == 0x77);
+        for (size_t b = 0; b < P; ++b) REQUIRE(uint8_t(block.prefix()[b]) == 0x77);
     };
     auto make = [](uint32_t id) {
         Peer p{};
         std::memcpy(p.endpoint, &id, 4);
+        p.set(1000 + id, id % 2 == 1);
         return p;
     };
     auto set = [&](uint32_t j, uint32_t id) {
-        if (list.counters()) list.counters()[j] = Counters{1000 + id, 7 * uint64_t(id)};
-        if (list.keys()) list.keys()[j] = 50000 + id;
+        if (list.has_counters()) list.set_counters(j, Counters{1000 + id, 7 * uint64_t(id)});
+        if (list.has_keys()) list.set_key(j, 50000 + id);
     };
     auto check_all = [&](uint32_t from, uint32_t to) {
         REQUIRE(list.size() == to - from);
         for (uint32_t id = from; id < to; ++id) {
             uint32_t j = list.find(make(id).endpoint);
             REQUIRE(j != list.npos);
-            CHECK(list.counters()[j].uploaded == 1000 + id);
-            CHECK(list.counters()[j].downloaded == 7 * uint64_t(id));
-            CHECK(list.keys()[j] == 50000 + id);
+            CHECK(list[j].deadline(1000) == 1000 + id);
+            CHECK(list[j].completed() == (id % 2 == 1));
+            CHECK(list.counters(j).uploaded == 1000 + id);
+            CHECK(list.counters(j).downloaded == 7 * uint64_t(id));
+            CHECK(list.key(j) == 50000 + id);
         }
     };
     auto enable = [&](bool counters) {  // on a block that already holds records
         REQUIRE((counters ? list.enable_counters() : list.enable_keys()));
         for (uint32_t id = 0; id < list.size(); ++id) {
             uint32_t j = list.find(make(id).endpoint);
+            REQUIRE(j != list.npos);
+            CHECK(list[j].deadline(1000) == 1000 + id);
             if (counters) {
-                CHECK(list.counters()[j].uploaded == 0);
-                list.counters()[j] = Counters{1000 + id, 7 * uint64_t(id)};
-                if (list.keys()) CHECK(list.keys()[j] == 50000 + id);  // untouched
+                CHECK(list.counters(j).uploaded == 0);
+                list.set_counters(j, Counters{1000 + id, 7 * uint64_t(id)});
+                if (list.has_keys()) CHECK(list.key(j) == 50000 + id);  // kept, before the counters
             } else {
-                CHECK(list.keys()[j] == 0);
-                list.keys()[j] = 50000 + id;
-                if (list.counters()) CHECK(list.counters()[j].uploaded == 1000 + id);  // moved up
+                CHECK(list.key(j) == 0);
+                list.set_key(j, 50000 + id);
+                if (list.has_counters()) CHECK(list.counters(j).uploaded == 1000 + id);  // moved along
             }
         }
     };
     for (uint32_t id = 0; id < 5; ++id) REQUIRE(list.insert(make(id), id % 2 == 0) != list.npos);
-    REQUIRE(list.counters() == nullptr);
-    REQUIRE(list.keys() == nullptr);
+    REQUIRE_FALSE(list.has_counters());
+    REQUIRE_FALSE(list.has_keys());
     enable(counters_first);
     for (uint32_t id = 5; id < 9; ++id) set(list.insert(make(id), id % 3 == 0), id);
     enable(!counters_first);
     for (uint32_t id = 9; id < 1000; ++id) {  // many growths, and the index from kIndexFrom on
         uint32_t j = list.insert(make(id), id % 3 == 0);
         REQUIRE(j != list.npos);
-        CHECK(list.counters()[j].uploaded == 0);
-        CHECK(list.keys()[j] == 0);
+        CHECK(list.counters(j).uploaded == 0);
+        CHECK(list.key(j) == 0);
         set(j, id);
     }
     check_all(0, 1000);
-    aligned();
     prefix_intact();
-    const uint32_t big = list.capacity();
+    const size_t big = block.bytes();
     for (uint32_t id = 0; id < 990; ++id) list.remove(list.find(make(id).endpoint));
-    CHECK(list.capacity() < big / 4);  // it shrank, moving the arrays down
+    CHECK(block.bytes() < big / 4);  // it shrank
+    CHECK_FALSE(list.indexed());
     check_all(990, 1000);
-    aligned();
     prefix_intact();
-    if constexpr (Prefix > 0) {  // emptied, it keeps a bare header behind the prefix
-        for (uint32_t id = 990; id < 1000; ++id) list.remove(list.find(make(id).endpoint));
-        CHECK(list.size() == 0);
-        CHECK(list.has_block());
-        CHECK(list.keys() == nullptr);
-        prefix_intact();
-    }
+    for (uint32_t id = 990; id < 1000; ++id) list.remove(list.find(make(id).endpoint));
+    CHECK(list.size() == 0);
+    CHECK_FALSE(list.has_keys());
+    CHECK_FALSE(list.has_counters());
+    prefix_intact();
 }
 
-TEST_CASE("PeerList keeps keys and counters in its block through enabling, growth and shrinking") {
+TEST_CASE("PeerBlock keeps keys and counters in the records through widening, growth and shrinking") {
     for (bool counters_first : {true, false}) {
-        arrays_survive_resizes<PeerV4>(counters_first);
-        arrays_survive_resizes<PeerV6>(counters_first);
-        arrays_survive_resizes<PeerV4, sizeof(SwarmHead)>(counters_first);  // 36: counters realigned
+        records_survive_resizes<PeerV4>(counters_first);
+        records_survive_resizes<PeerV6>(counters_first);
     }
 }
 
-// Most swarms are small, so a small family's block must not carry half its size again in spare
-// records (1.5x growth left a 20-peer IPv4 family room for 29). With malloc's rounding (glibc) or
-// without it (ASan's allocator), at most a quarter plus two records are spare below 64.
-template <class Peer>
-void small_families_grow_by_a_quarter() {
-    PeerList<Peer> list;
-    for (uint32_t id = 0; id < 64; ++id) {
-        Peer p{};
-        std::memcpy(p.endpoint, &id, 4);
-        REQUIRE(list.insert(p, false) != list.npos);
-        const uint32_t n = list.size();
-        if (n >= 8) {
-            INFO("peers: " << n << ", capacity: " << list.capacity());
-            CHECK(list.capacity() <= n + n / 4 + 2);
+// A peer keeps the low 23 bits of its deadline (peer_list.hpp): the whole deadline is the one
+// nearest to now, so the tracker clock may pass any multiple of 2^23 seconds (97 days of uptime).
+TEST_CASE("PackedPeer: deadlines across the 23-bit wrap of the clock") {
+    const uint32_t wrap = PeerV4::deadline_mask + 1;
+    for (uint32_t base : {0u, wrap - 30, wrap, 3 * wrap - 1, 0x7fffffffu - 7 * 86400}) {
+        PeerV4 p{};
+        const uint32_t deadline = base + 60;
+        p.set(deadline, true);
+        CHECK(p.completed());
+        for (uint32_t now : {base, base + 59, base + 60}) {
+            CHECK(p.deadline(now) == deadline);
+            CHECK_FALSE(p.expired(now));
         }
+        for (uint32_t now : {base + 61, base + 60 + 86400, base + 60 + 40 * 86400}) {
+            CHECK(p.deadline(now) == deadline);
+            CHECK(p.expired(now));
+        }
+        p.set(base + 7 * 86400, false);  // peer_lifetime's most
+        CHECK(p.deadline(base) == base + 7 * 86400);
+        CHECK_FALSE(p.expired(base));
+        CHECK_FALSE(p.completed());
     }
-}
-
-TEST_CASE("PeerList: small families grow by a quarter, not by half") {
-    small_families_grow_by_a_quarter<PeerV4>();
-    small_families_grow_by_a_quarter<PeerV6>();
-}
-
-TEST_CASE("PeerList frees its block when empty and shrinks when sparse") {
-    PeerList<PeerV6> list;
-    for (uint32_t id = 0; id < 1000; ++id) {
-        PeerV6 p{};
-        std::memcpy(p.endpoint, &id, 4);
-        list.insert(p, id % 2 == 0);
-    }
-    uint32_t big = list.capacity();
-    CHECK(big >= 1000);
-    while (list.size() > 10) list.remove(list.size() / 2);
-    CHECK(list.capacity() < big / 4);
-    while (list.size() > 0) list.remove(0);
-    CHECK(list.capacity() == 0);
-    CHECK(list.counters() == nullptr);
+    // A swarm whose clock passes the wrap keeps its peers for their lifetime, then drops them.
+    Swarm s(kTestHash);
+    announce(s, Announce(1).ttl(60), wrap - 30);
+    announce(s, Announce(2, false, CHIHAYA_IPV6).ttl(60), wrap - 30);
+    s.expire(wrap + 29);
+    CHECK(s.peer_count() == 2);
+    s.expire(wrap + 31);
+    CHECK(s.peer_count() == 0);
 }
 
 // SwarmTable under collisions: the caller picks the hashes, so every swarm's home slot is one of a
