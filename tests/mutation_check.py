@@ -253,6 +253,25 @@ MUTATIONS = {
           "    }")],
         ["memory"],
         integration("test_http.py", "Announce.test_ipv6_entries_are_18_bytes_and_families_stay_apart")),
+    "admin-ignores-close": (
+        "the admin listener keeps a connection open after a request that said Connection: close",
+        "host/frontend/admin/admin_server.cpp",
+        [("        reply.close = reply.close || !head.keep_alive || head.has_body;",
+          "        reply.close = reply.close || head.has_body;")],
+        ["chihaya"],
+        integration("test_ops.py", "AdminListener.test_pipelined_requests_are_answered_in_order_and_close_is_honoured")),
+    "admin-head-with-body": (
+        "the admin listener sends a body after the head of a HEAD answer",
+        "host/frontend/admin/admin_server.cpp",
+        [("        if (!head_only) out_ += reply.body;", "        out_ += reply.body;")],
+        ["chihaya"],
+        integration("test_ops.py", "AdminListener.test_pipelined_requests_are_answered_in_order_and_close_is_honoured")),
+    "admin-no-connection-cap": (
+        "the admin listener serves any number of connections at once",
+        "host/frontend/admin/admin_server.cpp",
+        [("            if (open < kMaxConnections) std::make_shared", "            if (true) std::make_shared")],
+        ["chihaya"],
+        integration("test_ops.py", "AdminListener.test_connections_past_the_cap_are_closed_and_room_comes_back")),
     "connect-writes-past-reply": (
         "the UDP connect reply writes past its 16 bytes",
         "host/frontend/udp/codec.cpp",

@@ -4,6 +4,7 @@
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -133,6 +134,102 @@ class Metrics(unittest.TestCase):
     def test_admin_is_not_on_the_public_port(self):
         with self.t.http(V4) as c:
             self.assertEqual(c.get("/metrics").status, 404)
+
+
+class AdminListener(unittest.TestCase):
+    """The admin listener's HTTP (host/frontend/admin): keep-alive and pipelining, HEAD, the
+    methods it refuses, heads it cannot read, and its cap on connections."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.t = Tracker(admin=True).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.t.stop_checked()
+        finally:
+            cls.t.stop()
+
+    def connect(self):
+        s = socket.create_connection(("127.0.0.1", self.t.admin_port), timeout=5)
+        self.addCleanup(s.close)
+        return s
+
+    @staticmethod
+    def read_all(s):
+        """Everything the listener sends until it closes the connection."""
+        out = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return out
+            out += chunk
+
+    @staticmethod
+    def responses(raw, heads=()):
+        """(status line, headers dict, body) of each response in `raw`, in order; those numbered
+        in `heads` answer HEAD (a Content-Length, no body)."""
+        found = []
+        while raw:
+            head, _, rest = raw.partition(b"\r\n\r\n")
+            lines = head.decode().split("\r\n")
+            headers = dict(line.split(": ", 1) for line in lines[1:])
+            size = 0 if len(found) in heads else int(headers["Content-Length"])
+            found.append((lines[0], headers, rest[:size]))
+            raw = rest[size:]
+        return found
+
+    def test_pipelined_requests_are_answered_in_order_and_close_is_honoured(self):
+        s = self.connect()
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n"
+                  b"HEAD /readyz HTTP/1.1\r\nHost: a\r\n\r\n"
+                  b"GET /nowhere?x=1 HTTP/1.1\r\nHost: a\r\n\r\n"
+                  b"GET /readyz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+                  b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")  # after close: never answered
+        got = self.responses(self.read_all(s), heads=(1,))
+        self.assertEqual([r[0] for r in got], ["HTTP/1.1 200 OK", "HTTP/1.1 200 OK",
+                                              "HTTP/1.1 404 Not Found", "HTTP/1.1 200 OK"])
+        self.assertEqual(got[0][2], b"ok\n")
+        self.assertEqual(got[1][1]["Content-Length"], "6")  # HEAD: the length, no body
+        self.assertEqual(got[1][2], b"")
+        self.assertEqual(got[3][2], b"ready\n")
+        self.assertEqual(got[3][1].get("Connection"), "close")
+        self.assertTrue(all(r[1]["Cache-Control"] == "no-store" for r in got))
+
+    def test_other_methods_and_unreadable_heads_are_refused(self):
+        s = self.connect()
+        s.sendall(b"POST /metrics HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n")
+        status, headers, body = self.responses(s.recv(65536))[0]
+        self.assertEqual((status, headers["Allow"], body), ("HTTP/1.1 405 Method Not Allowed", "GET, HEAD", b"only GET\n"))
+        s = self.connect()
+        s.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+        self.assertTrue(self.read_all(s).startswith(b"HTTP/1.1 400 "))
+        s = self.connect()
+        s.sendall(b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n")
+        self.assertTrue(self.read_all(s).startswith(b"HTTP/1.1 431 "))
+        self.assertEqual(self.t.admin_get("/healthz"), (200, "ok\n"))  # and it keeps serving
+
+    def test_connections_past_the_cap_are_closed_and_room_comes_back(self):
+        held = [self.connect() for _ in range(32)]
+        time.sleep(0.3)  # the listener has accepted them all
+        extra = self.connect()
+        extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+        try:
+            self.assertEqual(extra.recv(100), b"")  # closed unanswered
+        except ConnectionResetError:
+            pass
+        for s in held:
+            s.close()
+        deadline = time.monotonic() + 5
+        while True:  # the held ones are gone once the listener has seen them close
+            try:
+                if self.t.admin_get("/healthz", timeout=1) == (200, "ok\n"):
+                    break
+            except OSError:
+                pass
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.05)
 
 
 class Readiness(unittest.TestCase):

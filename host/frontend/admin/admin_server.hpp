@@ -1,8 +1,9 @@
 // The admin listener: /metrics (Prometheus text), /healthz (alive), /readyz (drivers ready).
 //
-// Off the hot path by design: Poco::Net::HTTPServer on its own two threads, never the workers'
-// event loops, and on its own address ([admin] listen), normally loopback. A scrape reads the
-// workers' counters without stopping them (metrics/worker_metrics.hpp).
+// Off the hot path by design: its own thread and io_context, never the workers' event loops, and
+// its own address ([admin] listen), normally loopback. A scrape reads the workers' counters
+// without stopping them (metrics/worker_metrics.hpp). At most 32 connections at once; a request
+// head must arrive within 10 s (an idle keep-alive connection closes then).
 #pragma once
 
 #include <functional>
@@ -25,8 +26,8 @@ public:
     AdminServer(const AdminServer&) = delete;
     AdminServer& operator=(const AdminServer&) = delete;
 
-    void start();
-    void stop();
+    void start();  // serves from a thread of its own
+    void stop();   // lets the answer in progress finish, then closes every connection
 
     struct Impl;
 
