@@ -272,6 +272,14 @@ MUTATIONS = {
         [("            if (open < kMaxConnections) std::make_shared", "            if (true) std::make_shared")],
         ["chihaya"],
         integration("test_ops.py", "AdminListener.test_connections_past_the_cap_are_closed_and_room_comes_back")),
+    "swarm-rate-table-zeroed": (
+        "the new-swarm rate table is zeroed at start, all 512 KiB of it resident in every tracker",
+        "host/tracker/new_swarm_rate.cpp",
+        [("    if (!slots_) throw std::bad_alloc();  // start-up only\n",
+          "    if (!slots_) throw std::bad_alloc();  // start-up only\n"
+          "    for (size_t i = 0; i < kSlots; ++i) std::atomic_ref<uint64_t>(slots_[i]).store(0, std::memory_order_relaxed);\n")],
+        ["new_swarm_rate_test"],
+        unit("new_swarm_rate_test", "*costs no RAM until*")),
     "connect-writes-past-reply": (
         "the UDP connect reply writes past its 16 bytes",
         "host/frontend/udp/codec.cpp",

@@ -4,6 +4,8 @@
 #include "net/address.hpp"
 
 #include <algorithm>
+#include <cstdlib>
+#include <new>
 #include <chrono>
 
 namespace chihaya {
@@ -46,12 +48,13 @@ NewSwarmRate::NewSwarmRate()
     : NewSwarmRate(mix(uint64_t(std::chrono::steady_clock::now().time_since_epoch().count()) ^
                        uint64_t(reinterpret_cast<uintptr_t>(this)))) {}
 
-NewSwarmRate::NewSwarmRate(uint64_t seed) : seed_(seed), slots_(new std::atomic<uint64_t>[kSlots]) {
-    for (size_t i = 0; i < kSlots; ++i) slots_[i].store(0, std::memory_order_relaxed);
+NewSwarmRate::NewSwarmRate(uint64_t seed)
+    : seed_(seed), slots_(static_cast<uint64_t*>(std::calloc(kSlots, sizeof(uint64_t))), &std::free) {
+    if (!slots_) throw std::bad_alloc();  // start-up only
 }
 
-std::atomic<uint64_t>& NewSwarmRate::slot(const Endpoint& client) const noexcept {
-    return slots_[client_key(client, seed_) & (kSlots - 1)];
+std::atomic_ref<uint64_t> NewSwarmRate::slot(const Endpoint& client) const noexcept {
+    return std::atomic_ref<uint64_t>(slots_[client_key(client, seed_) & (kSlots - 1)]);
 }
 
 bool NewSwarmRate::may_create(const Endpoint& client, uint64_t now_ms, uint32_t per_minute) const noexcept {
@@ -63,7 +66,7 @@ bool NewSwarmRate::may_create(const Endpoint& client, uint64_t now_ms, uint32_t 
 
 void NewSwarmRate::charge(const Endpoint& client, uint64_t now_ms, uint32_t per_minute) noexcept {
     if (per_minute == 0) return;
-    std::atomic<uint64_t>& s = slot(client);
+    std::atomic_ref<uint64_t> s = slot(client);
     uint64_t state = s.load(std::memory_order_relaxed);
     for (;;) {
         const uint64_t deficit = std::min<uint64_t>(refilled(state, now_ms, per_minute) + 1000,
