@@ -280,6 +280,25 @@ MUTATIONS = {
           "    for (size_t i = 0; i < kSlots; ++i) std::atomic_ref<uint64_t>(slots_[i]).store(0, std::memory_order_relaxed);\n")],
         ["new_swarm_rate_test"],
         unit("new_swarm_rate_test", "*costs no RAM until*")),
+    "admin-write-unbounded": (
+        "an admin answer the client never reads holds its connection for ever",
+        "host/frontend/admin/admin_server.cpp",
+        [("        waiting_ = false;  // the deadline now covers the write; the next head gets its own\n        arm(kDeadline);\n",
+          "        waiting_ = false;  // the deadline now covers the write; the next head gets its own\n        idle_.cancel();\n")],
+        ["chihaya"],
+        integration("test_ops.py", "AdminListener.test_heads_and_answers_have_a_deadline")),
+    "admin-head-unbounded": (
+        "an admin request head that never ends holds its connection for ever",
+        "host/frontend/admin/admin_server.cpp",
+        [("            waiting_ = true;\n            arm(kDeadline);\n", "            waiting_ = true;\n")],
+        ["chihaya"],
+        integration("test_ops.py", "AdminListener.test_heads_and_answers_have_a_deadline")),
+    "ttl-unclamped": (
+        "a peer lifetime past the 23-bit deadline's reach wraps: the peer is dropped at once",
+        "plugins/memory/swarm.cpp",
+        [("    return now_s + (ttl_s < PeerV4::reach ? ttl_s : PeerV4::reach - 1);", "    return now_s + ttl_s;")],
+        ["memory_swarm_test"],
+        unit("memory_swarm_test", "*23-bit wrap*")),
     "connect-writes-past-reply": (
         "the UDP connect reply writes past its 16 bytes",
         "host/frontend/udp/codec.cpp",

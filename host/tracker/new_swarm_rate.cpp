@@ -49,7 +49,7 @@ NewSwarmRate::NewSwarmRate()
                        uint64_t(reinterpret_cast<uintptr_t>(this)))) {}
 
 NewSwarmRate::NewSwarmRate(uint64_t seed)
-    : seed_(seed), slots_(static_cast<uint64_t*>(std::calloc(kSlots, sizeof(uint64_t))), &std::free) {
+    : seed_(seed), slots_(static_cast<uint64_t*>(std::calloc(kSlots, sizeof(uint64_t)))) {
     if (!slots_) throw std::bad_alloc();  // start-up only
 }
 

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 
 namespace chihaya {
@@ -41,7 +42,10 @@ private:
     std::atomic_ref<uint64_t> slot(const Endpoint& client) const noexcept;
 
     uint64_t seed_;
-    std::unique_ptr<uint64_t[], void (*)(void*)> slots_;
+    struct Free {
+        void operator()(uint64_t* p) const noexcept { std::free(p); }
+    };
+    std::unique_ptr<uint64_t[], Free> slots_;
 };
 
 }  // namespace chihaya

@@ -148,7 +148,10 @@ private:
     uint8_t hash_key_[16];
     std::unique_ptr<Shard[]> shards_;
     // The per-address counters in one calloc'd block: pages never touched cost no RAM.
-    std::unique_ptr<uint32_t[], void (*)(void*)> address_counts_{nullptr, &std::free};
+    struct Free {
+        void operator()(uint32_t* p) const noexcept { std::free(p); }
+    };
+    std::unique_ptr<uint32_t[], Free> address_counts_;
     uint32_t address_mask_ = 0;  // counters - 1
     StoreTotals totals_;  // alignas(64): a cache line of its own (see StoreTotals)
     uint32_t count_;

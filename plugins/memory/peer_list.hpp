@@ -377,8 +377,12 @@ public:
     // Adds a peer in its part, with no key and zero counters; returns its index, or npos when out
     // of memory (nothing changed).
     uint32_t insert(const Peer& peer, bool seeder) noexcept {
-        if (!reserve_index(size() + 1)) return npos;  // first: it may move the records
-        if (!b_->room(stride())) return npos;
+        // Room first, also for the Extension's pointer if this insert makes the first index: an
+        // index built and then a failed insert would leave the family indexed with its peers
+        // missing from the address table (address_counts.hpp), which counts indexed families.
+        const bool first_index = size() + 1 >= kIndexFrom && !b_->ext();
+        if (!b_->room(stride() + (first_index ? sizeof(void*) : 0))) return npos;
+        if (!reserve_index(size() + 1)) return npos;  // may move the records: spans after it
         uint32_t at = size();
         b_->set_count(f, at + 1);
         const Span s = span();

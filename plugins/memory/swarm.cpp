@@ -19,9 +19,12 @@ Peer make_peer(const chihaya_announce_request& request) noexcept {
     return peer;
 }
 
-// The tracker clock stops at 2^31 - 1 (68 years, MemoryCache::seconds) and peer_lifetime is at
-// most 7 days (config): the sum fits 32 bits.
-uint32_t deadline_for(uint32_t now_s, uint32_t ttl_s) noexcept { return now_s + ttl_s; }
+// The tracker clock stops at 2^31 - 1 (68 years, MemoryCache::seconds). The host's peer_lifetime is
+// at most 7 days (config), but the driver does not rely on it: a deadline must lie within
+// PackedPeer::reach of now to be read back.
+uint32_t deadline_for(uint32_t now_s, uint32_t ttl_s) noexcept {
+    return now_s + (ttl_s < PeerV4::reach ? ttl_s : PeerV4::reach - 1);
+}
 
 // The key as stored: 0 means "no key", so a client's key 0 is kept as 1 (a 1-in-2^32 alias).
 // A host older than the key members sends a shorter request: no key.

@@ -210,6 +210,35 @@ class AdminListener(unittest.TestCase):
         self.assertTrue(self.read_all(s).startswith(b"HTTP/1.1 431 "))
         self.assertEqual(self.t.admin_get("/healthz"), (200, "ok\n"))  # and it keeps serving
 
+    def test_heads_and_answers_have_a_deadline(self):
+        """A head trickled (or never finished) and answers never read are cut off after 10 s, so
+        such clients cannot hold the listener's 32 places for ever."""
+        size = len(self.t.admin_get("/metrics")[1].encode())
+        count = min(8192 // 26, 16 * 1024 * 1024 // size + 1)  # 16 MiB of answers in 8 KiB of heads
+        trickle = self.connect()
+        trickle.sendall(b"GET /heal")
+        sink = socket.socket()
+        sink.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sink.connect(("127.0.0.1", self.t.admin_port))
+        self.addCleanup(sink.close)
+        sink.sendall(b"GET /metrics HTTP/1.1\r\n\r\n" * count)
+        time.sleep(12)
+        trickle.settimeout(2)
+        self.assertEqual(trickle.recv(100), b"")  # closed, unanswered
+        sink.settimeout(5)
+        got = b""
+        try:
+            while True:
+                chunk = sink.recv(1 << 20)
+                if not chunk:
+                    break
+                got += chunk
+        except ConnectionResetError:
+            pass
+        answered = got.count(b"HTTP/1.1 200 OK")
+        self.assertLess(answered, count, "every answer was written: nothing bounded the write")
+        self.assertEqual(self.t.admin_get("/healthz"), (200, "ok\n"))
+
     def test_connections_past_the_cap_are_closed_and_room_comes_back(self):
         held = [self.connect() for _ in range(32)]
         time.sleep(0.3)  # the listener has accepted them all

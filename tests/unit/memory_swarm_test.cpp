@@ -601,6 +601,14 @@ TEST_CASE("PackedPeer: deadlines across the 23-bit wrap of the clock") {
     CHECK(s.peer_count() == 2);
     s.expire(wrap + 31);
     CHECK(s.peer_count() == 0);
+    // A lifetime past what 23 bits can tell apart (the host allows 7 days; the driver does not
+    // rely on it) is cut to the most they can: the peer stays, and goes in time.
+    Swarm t(kTestHash);
+    announce(t, Announce(1).ttl(UINT32_MAX), 100);
+    t.expire(101);
+    CHECK(t.peer_count() == 1);
+    t.expire(100 + PeerV4::reach);
+    CHECK(t.peer_count() == 0);
 }
 
 // SwarmTable under collisions: the caller picks the hashes, so every swarm's home slot is one of a

@@ -34,9 +34,12 @@ using boost::system::error_code;
 // The text format's content type, as Prometheus' own client libraries send it.
 constexpr const char* kExpositionType = "text/plain; version=0.0.4; charset=utf-8";
 constexpr size_t kMaxHead = 8192;                  // a scraper's head is a few hundred bytes
-// A request's head must arrive within this of the connection's last answer (or its start): an
-// idle keep-alive connection closes then, and so does one trickling a head a byte at a time.
-constexpr auto kHeadDeadline = std::chrono::seconds(10);
+// A request's head must arrive within this of the connection's last answer (or its start), and an
+// answer must be taken within this once sent: an idle keep-alive connection closes then, as does
+// one trickling a head a byte at a time or never reading what it asked for (32 of those would
+// hold every place, and /healthz would go unanswered).
+constexpr auto kDeadline = std::chrono::seconds(10);
+constexpr auto kLinger = std::chrono::seconds(1);  // reading what is left before a close
 constexpr size_t kMaxConnections = 32;             // more at once are closed as they come
 constexpr auto kAcceptRetry = std::chrono::milliseconds(100);  // after EMFILE and the like
 
@@ -84,10 +87,7 @@ private:
     // Answers every complete head in the buffer, then reads more.
     void serve() {
         const size_t head_size = scanner_.feed(std::string_view(buffer_.data(), filled_));
-        if (head_size != 0) {
-            idle_.cancel();
-            waiting_ = false;
-        } else {
+        if (head_size == 0) {
             if (filled_ == buffer_.size()) return answer({431, "Request Header Fields Too Large", "text/plain", "head too large\n", true}, false);
             return read();
         }
@@ -97,6 +97,7 @@ private:
         Reply reply = route(handlers_, head);
         // A body is never read: the next request's start is unknown, so the connection ends.
         reply.close = reply.close || !head.keep_alive || head.has_body;
+        keep_alive_header_ = !head.http11 && !reply.close;  // HTTP/1.0 closes unless told
         const bool head_only = head.method == "HEAD";
         std::memmove(buffer_.data(), buffer_.data() + head_size, filled_ - head_size);
         filled_ -= head_size;
@@ -104,17 +105,23 @@ private:
         answer(std::move(reply), head_only);
     }
 
+    // One timer bounds whatever the connection waits for: a head, or a reply's write. A wake that
+    // was already queued when the deadline moved finds the new expiry in the future and stays.
+    void arm(std::chrono::steady_clock::duration after) {
+        idle_.expires_after(after);
+        idle_.async_wait([self = shared_from_this()](const error_code& ec) {
+            if (!ec && self->idle_.expiry() <= std::chrono::steady_clock::now()) self->close_now();
+        });
+    }
+
     void read() {
         if (!waiting_) {  // the next head's deadline starts
             waiting_ = true;
-            idle_.expires_after(kHeadDeadline);
-            idle_.async_wait([self = shared_from_this()](const error_code& ec) {
-                if (!ec) self->close();
-            });
+            arm(kDeadline);
         }
         socket_.async_read_some(boost::asio::buffer(buffer_.data() + filled_, buffer_.size() - filled_),
                                 [self = shared_from_this()](const error_code& ec, size_t n) {
-                                    if (ec) return self->close();
+                                    if (ec) return self->close_now();
                                     self->filled_ += n;
                                     self->serve();
                                 });
@@ -125,19 +132,38 @@ private:
                "\r\nContent-Length: " + std::to_string(reply.body.size()) + "\r\nCache-Control: no-store\r\n";
         if (reply.status == 405) out_ += "Allow: GET, HEAD\r\n";
         if (reply.close) out_ += "Connection: close\r\n";
+        else if (keep_alive_header_) out_ += "Connection: keep-alive\r\n";
         out_ += "\r\n";
         if (!head_only) out_ += reply.body;
+        waiting_ = false;  // the deadline now covers the write; the next head gets its own
+        arm(kDeadline);
         boost::asio::async_write(socket_, boost::asio::buffer(out_),
                                  [self = shared_from_this(), close = reply.close](const error_code& ec, size_t) {
-                                     if (ec || close) return self->close();
+                                     if (ec) return self->close_now();
+                                     if (close) return self->close_after_reply();
                                      self->serve();
                                  });
     }
 
-    void close() {
+    // Closing with unread bytes in the socket would send a reset, which may reach the client
+    // before the answer it has not read yet (a 400 or 431 after a long head): the write side is
+    // shut, and what the client still sends is read and dropped until it closes, for a second.
+    void close_after_reply() {
+        error_code ignored;
+        socket_.shutdown(tcp::socket::shutdown_send, ignored);
+        arm(kLinger);
+        drain();
+    }
+    void drain() {
+        socket_.async_read_some(boost::asio::buffer(buffer_), [self = shared_from_this()](const error_code& ec, size_t) {
+            if (ec) return self->close_now();
+            self->drain();
+        });
+    }
+
+    void close_now() {
         error_code ignored;
         idle_.cancel();
-        socket_.shutdown(tcp::socket::shutdown_both, ignored);
         socket_.close(ignored);
     }
 
@@ -147,7 +173,8 @@ private:
     size_t& open_;
     std::array<char, kMaxHead> buffer_{};
     size_t filled_ = 0;
-    bool waiting_ = false;  // for a head, under kHeadDeadline
+    bool waiting_ = false;            // for a head, under kDeadline
+    bool keep_alive_header_ = false;  // an HTTP/1.0 client asked to keep the connection
     http::HeadScanner scanner_;
     std::string out_;
 };
@@ -165,8 +192,8 @@ struct AdminServer::Impl {
                 retry.async_wait([this](const error_code& e) { if (!e) accept(); });
                 return;
             }
+            accept();  // first: a bad_alloc below must not leave the port unserved
             if (open < kMaxConnections) std::make_shared<Connection>(std::move(socket), handlers, open)->start();
-            accept();
         });
     }
 
