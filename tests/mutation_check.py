@@ -234,7 +234,7 @@ MUTATIONS = {
     "reannounce-keeps-deadline": (
         "a re-announce does not move the peer's deadline",
         "plugins/memory/swarm.cpp",
-        [("        peers[i].set(deadline, counted);", "        peers[i].set(peers[i].deadline(), counted);")],
+        [("        peers[i].set(deadline, counted);", "        peers[i].set(peers[i].deadline(now_s), counted);")],
         ["memory"],
         integration("test_lifecycle.py", "Expiry.test_announcing_peer_stays")),
     "v4-peers-to-v6": (

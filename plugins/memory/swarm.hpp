@@ -44,8 +44,9 @@ struct PeerAdmission {
 // pointer, info_hash, a 24-byte Swarm: 64-byte chunk) and its bucket cost some 75 bytes a swarm
 // besides the peer block, a third of a 10-peer swarm; and until the families shared the block,
 // the IPv6 peers' own block cost a pointer here and a chunk of their own.
-// 28 bytes, alignment 4: with the block's 16-byte header a one-peer IPv4 swarm with its key
-// (28 + 16 + 13) fits the 56 bytes of a 64-byte chunk.
+// 28 bytes, alignment 4: with the block's 16-byte header a one-peer swarm with its key takes an
+// 80-byte chunk (28 + 16 + 13 bytes IPv4, + 25 IPv6; an IPv6 one took 80 + 64 before), and a
+// 10-peer IPv4 swarm a 192-byte one (28 + 16 + 130).
 struct SwarmHead {
     uint8_t info_hash[20];
     uint32_t downloaded;
@@ -57,7 +58,7 @@ static_assert(sizeof(SwarmHead) == 28 && alignof(SwarmHead) == 4);
 
 // One pointer: the swarm's block (SwarmHead, then both families' peers, peer_list.hpp), or null
 // for no swarm (default-constructed or moved from: an empty slot of the cache's table).
-// Seeder/leecher counts are not stored: they are the partition points of the two PeerLists, so
+// Seeder/leecher counts are not stored: they are the partition points of the two families, so
 // they cannot drift from the peers.
 //
 // Rules (abi.h, and tested in tests/unit/memory_swarm_test.cpp):
@@ -120,7 +121,8 @@ public:
         head().sweep_due_s = a < b ? a : b;
     }
 
-    // The families as they are (snapshot.cpp, tests): views of the block, made for each use.
+    // The families as they are (snapshot.cpp, tests): views of the block, made for each use. A
+    // view is one pointer to the block and offers changes too; the const ones only read.
     using Block = PeerBlock<sizeof(SwarmHead)>;
     using V4 = Family<PeerV4, sizeof(SwarmHead)>;
     using V6 = Family<PeerV6, sizeof(SwarmHead)>;

@@ -3,9 +3,10 @@
 
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
 #include <fstream>
 #include <memory>
-#include <string>
 #include <thread>
 #include <vector>
 
@@ -37,12 +38,10 @@ uint32_t create_all(NewSwarmRate& rate, const Endpoint& who, uint64_t now_ms, ui
     return n;
 }
 
-long rss_kib() {
-    std::ifstream status("/proc/self/status");
-    std::string line;
-    while (std::getline(status, line))
-        if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
-    return 0;
+long rss_kib() {  // statm: size, then resident, in pages
+    long size = 0, resident = 0;
+    std::ifstream("/proc/self/statm") >> size >> resident;
+    return resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
 }  // namespace
