@@ -299,6 +299,20 @@ MUTATIONS = {
         [("    return now_s + (ttl_s < PeerV4::reach ? ttl_s : PeerV4::reach - 1);", "    return now_s + ttl_s;")],
         ["memory_swarm_test"],
         unit("memory_swarm_test", "*23-bit wrap*")),
+    "sweep-due-raw": (
+        "a swarm's 23-bit sweep bound is compared with the clock as it is, not as the nearest whole second",
+        "plugins/memory/swarm.hpp",
+        [("        return (w & kNoSweep) ? UINT32_MAX : nearest_time(w, now_s);",
+          "        return (w & kNoSweep) ? UINT32_MAX : w;")],
+        ["memory_swarm_test"],
+        unit("memory_swarm_test", "*23-bit wrap*")),
+    "sweep-due-no-sentinel": (
+        "a swarm with no peer keeps a sweep bound like any other: something may be due in an empty swarm",
+        "plugins/memory/swarm.hpp",
+        [("        const uint32_t w = s == UINT32_MAX ? kNoSweep : (s & PeerV4::deadline_mask);",
+          "        const uint32_t w = s & PeerV4::deadline_mask;")],
+        ["memory_swarm_test"],
+        unit("memory_swarm_test", "*23-bit wrap*")),
     "connect-writes-past-reply": (
         "the UDP connect reply writes past its 16 bytes",
         "host/frontend/udp/codec.cpp",

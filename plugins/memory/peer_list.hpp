@@ -20,6 +20,16 @@ struct Counters {
     uint64_t downloaded;
 };
 
+// The second whose low 23 bits are `low` (higher bits ignored) nearest to `now_s`: a time kept in
+// 23 bits, which must lie less than 2^22 s (48 days) from now when it is read.
+inline uint32_t nearest_time(uint32_t low, uint32_t now_s) noexcept {
+    constexpr uint32_t mask = (1u << 23) - 1, reach = 1u << 22;
+    const uint32_t ahead = (low - now_s) & mask;
+    if (ahead < reach) return now_s + ahead;
+    const uint32_t behind = mask + 1 - ahead;
+    return now_s > behind ? now_s - behind : 0;
+}
+
 // A peer as the lists insert and read it: EndpointBytes + 3 bytes, alignment 1 (9 bytes IPv4,
 // 21 bytes IPv6). `endpoint` is the address in network order followed by the port big-endian,
 // i.e. exactly the compact entry a client receives, so choosing a peer is one memcpy and finding
@@ -53,12 +63,7 @@ struct PackedPeer {
     }
     bool completed() const noexcept { return (word() & completed_bit) != 0; }
     // The whole deadline, given the clock's second now.
-    uint32_t deadline(uint32_t now_s) const noexcept {
-        const uint32_t ahead = (word() - now_s) & deadline_mask;
-        if (ahead < reach) return now_s + ahead;
-        const uint32_t behind = deadline_mask + 1 - ahead;
-        return now_s > behind ? now_s - behind : 0;
-    }
+    uint32_t deadline(uint32_t now_s) const noexcept { return nearest_time(word(), now_s); }
     bool expired(uint32_t now_s) const noexcept { return ((word() - now_s) & deadline_mask) >= reach; }
     void set(uint32_t deadline, bool completed) noexcept {
         set_word((deadline & deadline_mask) | (completed ? completed_bit : 0));
@@ -163,8 +168,6 @@ class Family;
 // family.)
 template <size_t Prefix>
 class PeerBlock {
-    static_assert(Prefix % 4 == 0, "the header is 4-aligned");
-
 public:
     PeerBlock() noexcept = default;
     PeerBlock(const PeerBlock&) = delete;
@@ -184,7 +187,7 @@ public:
         destroy();
         block_ = static_cast<char*>(std::malloc(kHeaderEnd));
         if (!block_) return false;
-        header() = Header{};
+        std::memset(block_ + Prefix, 0, kHeaderBytes);
         return true;
     }
     bool valid() const noexcept { return block_ != nullptr; }
@@ -203,22 +206,27 @@ private:
         uint32_t cursor[2] = {0, 0};              // expire_some's position
     };
 
-    // count[f]: the family's records (bits 0..28), whether its records hold a key (bit 31) and
-    // counters (bit 30); count[0] bit 29: an Extension pointer follows the header.
-    // leechers[f]: the family's records [0, leechers) are leechers, the rest seeders.
-    struct Header {
-        uint32_t count[2] = {0, 0};
-        uint32_t leechers[2] = {0, 0};
-    };
-    static_assert(sizeof(Header) == 16);
+    // The header: four 32-bit words right after the prefix, unaligned (the prefix has any size:
+    // a swarm's is 27 bytes), so read and written with memcpy.
+    //   word f (0: IPv4, 1: IPv6): the family's records (bits 0..28), whether its records hold a
+    //     key (bit 31) and counters (bit 30); word 0 bit 29: an Extension pointer follows.
+    //   word 2 + f: the family's leechers: its records [0, leechers) are leechers, the rest seeders.
+    static constexpr size_t kHeaderBytes = 16;
     static constexpr uint32_t kKeys = 1u << 31, kCounters = 1u << 30, kHasExt = 1u << 29;
     static constexpr uint32_t kCountMask = kHasExt - 1;
-    static constexpr size_t kHeaderEnd = Prefix + sizeof(Header);
+    static constexpr size_t kHeaderEnd = Prefix + kHeaderBytes;
 
-    Header& header() const noexcept { return *reinterpret_cast<Header*>(block_ + Prefix); }
-    uint32_t count(unsigned f) const noexcept { return header().count[f] & kCountMask; }
-    uint32_t flags(unsigned f) const noexcept { return header().count[f] & (kKeys | kCounters); }
-    void set_count(unsigned f, uint32_t n) noexcept { header().count[f] = (header().count[f] & ~kCountMask) | n; }
+    uint32_t word(unsigned k) const noexcept {
+        uint32_t w;
+        std::memcpy(&w, block_ + Prefix + 4 * k, 4);
+        return w;
+    }
+    void set_word(unsigned k, uint32_t w) noexcept { std::memcpy(block_ + Prefix + 4 * k, &w, 4); }
+    uint32_t count(unsigned f) const noexcept { return word(f) & kCountMask; }
+    uint32_t flags(unsigned f) const noexcept { return word(f) & (kKeys | kCounters); }
+    void set_count(unsigned f, uint32_t n) noexcept { set_word(f, (word(f) & ~kCountMask) | n); }
+    uint32_t leechers(unsigned f) const noexcept { return word(2 + f); }
+    void set_leechers(unsigned f, uint32_t n) noexcept { set_word(2 + f, n); }
 
     static constexpr size_t stride_of(size_t endpoint_bytes, uint32_t flags) noexcept {
         return endpoint_bytes + 3 + ((flags & kKeys) ? 4 : 0) + ((flags & kCounters) ? sizeof(Counters) : 0);
@@ -226,7 +234,7 @@ private:
     size_t stride(unsigned f) const noexcept { return stride_of(f == 0 ? 6 : 18, flags(f)); }
     size_t part_bytes(unsigned f) const noexcept { return size_t(count(f)) * stride(f); }
 
-    bool has_ext() const noexcept { return (header().count[0] & kHasExt) != 0; }
+    bool has_ext() const noexcept { return (word(0) & kHasExt) != 0; }
     Extension* ext() const noexcept {
         if (!has_ext()) return nullptr;
         Extension* x;
@@ -280,7 +288,7 @@ private:
         if (!x) return nullptr;
         std::memmove(block_ + kHeaderEnd + sizeof x, block_ + kHeaderEnd, part_bytes(0));
         std::memcpy(block_ + kHeaderEnd, &x, sizeof x);
-        header().count[0] |= kHasExt;
+        set_word(0, word(0) | kHasExt);
         return x;
     }
     // Frees the Extension once neither family has an index (both are small then).
@@ -288,7 +296,7 @@ private:
         Extension* x = ext();
         if (!x || x->slots[0] || x->slots[1]) return;
         std::free(x);
-        header().count[0] &= ~kHasExt;
+        set_word(0, word(0) & ~kHasExt);
         std::memmove(block_ + kHeaderEnd, block_ + kHeaderEnd + sizeof x, part_bytes(0));
     }
 
@@ -322,7 +330,7 @@ public:
     explicit Family(Block& block) noexcept : b_(&block) {}
 
     uint32_t size() const noexcept { return b_->count(f); }
-    uint32_t leechers() const noexcept { return b_->header().leechers[f]; }
+    uint32_t leechers() const noexcept { return b_->leechers(f); }
     uint32_t seeders() const noexcept { return size() - leechers(); }
     bool is_seeder(uint32_t i) const noexcept { return i >= leechers(); }
     bool indexed() const noexcept {
@@ -388,7 +396,8 @@ public:
         const Span s = span();
         if (!seeder) {
             relocate(s, leechers(), at);  // the first seeder steps aside to the end
-            at = b_->header().leechers[f]++;
+            at = leechers();
+            b_->set_leechers(f, at + 1);
         }
         uint8_t* r = s.at(at);
         std::memcpy(r, &peer, sizeof peer);
@@ -405,14 +414,16 @@ public:
 
     // Moves peer i across the leecher/seeder boundary; returns its new index.
     uint32_t make_seeder(uint32_t i) noexcept {
-        uint32_t& l = b_->header().leechers[f];
+        const uint32_t l = leechers();
         swap(span(), i, l - 1);
-        return --l;
+        b_->set_leechers(f, l - 1);
+        return l - 1;
     }
     uint32_t make_leecher(uint32_t i) noexcept {
-        uint32_t& l = b_->header().leechers[f];
+        const uint32_t l = leechers();
         swap(span(), i, l);
-        return l++;
+        b_->set_leechers(f, l + 1);
+        return l;
     }
 
     // Drops peers whose deadline is before now_s; returns the earliest surviving deadline
@@ -539,14 +550,14 @@ private:
                 else std::memset(d + dst, 0, sizeof(Counters));
             }
         }
-        b_->header().count[f] |= flag;
+        b_->set_word(f, b_->word(f) | flag);
         return true;
     }
 
     // After removals: a family that emptied forgets its keys and counters (its records start
     // narrow again), a small one drops its index, a sparse block shrinks.
     void settle() noexcept {
-        if (size() == 0) b_->header().count[f] &= ~(Block::kKeys | Block::kCounters);
+        if (size() == 0) b_->set_word(f, b_->word(f) & ~(Block::kKeys | Block::kCounters));
         if (indexed() && size() < kIndexFrom / 4) drop_index();
         b_->shrink_if_sparse();
     }
@@ -645,13 +656,12 @@ private:
     }
 
     void remove_keep_room(const Span& s, uint32_t i) noexcept {
-        auto& h = b_->header();
         index_remove(s, i);
-        const uint32_t n = size();
-        if (i < h.leechers[f]) {
-            relocate(s, h.leechers[f] - 1, i);      // the last leecher fills the hole
-            relocate(s, n - 1, h.leechers[f] - 1);  // the last seeder fills the last leecher's place
-            --h.leechers[f];
+        const uint32_t n = size(), l = leechers();
+        if (i < l) {
+            relocate(s, l - 1, i);      // the last leecher fills the hole
+            relocate(s, n - 1, l - 1);  // the last seeder fills the last leecher's place
+            b_->set_leechers(f, l - 1);
         } else {
             relocate(s, n - 1, i);
         }

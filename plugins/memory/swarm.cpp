@@ -156,18 +156,18 @@ chihaya_status Swarm::announce_in(List peers, const chihaya_announce_request& re
         }
         admission.tally.changed(peers, was_indexed, incoming.endpoint, true);
         peers[i].set(deadline, completed_now);
-        if (completed_now) ++head().downloaded;
+        if (completed_now) set_downloaded(downloaded() + 1);
     } else {
         bool counted = peers[i].completed();
         if (completed_now && !counted) {
             counted = true;
-            ++head().downloaded;
+            set_downloaded(downloaded() + 1);
         }
         peers[i].set(deadline, counted);
         if (seeder && !peers.is_seeder(i)) i = peers.make_seeder(i);
         else if (!seeder && peers.is_seeder(i)) i = peers.make_leecher(i);
     }
-    if (deadline < head().sweep_due_s) head().sweep_due_s = deadline;
+    if (deadline < sweep_due(now_s)) set_sweep_due(deadline);
     if (track) peers.set_counters(i, Counters{request.uploaded, request.downloaded});
     if (key != 0 && peers.key(i) == 0) peers.set_key(i, key);  // first key wins; kept until it leaves
 

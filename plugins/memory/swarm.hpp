@@ -44,17 +44,21 @@ struct PeerAdmission {
 // pointer, info_hash, a 24-byte Swarm: 64-byte chunk) and its bucket cost some 75 bytes a swarm
 // besides the peer block, a third of a 10-peer swarm; and until the families shared the block,
 // the IPv6 peers' own block cost a pointer here and a chunk of their own.
-// 28 bytes, alignment 4: with the block's 16-byte header a one-peer swarm with its key takes an
-// 80-byte chunk (28 + 16 + 13 bytes IPv4, + 25 IPv6; an IPv6 one took 80 + 64 before), and a
-// 10-peer IPv4 swarm a 192-byte one (28 + 16 + 130).
+// 27 bytes, alignment 1 (Swarm reads the numbers with memcpy): with the block's 16-byte header a
+// one-peer IPv4 swarm with its key (27 + 16 + 13 = 56) fits the 56 bytes of a 64-byte chunk; a
+// 28th byte made it take an 80-byte one, and most swarms of a public tracker hold one peer
+// (bench/README.md, the Zipf workload). A one-peer IPv6 swarm takes 80 (an IPv6 record is 25).
 struct SwarmHead {
     uint8_t info_hash[20];
-    uint32_t downloaded;
+    uint8_t downloaded[4];  // uint32_t
     // A lower bound on every peer's deadline: until now passes it, no peer can have expired and
     // expire() skips the scan. Deadlines only grow, so the bound stays valid between sweeps.
-    uint32_t sweep_due_s;
+    // Bit 23 set: no peer; else the bound's low 23 bits, as a peer keeps its deadline (the bound
+    // is a deadline, or a second of the clock a sweep just passed; housekeeping passes every
+    // swarm whose bound has passed within minutes, so it is never 48 days old).
+    uint8_t sweep_due[3];
 };
-static_assert(sizeof(SwarmHead) == 28 && alignof(SwarmHead) == 4);
+static_assert(sizeof(SwarmHead) == 27 && alignof(SwarmHead) == 1);
 
 // One pointer: the swarm's block (SwarmHead, then both families' peers, peer_list.hpp), or null
 // for no swarm (default-constructed or moved from: an empty slot of the cache's table).
@@ -87,8 +91,8 @@ public:
         if (!block_.create()) return;
         SwarmHead* h = ::new (block_.prefix()) SwarmHead;
         std::memcpy(h->info_hash, info_hash, sizeof h->info_hash);
-        h->downloaded = 0;
-        h->sweep_due_s = UINT32_MAX;
+        set_downloaded(0);
+        set_sweep_due(UINT32_MAX);
     }
 
     bool valid() const noexcept { return block_.valid(); }
@@ -100,7 +104,7 @@ public:
                             const PeerAdmission& admission = {}) noexcept;
 
     SwarmCounts counts() const noexcept {
-        return {v4().seeders() + v6().seeders(), v4().leechers() + v6().leechers(), head().downloaded};
+        return {v4().seeders() + v6().seeders(), v4().leechers() + v6().leechers(), downloaded()};
     }
     FamilyCounts family_counts() const noexcept {
         return {v4().seeders(), v4().leechers(), v6().seeders(), v6().leechers()};
@@ -113,12 +117,12 @@ public:
     // announce pays for a scan of the whole swarm; housekeeping passes a larger budget.
     // may_expire: whether expire() would look at any peer (housekeeping skips the rest).
     // `tally`: the swarm's per-address counters, which every expired peer leaves.
-    bool may_expire(uint32_t now_s) const noexcept { return now_s > head().sweep_due_s; }
+    bool may_expire(uint32_t now_s) const noexcept { return now_s > sweep_due(now_s); }
     void expire(uint32_t now_s, uint32_t budget = kExpireSlice, const AddressTally& tally = {}) noexcept {
         if (!may_expire(now_s)) return;
         const uint32_t a = expire_family(v4(), now_s, budget, tally);
         const uint32_t b = expire_family(v6(), now_s, budget, tally);
-        head().sweep_due_s = a < b ? a : b;
+        set_sweep_due(a < b ? a : b);
     }
 
     // The families as they are (snapshot.cpp, tests): views of the block, made for each use. A
@@ -130,8 +134,12 @@ public:
     V6 v6() const noexcept { return V6(const_cast<Block&>(block_)); }
     // The chunk malloc handed out for this swarm (tests, memory accounting).
     size_t block_bytes() const noexcept { return block_.bytes(); }
-    uint32_t downloaded() const noexcept { return head().downloaded; }
-    void set_downloaded(uint32_t n) noexcept { head().downloaded = n; }
+    uint32_t downloaded() const noexcept {
+        uint32_t n;
+        std::memcpy(&n, head().downloaded, sizeof n);
+        return n;
+    }
+    void set_downloaded(uint32_t n) noexcept { std::memcpy(head().downloaded, &n, sizeof n); }
     // Rebuilds a swarm from saved records: adds a peer whose deadline was set against the clock's
     // now_s, without looking for an existing one (a snapshot lists each peer once); false when out
     // of memory.
@@ -144,6 +152,18 @@ public:
 
 private:
     SwarmHead& head() const noexcept { return *std::launder(reinterpret_cast<SwarmHead*>(block_.prefix())); }
+    // The sweep bound as a whole second (UINT32_MAX: no peer), and storing one.
+    uint32_t sweep_due(uint32_t now_s) const noexcept {
+        const uint8_t* b = head().sweep_due;
+        const uint32_t w = b[0] | uint32_t(b[1]) << 8 | uint32_t(b[2]) << 16;
+        return (w & kNoSweep) ? UINT32_MAX : nearest_time(w, now_s);
+    }
+    void set_sweep_due(uint32_t s) noexcept {
+        const uint32_t w = s == UINT32_MAX ? kNoSweep : (s & PeerV4::deadline_mask);
+        uint8_t* b = head().sweep_due;
+        b[0] = uint8_t(w), b[1] = uint8_t(w >> 8), b[2] = uint8_t(w >> 16);
+    }
+    static constexpr uint32_t kNoSweep = 1u << 23;
 
     template <class List>
     bool restore_in(List list, const typename List::peer_type& peer, uint32_t now_s, bool seeder,
@@ -155,7 +175,7 @@ private:
         tally.changed(list, was_indexed, peer.endpoint, true);
         if (counters) list.set_counters(i, *counters);
         const uint32_t deadline = peer.deadline(now_s);
-        if (deadline < head().sweep_due_s) head().sweep_due_s = deadline;
+        if (deadline < sweep_due(now_s)) set_sweep_due(deadline);
         return true;
     }
 

@@ -454,6 +454,15 @@ TEST_CASE("PeerBlock: both families in one block through random changes") {
     families_share_a_block<sizeof(SwarmHead)>(600);  // behind a swarm's head
 }
 
+// Most swarms of a public tracker hold one peer: with its key it must fit a 64-byte malloc chunk
+// (56 usable bytes; a byte more took an 80-byte one, swarm.hpp).
+TEST_CASE("a one-peer IPv4 swarm with its key fits 56 bytes") {
+    Swarm s(kTestHash);
+    announce(s, Announce(1).key(7), 0);
+    REQUIRE(s.peer_count() == 1);
+    CHECK(s.block_bytes() <= 56);
+}
+
 // Most swarms are small, so a small block grows to what its next record needs: malloc's rounding
 // (glibc: 16 bytes, ASan's allocator: none) is all the slack it has, less than one IPv6 record.
 TEST_CASE("PeerBlock: a small block holds no spare record") {
@@ -601,6 +610,18 @@ TEST_CASE("PackedPeer: deadlines across the 23-bit wrap of the clock") {
     CHECK(s.peer_count() == 2);
     s.expire(wrap + 31);
     CHECK(s.peer_count() == 0);
+    // The swarm's sweep bound is kept in 23 bits as well: nothing is due before the earliest
+    // deadline, something is after it, on either side of the wrap; no peer, nothing is ever due.
+    Swarm u(kTestHash);
+    CHECK_FALSE(u.may_expire(wrap + 5));
+    announce(u, Announce(1).ttl(60), wrap - 30);
+    announce(u, Announce(2).ttl(100), wrap - 30);
+    for (uint32_t now : {wrap - 30, wrap, wrap + 30}) CHECK_FALSE(u.may_expire(now));
+    CHECK(u.may_expire(wrap + 31));
+    u.expire(wrap + 31);
+    CHECK(u.peer_count() == 1);
+    CHECK_FALSE(u.may_expire(wrap + 70));  // the bound moved to the survivor's deadline
+    CHECK(u.may_expire(wrap + 71));
     // A lifetime past what 23 bits can tell apart (the host allows 7 days; the driver does not
     // rely on it) is cut to the most they can: the peer stays, and goes in time.
     Swarm t(kTestHash);
