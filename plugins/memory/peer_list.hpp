@@ -30,6 +30,14 @@ inline uint32_t nearest_time(uint32_t low, uint32_t now_s) noexcept {
     return now_s > behind ? now_s - behind : 0;
 }
 
+// A 24-bit word in 3 bytes, little-endian (a peer's state, a swarm's sweep bound).
+inline uint32_t load24(const uint8_t* b) noexcept { return b[0] | uint32_t(b[1]) << 8 | uint32_t(b[2]) << 16; }
+inline void store24(uint8_t* b, uint32_t w) noexcept {
+    b[0] = uint8_t(w);
+    b[1] = uint8_t(w >> 8);
+    b[2] = uint8_t(w >> 16);
+}
+
 // A peer as the lists insert and read it: EndpointBytes + 3 bytes, alignment 1 (9 bytes IPv4,
 // 21 bytes IPv6). `endpoint` is the address in network order followed by the port big-endian,
 // i.e. exactly the compact entry a client receives, so choosing a peer is one memcpy and finding
@@ -55,12 +63,8 @@ struct PackedPeer {
     uint8_t endpoint[EndpointBytes];
     uint8_t state[3];
 
-    uint32_t word() const noexcept { return state[0] | uint32_t(state[1]) << 8 | uint32_t(state[2]) << 16; }
-    void set_word(uint32_t w) noexcept {
-        state[0] = uint8_t(w);
-        state[1] = uint8_t(w >> 8);
-        state[2] = uint8_t(w >> 16);
-    }
+    uint32_t word() const noexcept { return load24(state); }
+    void set_word(uint32_t w) noexcept { store24(state, w); }
     bool completed() const noexcept { return (word() & completed_bit) != 0; }
     // The whole deadline, given the clock's second now.
     uint32_t deadline(uint32_t now_s) const noexcept { return nearest_time(word(), now_s); }

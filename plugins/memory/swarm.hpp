@@ -54,8 +54,9 @@ struct SwarmHead {
     // A lower bound on every peer's deadline: until now passes it, no peer can have expired and
     // expire() skips the scan. Deadlines only grow, so the bound stays valid between sweeps.
     // Bit 23 set: no peer; else the bound's low 23 bits, as a peer keeps its deadline (the bound
-    // is a deadline, or a second of the clock a sweep just passed; housekeeping passes every
-    // swarm whose bound has passed within minutes, so it is never 48 days old).
+    // is a deadline, or a second of the clock a sweep just passed). It is never 48 days old
+    // because the host calls the driver's tick every second and a full rotation of ticks sweeps
+    // every swarm whose bound has passed (MemoryCache::tick); peers' deadlines rely on the same.
     uint8_t sweep_due[3];
 };
 static_assert(sizeof(SwarmHead) == 27 && alignof(SwarmHead) == 1);
@@ -154,14 +155,12 @@ private:
     SwarmHead& head() const noexcept { return *std::launder(reinterpret_cast<SwarmHead*>(block_.prefix())); }
     // The sweep bound as a whole second (UINT32_MAX: no peer), and storing one.
     uint32_t sweep_due(uint32_t now_s) const noexcept {
-        const uint8_t* b = head().sweep_due;
-        const uint32_t w = b[0] | uint32_t(b[1]) << 8 | uint32_t(b[2]) << 16;
+        const uint32_t w = load24(head().sweep_due);
         return (w & kNoSweep) ? UINT32_MAX : nearest_time(w, now_s);
     }
     void set_sweep_due(uint32_t s) noexcept {
         const uint32_t w = s == UINT32_MAX ? kNoSweep : (s & PeerV4::deadline_mask);
-        uint8_t* b = head().sweep_due;
-        b[0] = uint8_t(w), b[1] = uint8_t(w >> 8), b[2] = uint8_t(w >> 16);
+        store24(head().sweep_due, w);
     }
     static constexpr uint32_t kNoSweep = 1u << 23;
 
