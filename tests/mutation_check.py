@@ -107,7 +107,7 @@ MUTATIONS = {
     "emptied-family-stays-wide": (
         "a family that emptied keeps its keys and counters (its records stay wide for ever)",
         "plugins/memory/peer_list.hpp",
-        [("        if (size() == 0) b_->header().count[f] &= ~(Block::kKeys | Block::kCounters);\n", "")],
+        [("        if (size() == 0) b_->set_word(f, b_->word(f) & ~(Block::kKeys | Block::kCounters));\n", "")],
         ["memory_swarm_test"],
         unit("memory_swarm_test", "*both families in one block*")),
     "deadline-no-wrap": (
