@@ -22,11 +22,11 @@ struct Counters {
 
 // The second whose low 23 bits are `low` (higher bits ignored) nearest to `now_s`: a time kept in
 // 23 bits, which must lie less than 2^22 s (48 days) from now when it is read.
+inline constexpr uint32_t kTimeMask = (1u << 23) - 1, kTimeReach = 1u << 22;
 inline uint32_t nearest_time(uint32_t low, uint32_t now_s) noexcept {
-    constexpr uint32_t mask = (1u << 23) - 1, reach = 1u << 22;
-    const uint32_t ahead = (low - now_s) & mask;
-    if (ahead < reach) return now_s + ahead;
-    const uint32_t behind = mask + 1 - ahead;
+    const uint32_t ahead = (low - now_s) & kTimeMask;
+    if (ahead < kTimeReach) return now_s + ahead;
+    const uint32_t behind = kTimeMask + 1 - ahead;
     return now_s > behind ? now_s - behind : 0;
 }
 
@@ -56,9 +56,9 @@ struct PackedPeer {
     static_assert(EndpointBytes == 6 || EndpointBytes == 18);
     static constexpr size_t endpoint_bytes = EndpointBytes;
     static constexpr unsigned family = EndpointBytes == 6 ? 0 : 1;  // its part of a PeerBlock
-    static constexpr uint32_t deadline_mask = (1u << 23) - 1;
-    static constexpr uint32_t completed_bit = 1u << 23;
-    static constexpr uint32_t reach = 1u << 22;
+    static constexpr uint32_t deadline_mask = kTimeMask;
+    static constexpr uint32_t completed_bit = kTimeMask + 1;
+    static constexpr uint32_t reach = kTimeReach;
 
     uint8_t endpoint[EndpointBytes];
     uint8_t state[3];

@@ -48,7 +48,8 @@ struct Reply {
     const char* reason;
     const char* type;
     std::string body;
-    bool close = false;  // Connection: close, then close
+    bool close = false;       // Connection: close, then close
+    bool keep_alive = false;  // say Connection: keep-alive (HTTP/1.0 closes unless told)
 };
 
 Reply route(const AdminHandlers& handlers, const http::RequestHead& head) {
@@ -97,7 +98,7 @@ private:
         Reply reply = route(handlers_, head);
         // A body is never read: the next request's start is unknown, so the connection ends.
         reply.close = reply.close || !head.keep_alive || head.has_body;
-        keep_alive_header_ = !head.http11 && !reply.close;  // HTTP/1.0 closes unless told
+        reply.keep_alive = !head.http11 && !reply.close;
         const bool head_only = head.method == "HEAD";
         std::memmove(buffer_.data(), buffer_.data() + head_size, filled_ - head_size);
         filled_ -= head_size;
@@ -132,7 +133,7 @@ private:
                "\r\nContent-Length: " + std::to_string(reply.body.size()) + "\r\nCache-Control: no-store\r\n";
         if (reply.status == 405) out_ += "Allow: GET, HEAD\r\n";
         if (reply.close) out_ += "Connection: close\r\n";
-        else if (keep_alive_header_) out_ += "Connection: keep-alive\r\n";
+        else if (reply.keep_alive) out_ += "Connection: keep-alive\r\n";
         out_ += "\r\n";
         if (!head_only) out_ += reply.body;
         waiting_ = false;  // the deadline now covers the write; the next head gets its own
@@ -173,8 +174,7 @@ private:
     size_t& open_;
     std::array<char, kMaxHead> buffer_{};
     size_t filled_ = 0;
-    bool waiting_ = false;            // for a head, under kDeadline
-    bool keep_alive_header_ = false;  // an HTTP/1.0 client asked to keep the connection
+    bool waiting_ = false;  // for a head, under kDeadline
     http::HeadScanner scanner_;
     std::string out_;
 };
